@@ -1,0 +1,1 @@
+//! a9s-cat-parts (being written).

@@ -1,0 +1,92 @@
+//! One error type and one set of exit statuses, so every program fails the same way: one line on stderr,
+//! `<program>: <what is wrong and what to do>`, and a status the man pages document.
+
+use std::fmt;
+
+/// Exit statuses shared by every program. Programs may define more above these (a9s-pgrestore does).
+pub mod exit {
+    /// Everything worked.
+    pub const OK: i32 = 0;
+    /// The input or the environment was wrong; the message says what. Output, if any, is incomplete.
+    pub const FAILURE: i32 = 1;
+    /// The command line was wrong (clap uses 2 as well).
+    pub const USAGE: i32 = 2;
+}
+
+/// An error with the exit status it should end the program with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub code: i32,
+    pub message: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+        }
+    }
+    /// Bad input or environment: exit status 1.
+    pub fn failure(message: impl Into<String>) -> Self {
+        Self::new(exit::FAILURE, message)
+    }
+    /// Bad command line: exit status 2.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(exit::USAGE, message)
+    }
+    /// Prefixes context, e.g. the file concerned, keeping the exit status.
+    pub fn context(self, what: impl fmt::Display) -> Self {
+        Error {
+            code: self.code,
+            message: format!("{what}: {}", self.message),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Describes an I/O error the way an operator needs it: a closed pipe is said as such, since that usually
+/// means the next program in the pipe failed first and its message is the one to read.
+pub fn describe_io(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::BrokenPipe => {
+            "output pipe closed early (the next program in the pipe stopped; see its message)"
+                .to_string()
+        }
+        _ => {
+            // std's Display adds " (os error N)", which helps nobody in a recovery.
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::failure(describe_io(&e))
+    }
+}
+
+/// Runs a program's body and exits with its status, printing an error as one line `<prog>: <message>`.
+pub fn run(prog: &str, body: impl FnOnce() -> Result<i32>) -> ! {
+    let code = match body() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{prog}: {}", e.message);
+            e.code
+        }
+    };
+    std::process::exit(code)
+}

@@ -1,0 +1,19 @@
+//! Shared pieces of the a9s-recovery programs.
+//!
+//! Every program is a thin `main` over its own library crate; what two or more programs need lives here once:
+//! the backup naming model ([`naming`]), ordering and validation of parts ([`parts`]), reading a secret
+//! ([`secret`]), the error and exit-status conventions ([`error`]), progress on a terminal ([`progress`]),
+//! and man page rendering ([`man`]).
+
+pub mod error;
+pub mod io;
+pub mod man;
+pub mod naming;
+pub mod parts;
+pub mod progress;
+pub mod secret;
+
+pub use error::{Error, Result};
+
+/// `--version` text: the crate version and the git commit the binary was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("A9S_GIT_COMMIT"), ")");

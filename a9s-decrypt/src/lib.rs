@@ -1,0 +1,1 @@
+//! a9s-decrypt (being written).

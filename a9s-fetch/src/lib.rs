@@ -1,0 +1,1 @@
+//! a9s-fetch (being written).

@@ -1,0 +1,1 @@
+//! a9s-pgrestore (being written).

@@ -1,0 +1,1 @@
+//! a9s-repmgr-reset (being written).

@@ -1,0 +1,62 @@
+//! Support for the end-to-end tests: find the built programs, make fixtures with the reference tools
+//! (`gzip`, `openssl enc`, `split`), never with our own code, and run pipelines.
+//!
+//! Servers the tests need live in their own modules: [`pg`] (a throwaway PostgreSQL cluster).
+
+pub mod fixtures;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Path of a built program of this workspace (`target/<profile>/<name>`).
+pub fn bin(name: &str) -> PathBuf {
+    // The test executable lives in target/<profile>/deps; the programs one level up.
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace` before the tests (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A command for one of our programs.
+pub fn cmd(name: &str) -> Command {
+    Command::new(bin(name))
+}
+
+/// Runs a shell pipeline with `bash -o pipefail -c`, with our programs on PATH.
+pub fn sh(script: &str) -> Output {
+    let dir = bin("a9s-cat-parts")
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Command::new("bash")
+        .args(["-o", "pipefail", "-c", script])
+        .env("PATH", path)
+        .output()
+        .expect("run bash")
+}
+
+/// stderr as text, for assertions.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Panics with both streams when a command did not exit as expected.
+pub fn assert_status(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "unexpected exit status\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout[..o.stdout.len().min(2000)]),
+        stderr(o)
+    );
+}
