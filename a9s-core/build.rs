@@ -18,11 +18,7 @@ fn main() {
         .filter(|o| o.status.success())
         .map(|o| !o.stdout.is_empty())
         .unwrap_or(false);
-    let suffix = if dirty && commit != "unknown commit" {
-        "-dirty"
-    } else {
-        ""
-    };
+    let suffix = if dirty && commit != "unknown commit" { "-dirty" } else { "" };
     println!("cargo:rustc-env=A9S_GIT_COMMIT={commit}{suffix}");
     // Rebuild when HEAD moves; these paths may not exist outside a checkout, which cargo tolerates.
     println!("cargo:rerun-if-changed=../.git/HEAD");

@@ -24,10 +24,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(code: i32, message: impl Into<String>) -> Self {
-        Error {
-            code,
-            message: message.into(),
-        }
+        Error { code, message: message.into() }
     }
     /// Bad input or environment: exit status 1.
     pub fn failure(message: impl Into<String>) -> Self {
@@ -39,10 +36,7 @@ impl Error {
     }
     /// Prefixes context, e.g. the file concerned, keeping the exit status.
     pub fn context(self, what: impl fmt::Display) -> Self {
-        Error {
-            code: self.code,
-            message: format!("{what}: {}", self.message),
-        }
+        Error { code: self.code, message: format!("{what}: {}", self.message) }
     }
 }
 
@@ -59,8 +53,7 @@ impl std::error::Error for Error {}
 pub fn describe_io(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::BrokenPipe => {
-            "output pipe closed early (the next program in the pipe stopped; see its message)"
-                .to_string()
+            "output pipe closed early (the next program in the pipe stopped; see its message)".to_string()
         }
         _ => {
             // std's Display adds " (os error N)", which helps nobody in a recovery.

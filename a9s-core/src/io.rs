@@ -18,13 +18,7 @@ pub fn refuse_binary_to_terminal(what: &str) -> Result<()> {
 
 /// Opens a file for reading with an error that names it.
 pub fn open_input(path: &Path) -> Result<File> {
-    File::open(path).map_err(|e| {
-        Error::failure(format!(
-            "cannot read {}: {}",
-            path.display(),
-            describe_io(&e)
-        ))
-    })
+    File::open(path).map_err(|e| Error::failure(format!("cannot read {}: {}", path.display(), describe_io(&e))))
 }
 
 /// Formats a byte count for people: 1.5 GiB.

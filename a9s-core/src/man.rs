@@ -8,9 +8,8 @@ pub fn render(cmd: clap::Command, hand_written: &str) -> String {
     // The version in the title is the package version only: a commit hash there would make every commit
     // stale the committed pages.
     let cmd = cmd.version(env!("CARGO_PKG_VERSION"));
-    let man = clap_mangen::Man::new(cmd)
-        .manual("a9s-recovery")
-        .source(concat!("a9s-recovery ", env!("CARGO_PKG_VERSION")));
+    let man =
+        clap_mangen::Man::new(cmd).manual("a9s-recovery").source(concat!("a9s-recovery ", env!("CARGO_PKG_VERSION")));
     let mut out = Vec::new();
     man.render_title(&mut out).expect("write to Vec");
     man.render_name_section(&mut out).expect("write to Vec");
@@ -46,13 +45,9 @@ mod tests {
 
     #[test]
     fn description_comes_before_options() {
-        let cmd = clap::Command::new("demo")
-            .about("does a thing")
-            .arg(clap::Arg::new("x").long("xray").help("an option"));
-        let page = render(
-            cmd,
-            ".SH DESCRIPTION\nlong text\n.SH \"EXIT STATUS\"\n0 ok\n",
-        );
+        let cmd =
+            clap::Command::new("demo").about("does a thing").arg(clap::Arg::new("x").long("xray").help("an option"));
+        let page = render(cmd, ".SH DESCRIPTION\nlong text\n.SH \"EXIT STATUS\"\n0 ok\n");
         let d = page.find(".SH DESCRIPTION").unwrap();
         let o = page.find(".SH OPTIONS").unwrap();
         let e = page.find(".SH \"EXIT STATUS\"").unwrap();

@@ -21,10 +21,7 @@ impl BackupId {
     pub fn parse(s: &str) -> Option<BackupId> {
         let (instance, rest) = split_instance(s)?;
         let millis = parse_decimal(rest.strip_prefix('-')?)?;
-        Some(BackupId {
-            instance: instance.to_string(),
-            millis,
-        })
+        Some(BackupId { instance: instance.to_string(), millis })
     }
 
     /// Creation time as ISO 8601 UTC with milliseconds, e.g. `2019-01-31T20:52:27.154Z`.
@@ -43,11 +40,7 @@ impl fmt::Display for BackupId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectName {
     /// `<backup-id>-<index>`; `index_text` keeps the digits as written, to name `-02` beside `-2`.
-    Part {
-        id: BackupId,
-        index: u64,
-        index_text: String,
-    },
+    Part { id: BackupId, index: u64, index_text: String },
     /// `<backup-id>.json`
     Metadata { id: BackupId },
     /// `<backup-id>`: a whole backup in one object (Azure).
@@ -57,9 +50,7 @@ pub enum ObjectName {
 impl ObjectName {
     pub fn id(&self) -> &BackupId {
         match self {
-            ObjectName::Part { id, .. }
-            | ObjectName::Metadata { id }
-            | ObjectName::Whole { id } => id,
+            ObjectName::Part { id, .. } | ObjectName::Metadata { id } | ObjectName::Whole { id } => id,
         }
     }
 
@@ -69,10 +60,7 @@ impl ObjectName {
         let rest = rest.strip_prefix('-')?;
         let (millis_text, tail) = split_digits(rest);
         let millis = parse_decimal(millis_text)?;
-        let id = BackupId {
-            instance: instance.to_string(),
-            millis,
-        };
+        let id = BackupId { instance: instance.to_string(), millis };
         if tail.is_empty() {
             return Some(ObjectName::Whole { id });
         }
@@ -81,11 +69,7 @@ impl ObjectName {
         }
         let index_text = tail.strip_prefix('-')?;
         let index = parse_decimal(index_text)?;
-        Some(ObjectName::Part {
-            id,
-            index,
-            index_text: index_text.to_string(),
-        })
+        Some(ObjectName::Part { id, index, index_text: index_text.to_string() })
     }
 }
 
@@ -139,12 +123,7 @@ pub fn iso8601_from_millis(millis: u64) -> String {
     let days = (secs / 86_400) as i64;
     let sod = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", sod / 3600, (sod / 60) % 60, sod % 60)
 }
 
 // Howard Hinnant's days-to-civil algorithm: exact for every day count we can meet, no calendar crate needed.
@@ -178,29 +157,17 @@ mod tests {
 
     #[test]
     fn classifies_names() {
-        assert!(matches!(
-            ObjectName::parse(ID),
-            Some(ObjectName::Whole { .. })
-        ));
-        assert!(matches!(
-            ObjectName::parse(&format!("{ID}.json")),
-            Some(ObjectName::Metadata { .. })
-        ));
+        assert!(matches!(ObjectName::parse(ID), Some(ObjectName::Whole { .. })));
+        assert!(matches!(ObjectName::parse(&format!("{ID}.json")), Some(ObjectName::Metadata { .. })));
         match ObjectName::parse(&format!("{ID}-10")).unwrap() {
-            ObjectName::Part {
-                index,
-                index_text,
-                id,
-            } => {
+            ObjectName::Part { index, index_text, id } => {
                 assert_eq!((index, index_text.as_str()), (10, "10"));
                 assert_eq!(id.to_string(), ID);
             }
             other => panic!("{other:?}"),
         }
         match classify_path(&format!("some/dir/{ID}-02")).unwrap() {
-            ObjectName::Part {
-                index, index_text, ..
-            } => assert_eq!((index, index_text.as_str()), (2, "02")),
+            ObjectName::Part { index, index_text, .. } => assert_eq!((index, index_text.as_str()), (2, "02")),
             other => panic!("{other:?}"),
         }
         for bad in [
@@ -228,13 +195,7 @@ mod tests {
     #[test]
     fn iso_dates() {
         assert_eq!(iso8601_from_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            iso8601_from_millis(951_782_400_000),
-            "2000-02-29T00:00:00.000Z"
-        );
-        assert_eq!(
-            iso8601_from_millis(1_569_935_509_279),
-            "2019-10-01T13:11:49.279Z"
-        );
+        assert_eq!(iso8601_from_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(iso8601_from_millis(1_569_935_509_279), "2019-10-01T13:11:49.279Z");
     }
 }

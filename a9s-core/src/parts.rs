@@ -52,29 +52,13 @@ pub enum Problem {
     /// Parts of more than one backup.
     SeveralBackups { ids: Vec<String> },
     /// The same index under two names (`-2` and `-02`) or twice.
-    Duplicate {
-        id: String,
-        index: u64,
-        names: Vec<String>,
-    },
+    Duplicate { id: String, index: u64, names: Vec<String> },
     /// Indices missing from the run (or before it: the first part is 0 or 1).
-    Missing {
-        id: String,
-        missing: Vec<u64>,
-        have: Vec<u64>,
-    },
+    Missing { id: String, missing: Vec<u64>, have: Vec<u64> },
     /// A part other than the last is shorter than the others: a truncated download.
-    Short {
-        name: String,
-        size: u64,
-        expected: u64,
-    },
+    Short { name: String, size: u64, expected: u64 },
     /// The last part is larger than the others: the others were cut short, or parts of two splits mix.
-    LastLarger {
-        name: String,
-        size: u64,
-        expected: u64,
-    },
+    LastLarger { name: String, size: u64, expected: u64 },
     /// An empty part.
     EmptyPart { name: String },
     /// A whole backup (`<id>`) given together with parts of the same backup.
@@ -126,11 +110,7 @@ pub fn ranges(indices: &[u64]) -> String {
             i += 1;
             end = indices[i];
         }
-        out.push(if start == end {
-            start.to_string()
-        } else {
-            format!("{start}-{end}")
-        });
+        out.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
         i += 1;
     }
     if out.is_empty() {
@@ -149,23 +129,16 @@ pub fn plan<T>(candidates: Vec<Candidate<T>>) -> Result<Plan<T>, Vec<Problem>> {
     let mut by_id: BTreeMap<BackupId, Vec<(Option<(u64, String)>, Candidate<T>)>> = BTreeMap::new();
     for c in candidates {
         match crate::naming::classify_path(&c.name) {
-            Some(ObjectName::Part {
-                id,
-                index,
-                index_text,
-            }) => by_id
-                .entry(id)
-                .or_default()
-                .push((Some((index, index_text)), c)),
+            Some(ObjectName::Part { id, index, index_text }) => {
+                by_id.entry(id).or_default().push((Some((index, index_text)), c))
+            }
             Some(ObjectName::Whole { id }) => by_id.entry(id).or_default().push((None, c)),
             Some(ObjectName::Metadata { .. }) => problems.push(Problem::Metadata { name: c.name }),
             None => problems.push(Problem::NotAPart { name: c.name }),
         }
     }
     if by_id.len() > 1 {
-        problems.push(Problem::SeveralBackups {
-            ids: by_id.keys().map(|id| id.to_string()).collect(),
-        });
+        problems.push(Problem::SeveralBackups { ids: by_id.keys().map(|id| id.to_string()).collect() });
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -179,42 +152,23 @@ pub fn plan<T>(candidates: Vec<Candidate<T>>) -> Result<Plan<T>, Vec<Problem>> {
         let mut entries = entries;
         if entries.len() > 1 {
             let names = entries.iter().map(|(_, c)| c.name.clone()).collect();
-            return Err(vec![Problem::Duplicate {
-                id: id.to_string(),
-                index: 0,
-                names,
-            }]);
+            return Err(vec![Problem::Duplicate { id: id.to_string(), index: 0, names }]);
         }
         let (_, c) = entries.pop().expect("one entry");
         if c.size == 0 {
             return Err(vec![Problem::EmptyPart { name: c.name }]);
         }
-        return Ok(Plan {
-            id,
-            parts: vec![Part {
-                name: c.name,
-                index: None,
-                size: c.size,
-                item: c.item,
-            }],
-        });
+        return Ok(Plan { id, parts: vec![Part { name: c.name, index: None, size: c.size, item: c.item }] });
     }
     let mut by_index: BTreeMap<u64, Vec<Candidate<T>>> = BTreeMap::new();
     for (ix, c) in entries {
-        by_index
-            .entry(ix.expect("parts only").0)
-            .or_default()
-            .push(c);
+        by_index.entry(ix.expect("parts only").0).or_default().push(c);
     }
     for (index, cs) in &by_index {
         if cs.len() > 1 {
             let mut names: Vec<String> = cs.iter().map(|c| c.name.clone()).collect();
             names.sort();
-            problems.push(Problem::Duplicate {
-                id: id.to_string(),
-                index: *index,
-                names,
-            });
+            problems.push(Problem::Duplicate { id: id.to_string(), index: *index, names });
         }
     }
     let have: Vec<u64> = by_index.keys().copied().collect();
@@ -222,15 +176,9 @@ pub fn plan<T>(candidates: Vec<Candidate<T>>) -> Result<Plan<T>, Vec<Problem>> {
     let last = *have.last().expect("nonempty");
     // The first index is 0 or 1; a set starting later lacks its head. Count from 1 then, since 0 is optional.
     let start = if first == 0 { 0 } else { 1 };
-    let missing: Vec<u64> = (start..=last)
-        .filter(|i| !by_index.contains_key(i))
-        .collect();
+    let missing: Vec<u64> = (start..=last).filter(|i| !by_index.contains_key(i)).collect();
     if !missing.is_empty() {
-        problems.push(Problem::Missing {
-            id: id.to_string(),
-            missing,
-            have: have.clone(),
-        });
+        problems.push(Problem::Missing { id: id.to_string(), missing, have: have.clone() });
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -239,39 +187,22 @@ pub fn plan<T>(candidates: Vec<Candidate<T>>) -> Result<Plan<T>, Vec<Problem>> {
         .into_iter()
         .map(|(index, mut cs)| {
             let c = cs.pop().expect("one candidate");
-            Part {
-                name: c.name,
-                index: Some(index),
-                size: c.size,
-                item: c.item,
-            }
+            Part { name: c.name, index: Some(index), size: c.size, item: c.item }
         })
         .collect();
     let (last_part, body) = parts.split_last().expect("nonempty");
     let expected = body.iter().map(|p| p.size).max().unwrap_or(last_part.size);
     for p in body {
         if p.size == 0 {
-            problems.push(Problem::EmptyPart {
-                name: p.name.clone(),
-            });
+            problems.push(Problem::EmptyPart { name: p.name.clone() });
         } else if p.size < expected {
-            problems.push(Problem::Short {
-                name: p.name.clone(),
-                size: p.size,
-                expected,
-            });
+            problems.push(Problem::Short { name: p.name.clone(), size: p.size, expected });
         }
     }
     if last_part.size == 0 {
-        problems.push(Problem::EmptyPart {
-            name: last_part.name.clone(),
-        });
+        problems.push(Problem::EmptyPart { name: last_part.name.clone() });
     } else if last_part.size > expected {
-        problems.push(Problem::LastLarger {
-            name: last_part.name.clone(),
-            size: last_part.size,
-            expected,
-        });
+        problems.push(Problem::LastLarger { name: last_part.name.clone(), size: last_part.size, expected });
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -284,11 +215,9 @@ pub fn describe(problems: &[Problem]) -> String {
     match problems {
         [] => "no problem".to_string(),
         [one] => one.to_string(),
-        [first, rest @ ..] => format!(
-            "{first} (and {} more problem{})",
-            rest.len(),
-            if rest.len() == 1 { "" } else { "s" }
-        ),
+        [first, rest @ ..] => {
+            format!("{first} (and {} more problem{})", rest.len(), if rest.len() == 1 { "" } else { "s" })
+        }
     }
 }
 
@@ -299,14 +228,7 @@ mod tests {
     const ID: &str = "b6f4c071-ef44-4af2-9608-531b4ce4823f-1548967947154";
 
     fn cands(specs: &[(&str, u64)]) -> Vec<Candidate<()>> {
-        specs
-            .iter()
-            .map(|(n, s)| Candidate {
-                name: n.to_string(),
-                size: *s,
-                item: (),
-            })
-            .collect()
+        specs.iter().map(|(n, s)| Candidate { name: n.to_string(), size: *s, item: () }).collect()
     }
 
     fn parts(indices: &[&str], size: u64, last: u64) -> Vec<Candidate<()>> {
@@ -324,11 +246,7 @@ mod tests {
 
     #[test]
     fn orders_naturally_whatever_the_input_order() {
-        let mut c = parts(
-            &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"],
-            100,
-            7,
-        );
+        let mut c = parts(&["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"], 100, 7);
         c.reverse();
         c.swap(0, 5); // the last part is no longer last in the input
                       // Sizes belong to names, so recompute: index 11 is the short one.
@@ -352,10 +270,7 @@ mod tests {
         let idx: Vec<String> = (0..15).filter(|i| *i != 3).map(|i| i.to_string()).collect();
         let idx: Vec<&str> = idx.iter().map(|s| s.as_str()).collect();
         let e = plan(parts(&idx, 10, 5)).unwrap_err();
-        assert_eq!(
-            describe(&e),
-            format!("missing part 3 of {ID}: have 0-2, 4-14")
-        );
+        assert_eq!(describe(&e), format!("missing part 3 of {ID}: have 0-2, 4-14"));
         let e = plan(parts(&["2", "3"], 10, 5)).unwrap_err();
         assert_eq!(describe(&e), format!("missing part 1 of {ID}: have 2-3"));
     }
@@ -365,35 +280,18 @@ mod tests {
         let e = plan(parts(&["0", "1", "2", "02"], 10, 10)).unwrap_err();
         assert_eq!(
             e,
-            vec![Problem::Duplicate {
-                id: ID.into(),
-                index: 2,
-                names: vec![format!("{ID}-02"), format!("{ID}-2")]
-            }]
+            vec![Problem::Duplicate { id: ID.into(), index: 2, names: vec![format!("{ID}-02"), format!("{ID}-2")] }]
         );
     }
 
     #[test]
     fn refuses_foreign_and_mixed() {
         let other = "b6f4c071-ef44-4af2-9608-531b4ce4823f-1548967999999";
-        let e = plan(cands(&[
-            (&format!("{ID}-0"), 1),
-            (&format!("{other}-1"), 1),
-        ]))
-        .unwrap_err();
+        let e = plan(cands(&[(&format!("{ID}-0"), 1), (&format!("{other}-1"), 1)])).unwrap_err();
         assert!(matches!(&e[0], Problem::SeveralBackups { ids } if ids.len() == 2));
         let e = plan(cands(&[(&format!("{ID}-0"), 1), ("notes.txt", 1)])).unwrap_err();
-        assert_eq!(
-            e,
-            vec![Problem::NotAPart {
-                name: "notes.txt".into()
-            }]
-        );
-        let e = plan(cands(&[
-            (&format!("{ID}-0"), 1),
-            (&format!("dir/{ID}.json"), 1),
-        ]))
-        .unwrap_err();
+        assert_eq!(e, vec![Problem::NotAPart { name: "notes.txt".into() }]);
+        let e = plan(cands(&[(&format!("{ID}-0"), 1), (&format!("dir/{ID}.json"), 1)])).unwrap_err();
         assert!(matches!(&e[0], Problem::Metadata { .. }));
         let e = plan(cands(&[(&format!("{ID}-0"), 1), (ID, 1)])).unwrap_err();
         assert!(matches!(&e[0], Problem::WholeAndParts { .. }));
@@ -405,14 +303,7 @@ mod tests {
         let mut c = parts(&["0", "1", "2", "3"], 100, 50);
         c[1].size = 99;
         let e = plan(c).unwrap_err();
-        assert_eq!(
-            e,
-            vec![Problem::Short {
-                name: format!("{ID}-1"),
-                size: 99,
-                expected: 100
-            }]
-        );
+        assert_eq!(e, vec![Problem::Short { name: format!("{ID}-1"), size: 99, expected: 100 }]);
         let e = plan(parts(&["0", "1"], 100, 101)).unwrap_err();
         assert!(matches!(&e[0], Problem::LastLarger { .. }));
         let e = plan(parts(&["0", "1"], 100, 0)).unwrap_err();

@@ -26,15 +26,7 @@ impl Progress {
 
     pub fn with_enabled(label: impl Into<String>, total: Option<u64>, enabled: bool) -> Self {
         let now = Instant::now();
-        Progress {
-            enabled,
-            label: label.into(),
-            total,
-            done: 0,
-            start: now,
-            last_draw: now,
-            detail: String::new(),
-        }
+        Progress { enabled, label: label.into(), total, done: 0, start: now, last_draw: now, detail: String::new() }
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -64,23 +56,14 @@ impl Progress {
         let rate = self.done as f64 / secs;
         let mut line = format!("{}: {}", self.label, human_bytes(self.done));
         if let Some(total) = self.total {
-            let pct = if total > 0 {
-                self.done as f64 * 100.0 / total as f64
-            } else {
-                100.0
-            };
+            let pct = if total > 0 { self.done as f64 * 100.0 / total as f64 } else { 100.0 };
             line += &format!(" of {} ({pct:.0}%)", human_bytes(total));
         }
         line += &format!(", {}/s", human_bytes(rate as u64));
         if let Some(total) = self.total {
             if rate > 0.0 && total > self.done {
                 let eta = ((total - self.done) as f64 / rate) as u64;
-                line += &format!(
-                    ", ETA {}:{:02}:{:02}",
-                    eta / 3600,
-                    (eta / 60) % 60,
-                    eta % 60
-                );
+                line += &format!(", ETA {}:{:02}:{:02}", eta / 3600, (eta / 60) % 60, eta % 60);
             }
         }
         if !self.detail.is_empty() {

@@ -75,10 +75,7 @@ impl PassSpec {
             return Ok(PassSpec::File(v.to_string()));
         }
         if let Some(v) = s.strip_prefix("fd:") {
-            return v
-                .parse()
-                .map(PassSpec::Fd)
-                .map_err(|_| Error::usage("--pass fd:N needs a file descriptor number"));
+            return v.parse().map(PassSpec::Fd).map_err(|_| Error::usage("--pass fd:N needs a file descriptor number"));
         }
         if s == "stdin" {
             return Ok(PassSpec::Stdin);
@@ -104,34 +101,23 @@ impl PassSpec {
             PassSpec::Pass(v) => Secret(v.as_bytes().to_vec()),
             PassSpec::Env(var) => match std::env::var_os(var) {
                 Some(v) => Secret(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec()),
-                None => {
-                    return Err(Error::usage(format!(
-                        "--pass env:{var}: the variable {var} is not set"
-                    )))
-                }
+                None => return Err(Error::usage(format!("--pass env:{var}: the variable {var} is not set"))),
             },
             PassSpec::File(path) => {
                 let f = std::fs::File::open(path).map_err(|e| {
-                    Error::failure(format!(
-                        "--pass file:{path}: cannot read the secret file: {}",
-                        describe_io(&e)
-                    ))
+                    Error::failure(format!("--pass file:{path}: cannot read the secret file: {}", describe_io(&e)))
                 })?;
                 first_line(f).map_err(|e| e.context(format!("--pass file:{path}")))?
             }
             PassSpec::Fd(n) => {
                 // SAFETY: the operator handed us this descriptor for the secret; we take ownership and close it.
                 if unsafe { libc::fcntl(*n, libc::F_GETFD) } < 0 {
-                    return Err(Error::usage(format!(
-                        "--pass fd:{n}: file descriptor {n} is not open"
-                    )));
+                    return Err(Error::usage(format!("--pass fd:{n}: file descriptor {n} is not open")));
                 }
                 let f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(*n) };
                 first_line(f).map_err(|e| e.context(format!("--pass fd:{n}")))?
             }
-            PassSpec::Stdin => {
-                first_line(std::io::stdin().lock()).map_err(|e| e.context("--pass stdin"))?
-            }
+            PassSpec::Stdin => first_line(std::io::stdin().lock()).map_err(|e| e.context("--pass stdin"))?,
         };
         if secret.0.is_empty() {
             return Err(Error::usage(format!("{self:?}: the secret is empty")));
@@ -143,9 +129,7 @@ impl PassSpec {
 /// openssl reads the first line and drops its line end; so do we.
 fn first_line(r: impl Read) -> Result<Secret> {
     let mut line = Vec::new();
-    BufReader::new(r)
-        .read_until(b'\n', &mut line)
-        .map_err(|e| Error::failure(describe_io(&e)))?;
+    BufReader::new(r).read_until(b'\n', &mut line).map_err(|e| Error::failure(describe_io(&e)))?;
     if line.last() == Some(&b'\n') {
         line.pop();
         if line.last() == Some(&b'\r') {
@@ -183,11 +167,7 @@ fn prompt_on_terminal(prompt: &str) -> Result<Option<Secret>> {
             return Ok(None);
         }
     }
-    let tty = match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-    {
+    let tty = match std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") {
         Ok(t) => t,
         Err(_) => return Ok(None),
     };
@@ -215,15 +195,9 @@ mod tests {
 
     #[test]
     fn parses_openssl_syntax() {
-        assert_eq!(
-            PassSpec::parse("pass:x").unwrap(),
-            PassSpec::Pass("x".into())
-        );
+        assert_eq!(PassSpec::parse("pass:x").unwrap(), PassSpec::Pass("x".into()));
         assert_eq!(PassSpec::parse("env:K").unwrap(), PassSpec::Env("K".into()));
-        assert_eq!(
-            PassSpec::parse("file:/k").unwrap(),
-            PassSpec::File("/k".into())
-        );
+        assert_eq!(PassSpec::parse("file:/k").unwrap(), PassSpec::File("/k".into()));
         assert_eq!(PassSpec::parse("fd:3").unwrap(), PassSpec::Fd(3));
         assert_eq!(PassSpec::parse("stdin").unwrap(), PassSpec::Stdin);
         let e = PassSpec::parse("hunter2").unwrap_err();
@@ -233,10 +207,7 @@ mod tests {
 
     #[test]
     fn never_shows_the_secret() {
-        assert_eq!(
-            format!("{:?}", PassSpec::Pass("hunter2".into())),
-            "pass:***"
-        );
+        assert_eq!(format!("{:?}", PassSpec::Pass("hunter2".into())), "pass:***");
         assert_eq!(format!("{:?}", Secret(b"hunter2".to_vec())), "Secret(***)");
     }
 
@@ -247,9 +218,7 @@ mod tests {
         let s = PassSpec::File(dir.display().to_string()).read().unwrap();
         assert_eq!(s.expose(), b"s3cret");
         std::fs::remove_file(&dir).unwrap();
-        let e = PassSpec::Env("A9S_TEST_SURELY_UNSET_VAR".into())
-            .read()
-            .unwrap_err();
+        let e = PassSpec::Env("A9S_TEST_SURELY_UNSET_VAR".into()).read().unwrap_err();
         assert!(e.message.contains("not set"));
     }
 }

@@ -30,13 +30,7 @@ pub fn text_bytes(len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + 100);
     let mut i = 0u64;
     while out.len() < len {
-        out.extend_from_slice(
-            format!(
-                "{i}\tcustomer {i}\t{}\t2019-01-31 20:52:27\n",
-                i * 7919 % 100_003
-            )
-            .as_bytes(),
-        );
+        out.extend_from_slice(format!("{i}\tcustomer {i}\t{}\t2019-01-31 20:52:27\n", i * 7919 % 100_003).as_bytes());
         i += 1;
     }
     out.truncate(len);
@@ -53,11 +47,7 @@ pub struct Enc<'a> {
 
 impl Default for Enc<'_> {
     fn default() -> Self {
-        Enc {
-            md: "md5",
-            pbkdf2_iter: None,
-            gzip: true,
-        }
+        Enc { md: "md5", pbkdf2_iter: None, gzip: true }
     }
 }
 
@@ -67,10 +57,7 @@ pub fn encrypt(payload: &[u8], secret: &str, enc: Enc) -> Vec<u8> {
     if enc.gzip {
         script += "gzip -c | ";
     }
-    script += &format!(
-        "openssl enc -aes256 -md {} -pass env:A9S_FIXTURE_SECRET",
-        enc.md
-    );
+    script += &format!("openssl enc -aes256 -md {} -pass env:A9S_FIXTURE_SECRET", enc.md);
     if let Some(iter) = enc.pbkdf2_iter {
         script += &format!(" -pbkdf2 -iter {iter}");
     }
@@ -90,23 +77,13 @@ pub fn encrypt(payload: &[u8], secret: &str, enc: Enc) -> Vec<u8> {
     });
     let out = child.wait_with_output().expect("openssl output");
     writer.join().expect("writer");
-    assert!(
-        out.status.success(),
-        "openssl enc failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "openssl enc failed: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
 
 /// Splits `data` with the real `split -b SIZE -d` into `dir`, renaming the parts `<id>-<n>` from `first`.
 /// Returns the part paths in order.
-pub fn split_into_parts(
-    data: &[u8],
-    dir: &Path,
-    id: &str,
-    part_size: usize,
-    first: u64,
-) -> Vec<PathBuf> {
+pub fn split_into_parts(data: &[u8], dir: &Path, id: &str, part_size: usize, first: u64) -> Vec<PathBuf> {
     std::fs::create_dir_all(dir).expect("mkdir");
     let whole = dir.join("whole.tmp");
     std::fs::write(&whole, data).expect("write whole");
@@ -122,10 +99,7 @@ pub fn split_into_parts(
     let mut pieces: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("readdir")
         .map(|e| e.expect("entry").path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("split."))
-        })
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("split.")))
         .collect();
     pieces.sort();
     pieces

@@ -29,20 +29,9 @@ pub fn cmd(name: &str) -> Command {
 
 /// Runs a shell pipeline with `bash -o pipefail -c`, with our programs on PATH.
 pub fn sh(script: &str) -> Output {
-    let dir = bin("a9s-cat-parts")
-        .parent()
-        .expect("bin dir")
-        .to_path_buf();
-    let path = format!(
-        "{}:{}",
-        dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    Command::new("bash")
-        .args(["-o", "pipefail", "-c", script])
-        .env("PATH", path)
-        .output()
-        .expect("run bash")
+    let dir = bin("a9s-cat-parts").parent().expect("bin dir").to_path_buf();
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    Command::new("bash").args(["-o", "pipefail", "-c", script]).env("PATH", path).output().expect("run bash")
 }
 
 /// stderr as text, for assertions.
