@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    a9s_core::error::run("a9s-cat-parts", || a9s_cat_parts::run(std::env::args_os()))
+}

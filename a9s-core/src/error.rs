@@ -77,7 +77,9 @@ pub fn run(prog: &str, body: impl FnOnce() -> Result<i32>) -> ! {
     let code = match body() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{prog}: {}", e.message);
+            // One write, so the line is not interleaved with other programs' messages in a pipe.
+            use std::io::Write;
+            let _ = std::io::stderr().write_all(format!("{prog}: {}\n", e.message).as_bytes());
             e.code
         }
     };

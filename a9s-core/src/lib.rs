@@ -10,8 +10,14 @@ pub mod io;
 pub mod man;
 pub mod naming;
 pub mod parts;
+#[cfg(feature = "pg")]
+pub mod pg;
+#[cfg(feature = "pg")]
+pub mod pg_admin;
 pub mod progress;
 pub mod secret;
+#[cfg(feature = "store")]
+pub mod store;
 
 pub use error::{Error, Result};
 
