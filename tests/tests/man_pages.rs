@@ -1,0 +1,151 @@
+//! The committed man pages under man/ must match what the code generates: NAME, SYNOPSIS and OPTIONS come
+//! from the clap definitions, the rest from each crate's man.roff. `A9S_BLESS=1` rewrites them.
+
+use std::path::PathBuf;
+
+fn pages() -> Vec<(&'static str, String)> {
+    a9s_tests::programs::all().into_iter().map(|p| (p.name, (p.man_page)())).collect()
+}
+
+fn man_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../man")
+}
+
+#[test]
+fn man_pages_are_current() {
+    let bless = std::env::var_os("A9S_BLESS").is_some();
+    let mut stale = Vec::new();
+    for (name, page) in pages() {
+        let path = man_dir().join(format!("{name}.1"));
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        if committed != page {
+            if bless {
+                std::fs::write(&path, &page).expect("write man page");
+            } else {
+                stale.push(name);
+            }
+        }
+    }
+    assert!(stale.is_empty(), "stale man pages {stale:?}: run `A9S_BLESS=1 cargo test -p a9s-tests --test man_pages`");
+}
+
+#[test]
+fn man_pages_render_and_have_every_section() {
+    for (name, page) in pages() {
+        for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "\"EXIT STATUS\"", "ENVIRONMENT", "EXAMPLES", "\"SEE ALSO\""] {
+            assert!(page.contains(&format!(".SH {section}")), "{name}: no {section} section");
+        }
+        assert!(page.contains("a9s\\-recovery (7)") || page.contains("a9s-recovery(7)"), "{name}: SEE ALSO lacks a9s-recovery(7)");
+        // man -l renders it without complaint (groff warnings go to stderr).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("{name}.1"));
+        std::fs::write(&path, &page).unwrap();
+        let out = std::process::Command::new("man")
+            .args(["--warnings", "-E", "UTF-8", "-l"])
+            .arg(&path)
+            .env("MANWIDTH", "100")
+            .env("MAN_KEEP_STDERR", "1")
+            .output();
+        if let Ok(out) = out {
+            assert!(out.status.success(), "{name}: man -l failed: {}", String::from_utf8_lossy(&out.stderr));
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("EXIT STATUS"), "{name}: rendered page lacks EXIT STATUS");
+            let warnings = String::from_utf8_lossy(&out.stderr);
+            assert!(warnings.trim().is_empty(), "{name}: groff warnings: {warnings}");
+        } else {
+            panic!("man is not installed: run the README's test command, which installs man-db");
+        }
+    }
+}
+
+/// Plain text of roff: escapes and fonts removed, enough to read command lines.
+fn roff_text(s: &str) -> String {
+    s.replace("\\-", "-").replace("\\e", "\\").replace("\\fB", "").replace("\\fR", "").replace("\\fI", "").replace("\\fP", "")
+}
+
+/// The command lines of a page: every line of its `.nf`/`.fi` blocks, with `\` continuations joined.
+fn example_lines(page: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_block = false;
+    let mut current = String::new();
+    for line in page.lines() {
+        match line.trim() {
+            ".nf" => in_block = true,
+            ".fi" => in_block = false,
+            l if in_block && !l.starts_with('.') => {
+                let text = roff_text(l);
+                match text.strip_suffix('\\') {
+                    Some(head) => current += &format!("{head} "),
+                    None => {
+                        current += &text;
+                        out.push(std::mem::take(&mut current));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn every_example_uses_options_that_exist() {
+    let programs = a9s_tests::programs::all();
+    let mut pages: Vec<(String, String)> =
+        programs.iter().map(|p| (p.name.to_string(), (p.man_page)())).collect();
+    pages.push(("a9s-recovery.7".into(), std::fs::read_to_string(man_dir().join("a9s-recovery.7")).unwrap()));
+    let mut checked = 0;
+    for (page_name, page) in &pages {
+        for line in example_lines(page) {
+            let mut current: Option<clap::Command> = None;
+            for token in line.split_whitespace() {
+                if ["|", ";", "&&", "||"].contains(&token) || token.starts_with("$(") {
+                    current = None;
+                    continue;
+                }
+                if let Some(p) = programs.iter().find(|p| p.name == token) {
+                    current = Some((p.command)());
+                    continue;
+                }
+                let Some(cmd) = &current else { continue };
+                if let Some(long) = token.strip_prefix("--") {
+                    let long = long.split('=').next().unwrap();
+                    if long.is_empty() {
+                        continue;
+                    }
+                    let known = long == "help" || long == "version" || cmd.get_arguments().any(|a| a.get_long() == Some(long));
+                    assert!(known, "{page_name}: `{}` has no option --{long}, in example: {line}", cmd.get_name());
+                    checked += 1;
+                } else if let Some(short) = token.strip_prefix('-') {
+                    if short.is_empty() || !short.chars().next().unwrap().is_ascii_alphabetic() || short.len() > 1 {
+                        continue;
+                    }
+                    let c = short.chars().next().unwrap();
+                    let known = cmd.get_arguments().any(|a| a.get_short() == Some(c));
+                    assert!(known, "{page_name}: `{}` has no option -{c}, in example: {line}", cmd.get_name());
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 20, "only {checked} options found in examples: is the example parser broken?");
+}
+
+#[test]
+fn the_overview_names_every_program_and_every_page_points_to_it() {
+    let overview = roff_text(&std::fs::read_to_string(man_dir().join("a9s-recovery.7")).unwrap());
+    for p in a9s_tests::programs::all() {
+        assert!(overview.contains(&format!("{} (1)", p.name)) || overview.contains(&format!("{}(1)", p.name)), "a9s-recovery(7) does not name {}", p.name);
+        let page = roff_text(&(p.man_page)());
+        assert!(page.contains("a9s-recovery (7)"), "{}: SEE ALSO lacks a9s-recovery(7)", p.name);
+    }
+    // It renders without warnings.
+    let out = std::process::Command::new("man")
+        .args(["--warnings", "-l"])
+        .arg(man_dir().join("a9s-recovery.7"))
+        .env("MANWIDTH", "100")
+        .output()
+        .expect("man is not installed: run the README's test command, which installs man-db");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).trim().is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
