@@ -1,0 +1,84 @@
+//! The README's first screen: install (with man pages and completions), uninstall, and the demo.
+
+use std::path::Path;
+use std::process::Command;
+
+fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn bin_dir() -> std::path::PathBuf {
+    a9s_tests::bin("a9s-cat-parts").parent().unwrap().to_path_buf()
+}
+
+#[test]
+fn install_puts_programs_man_pages_and_completions_in_place_and_uninstall_removes_them() {
+    let dest = tempfile::tempdir().unwrap();
+    let profile = bin_dir().file_name().unwrap().to_string_lossy().into_owned();
+    let env = |c: &mut Command| {
+        c.env("DESTDIR", dest.path()).env("PREFIX", "/usr/local").env("A9S_SKIP_BUILD", "1").env("A9S_PROFILE", &profile);
+        c.env("CARGO_TARGET_DIR", bin_dir().parent().unwrap());
+    };
+    let mut c = Command::new("bash");
+    c.arg(repo().join("scripts/install"));
+    env(&mut c);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let root = dest.path().join("usr/local");
+    for p in a9s_tests::programs::all() {
+        for f in [
+            format!("bin/{}", p.name),
+            format!("share/man/man1/{}.1", p.name),
+            format!("share/bash-completion/completions/{}", p.name),
+            format!("share/zsh/site-functions/_{}", p.name),
+            format!("share/fish/vendor_completions.d/{}.fish", p.name),
+        ] {
+            assert!(root.join(&f).exists(), "{f} not installed");
+        }
+        let v = Command::new(root.join("bin").join(p.name)).arg("--version").output().unwrap();
+        let v = String::from_utf8_lossy(&v.stdout);
+        // The version and the commit it was built from: "a9s-x 0.1.0 (1a2b3c4d5e6f)".
+        assert!(v.starts_with(&format!("{} {} (", p.name, env!("CARGO_PKG_VERSION"))), "{v}");
+    }
+    // `man a9s-decrypt` finds the page.
+    let out = Command::new("man")
+        .args(["-w", "a9s-decrypt"])
+        .env("MANPATH", root.join("share/man"))
+        .output()
+        .expect("man-db is installed by the README's test command");
+    assert!(out.status.success(), "man -w a9s-decrypt: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(root.join("share/man/man7/a9s-recovery.7").exists());
+
+    let mut c = Command::new("bash");
+    c.arg(repo().join("scripts/uninstall"));
+    env(&mut c);
+    assert!(c.status().unwrap().success());
+    let left: Vec<_> = walk(&root).into_iter().filter(|p| p.is_file()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_demo_restores_a_backup_end_to_end() {
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/demo"))
+        .env("A9S_BIN", bin_dir())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed:\n{err}");
+    assert!(err.contains("a9s-cat-parts") && err.contains("a9s-pgrestore") && err.contains("demo: OK"), "{err}");
+}
