@@ -126,12 +126,11 @@ pub fn plan<T>(candidates: Vec<Candidate<T>>) -> Result<Plan<T>, Vec<Problem>> {
         return Err(vec![Problem::Empty]);
     }
     let mut problems = Vec::new();
-    let mut by_id: BTreeMap<BackupId, Vec<(Option<(u64, String)>, Candidate<T>)>> = BTreeMap::new();
+    // Per backup: each candidate with its index (None for a whole backup in one object).
+    let mut by_id: BTreeMap<BackupId, Vec<(Option<u64>, Candidate<T>)>> = BTreeMap::new();
     for c in candidates {
         match crate::naming::classify_path(&c.name) {
-            Some(ObjectName::Part { id, index, index_text }) => {
-                by_id.entry(id).or_default().push((Some((index, index_text)), c))
-            }
+            Some(ObjectName::Part { id, index, .. }) => by_id.entry(id).or_default().push((Some(index), c)),
             Some(ObjectName::Whole { id }) => by_id.entry(id).or_default().push((None, c)),
             Some(ObjectName::Metadata { .. }) => problems.push(Problem::Metadata { name: c.name }),
             None => problems.push(Problem::NotAPart { name: c.name }),
@@ -162,7 +161,7 @@ pub fn plan<T>(candidates: Vec<Candidate<T>>) -> Result<Plan<T>, Vec<Problem>> {
     }
     let mut by_index: BTreeMap<u64, Vec<Candidate<T>>> = BTreeMap::new();
     for (ix, c) in entries {
-        by_index.entry(ix.expect("parts only").0).or_default().push(c);
+        by_index.entry(ix.expect("parts only")).or_default().push(c);
     }
     for (index, cs) in &by_index {
         if cs.len() > 1 {
