@@ -120,14 +120,16 @@ pub fn ranges(indices: &[u64]) -> String {
     }
 }
 
+/// A candidate with its index: `None` for a whole backup in one object.
+type Indexed<T> = (Option<u64>, Candidate<T>);
+
 /// Checks a set of candidates and orders them. All problems found are returned, most fundamental first.
 pub fn plan<T>(candidates: Vec<Candidate<T>>) -> Result<Plan<T>, Vec<Problem>> {
     if candidates.is_empty() {
         return Err(vec![Problem::Empty]);
     }
     let mut problems = Vec::new();
-    // Per backup: each candidate with its index (None for a whole backup in one object).
-    let mut by_id: BTreeMap<BackupId, Vec<(Option<u64>, Candidate<T>)>> = BTreeMap::new();
+    let mut by_id: BTreeMap<BackupId, Vec<Indexed<T>>> = BTreeMap::new();
     for c in candidates {
         match crate::naming::classify_path(&c.name) {
             Some(ObjectName::Part { id, index, .. }) => by_id.entry(id).or_default().push((Some(index), c)),
