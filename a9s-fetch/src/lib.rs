@@ -1,1 +1,513 @@
-//! a9s-fetch (being written).
+//! a9s-fetch: bring a backup home, or stream it straight into the restore pipe.
+//!
+//! Replaces the runbook's `aws s3 cp --recursive --exclude/--include` and `az storage blob download`. The
+//! backup is listed and checked (complete, contiguous) before anything is written. `-o DIR` downloads each
+//! object to `.<name>.part` and renames it when its length (and MD5, where the store states one) is right, so
+//! a rerun resumes and never trusts a half file. `-o -` streams the parts in natural order to stdout: fixed
+//! chunks are fetched in parallel by ranged GETs within a bounded read-ahead window and leave in order.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use a9s_core::error::{describe_io, Error, Result};
+use a9s_core::io::{human_bytes, refuse_binary_to_terminal};
+use a9s_core::progress::Progress;
+use a9s_core::store::{self, Backup, Location, Object, Options, RetryPolicy, Selection, Store};
+use clap::{CommandFactory, Parser};
+use md5::{Digest, Md5};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+const PROG: &str = "a9s-fetch";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "a9s-fetch",
+    version = a9s_core::VERSION,
+    about = "Download an a9s backup from S3, Azure or a directory, or stream its parts in order to stdout",
+    long_about = None,
+)]
+struct Args {
+    /// The backup: `s3://BUCKET/[PREFIX/]<instance-uuid>-<milliseconds>`, `az://CONTAINER/…` or
+    /// `DIR/<backup-id>`. With --latest, an instance instead: `s3://BUCKET/<instance-uuid>`.
+    #[arg(value_name = "LOCATION")]
+    location: String,
+
+    /// Where to: `-` streams the parts concatenated in natural order to standard output (for a9s-decrypt);
+    /// a directory (created if missing) receives every part and the metadata under their own names.
+    #[arg(short = 'o', long = "output", value_name = "DIR|-")]
+    output: PathBuf,
+
+    /// LOCATION names an instance (or a bucket holding one instance): fetch its newest complete backup. Its id
+    /// is printed on standard error.
+    #[arg(long)]
+    latest: bool,
+
+    /// Parallel requests: objects downloaded at once with -o DIR, ranged GETs in flight with -o -.
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    jobs: u32,
+
+    /// With -o -: how far ahead of the output the download may run. Memory use is bounded by this plus two
+    /// chunks, whatever the size of the backup. Accepts K, M, G (powers of 1024), e.g. `256M`.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    read_ahead: u64,
+
+    /// With -o -: the size of each ranged GET.
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
+    chunk_size: u64,
+
+    /// Tries per request before giving up: transient failures (connection reset, timeout, HTTP 5xx, throttling)
+    /// are retried with exponential backoff (0.5 s doubling up to 20 s), resuming at the byte reached. The count
+    /// starts again whenever data arrives.
+    #[arg(long, value_name = "N", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
+    tries: u32,
+
+    /// Give up on a response that sends nothing for this many seconds (it is then resumed like a reset).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout: u64,
+
+    /// Fetch a split S3 backup even though its `<backup-id>.json` metadata is missing (normally a sign that the
+    /// upload did not finish). The parts must still be complete and contiguous.
+    #[arg(long)]
+    ignore_metadata: bool,
+
+    /// S3-compatible endpoint (MinIO, Ceph, another cloud's S3); path-style addressing is used with it.
+    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL", hide_env_values = true)]
+    endpoint_url: Option<String>,
+
+    /// Azure Blob endpoint of the account, for Azurite and other Azure clouds, e.g.
+    /// `http://127.0.0.1:10000/devstoreaccount1`.
+    #[arg(long, value_name = "URL")]
+    blob_endpoint: Option<String>,
+}
+
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+pub fn man_page() -> String {
+    a9s_core::man::render(command(), include_str!("../man.roff"))
+}
+
+/// `64MiB`, `64M`, `8m`, `1G`, `4096`: powers of 1024.
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num.parse().map_err(|_| format!("{s}: expected a size like 64MiB, 256M or 1G"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("{s}: unknown unit (use K, M or G)")),
+    };
+    let v = n.checked_mul(mult).ok_or_else(|| format!("{s}: too large"))?;
+    if v == 0 {
+        return Err(format!("{s}: must be more than 0"));
+    }
+    Ok(v)
+}
+
+pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
+    let args = Args::try_parse_from(args).unwrap_or_else(|e| e.exit());
+    let loc = Location::parse(&args.location)?;
+    match (&loc.selection, args.latest) {
+        (Selection::Backup(_), true) => {
+            return Err(Error::usage(format!(
+                "LOCATION {} names a backup; --latest wants an instance (…/<instance-uuid>)",
+                args.location
+            )))
+        }
+        (Selection::Instance(_) | Selection::All | Selection::Prefix(_), false) => {
+            return Err(Error::usage(format!(
+                "LOCATION {} does not name a backup (…/<instance-uuid>-<milliseconds>): add --latest for the newest \
+                 complete one, or pick one with `a9s-ls {}`",
+                args.location, args.location
+            )))
+        }
+        _ => {}
+    }
+    if args.chunk_size > args.read_ahead {
+        return Err(Error::usage("--chunk-size must not exceed --read-ahead"));
+    }
+    let to_stdout = args.output.as_os_str() == "-";
+    if to_stdout {
+        refuse_binary_to_terminal("backup data")?;
+    }
+    let mut retry = RetryPolicy::new(PROG);
+    retry.tries = args.tries;
+    retry.idle_timeout = std::time::Duration::from_secs(args.idle_timeout);
+    let opts = Options {
+        endpoint_url: args.endpoint_url.clone().filter(|s| !s.is_empty()),
+        blob_endpoint: args.blob_endpoint.clone(),
+        retry,
+    };
+    let rt = store::runtime()?;
+    rt.block_on(async {
+        let st = Arc::new(Store::connect(&loc, &opts).await?);
+        let backups = store::inventory(&st, &loc, &opts.retry).await?;
+        let backup = choose(&backups, &loc, &args)?;
+        if args.latest {
+            eprintln!(
+                "{PROG}: newest complete backup: {} (created {}, {} part{}, {})",
+                backup.id,
+                backup.id.created_iso8601(),
+                backup.parts.len(),
+                if backup.parts.len() == 1 { "" } else { "s" },
+                human_bytes(backup.total_size())
+            );
+        }
+        if to_stdout {
+            stream(st, backup.clone(), &args, &opts.retry).await
+        } else {
+            download(st, &backup, &args.output, args.jobs as usize, &opts.retry).await
+        }
+    })?;
+    Ok(0)
+}
+
+/// The backup to fetch, refused unless complete.
+fn choose(backups: &[Backup], loc: &Location, args: &Args) -> Result<Backup> {
+    if args.latest {
+        if backups.is_empty() {
+            return Err(Error::failure(format!("no a9s backups under {}", args.location)));
+        }
+        return store::latest(backups, loc, &args.location).cloned();
+    }
+    let Some(b) = backups.first() else {
+        return Err(Error::failure(format!(
+            "no backup {} found (`a9s-ls` on its bucket or instance lists what is there)",
+            args.location
+        )));
+    };
+    let mut b = b.clone();
+    if args.ignore_metadata {
+        b.problems.retain(|p| !p.starts_with("no metadata "));
+    }
+    if !b.complete() {
+        return Err(Error::failure(format!("refusing incomplete backup {}: {}", b.id, b.problem_text())));
+    }
+    Ok(b)
+}
+
+/// One chunk of the output: bytes `start..end` of part `part`.
+#[derive(Clone, Copy, Debug)]
+struct Chunk {
+    part: usize,
+    start: u64,
+    end: u64,
+}
+
+/// A chunk and its bytes.
+type Fetched = (Chunk, Vec<u8>);
+
+fn chunks(parts: &[Object], chunk: u64) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        let mut s = 0;
+        while s < p.size {
+            let e = (s + chunk).min(p.size);
+            out.push(Chunk { part: i, start: s, end: e });
+            s = e;
+        }
+    }
+    out
+}
+
+/// Streams the parts in order to stdout. Chunks are fetched by spawned tasks, at most `jobs` at a time, and
+/// at most `read_ahead / chunk_size` of them exist (running or finished, waiting their turn) at once; the
+/// oldest is awaited, handed to the writer thread, and only then is the next one started. So memory stays
+/// below read-ahead plus the chunk being written plus one in the channel, and bytes leave in order however the
+/// transfers finish.
+async fn stream(st: Arc<Store>, backup: Backup, args: &Args, policy: &RetryPolicy) -> Result<()> {
+    let parts = Arc::new(backup.parts.clone());
+    let all = chunks(&parts, args.chunk_size);
+    let window = (args.read_ahead / args.chunk_size).max(1) as usize;
+    let permits = Arc::new(tokio::sync::Semaphore::new(args.jobs as usize));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Fetched>(1);
+    let writer = {
+        let parts = parts.clone();
+        let total = backup.total_size();
+        std::thread::spawn(move || write_in_order(rx, &parts, total))
+    };
+    let mut pending: VecDeque<tokio::task::JoinHandle<Result<Fetched>>> = VecDeque::new();
+    let mut next = 0;
+    let mut result: Result<()> = Ok(());
+    loop {
+        while pending.len() < window && next < all.len() {
+            let c = all[next];
+            next += 1;
+            let (st, parts, permits, policy) = (st.clone(), parts.clone(), permits.clone(), policy.clone());
+            pending.push_back(tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await.expect("semaphore never closed");
+                let mut buf = Vec::with_capacity((c.end - c.start) as usize);
+                let mut r = st.reader(&parts[c.part], c.start, c.end, &policy);
+                while let Some(b) = r.next().await? {
+                    buf.extend_from_slice(&b);
+                }
+                Ok((c, buf))
+            }));
+        }
+        let Some(h) = pending.pop_front() else { break };
+        let got = match h.await {
+            Ok(r) => r,
+            Err(e) => Err(Error::failure(format!("download task failed: {e}"))),
+        };
+        match got {
+            Ok(item) => {
+                if tx.send(item).await.is_err() {
+                    // The writer stopped: its error says why.
+                    break;
+                }
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    for h in pending {
+        h.abort();
+    }
+    drop(tx);
+    let written = writer.join().unwrap_or_else(|_| Err(Error::failure("writer thread panicked")));
+    // A write error (closed pipe) comes first: the download error it caused is only a consequence.
+    written?;
+    result
+}
+
+/// The writer thread: writes chunks as they come (already in order), checks each part's MD5 where the
+/// store gave one, and draws progress.
+fn write_in_order(mut rx: tokio::sync::mpsc::Receiver<Fetched>, parts: &[Object], total: u64) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let mut progress = Progress::new(PROG, Some(total));
+    let mut hasher = Md5::new();
+    let mut done_in_part = 0u64;
+    while let Some((c, data)) = rx.blocking_recv() {
+        let p = &parts[c.part];
+        debug_assert_eq!(c.start, done_in_part, "chunks arrive in order");
+        out.write_all(&data).map_err(|e| Error::failure(format!("writing standard output: {}", describe_io(&e))))?;
+        if p.md5.is_some() {
+            hasher.update(&data);
+        }
+        done_in_part += data.len() as u64;
+        progress.set_detail(format!("part {} of {}", c.part + 1, parts.len()));
+        progress.add(data.len() as u64);
+        if done_in_part == p.size {
+            if let Some(want) = p.md5 {
+                let got: [u8; 16] = std::mem::take(&mut hasher).finalize().into();
+                if got != want {
+                    progress.finish();
+                    return Err(Error::failure(format!(
+                        "{}: MD5 {} differs from the store's {}: the data written is corrupt; fetch again",
+                        p.name(),
+                        store::hex(&got),
+                        store::hex(&want)
+                    )));
+                }
+            }
+            done_in_part = 0;
+        }
+    }
+    out.flush().map_err(|e| Error::failure(format!("writing standard output: {}", describe_io(&e))))?;
+    progress.finish();
+    Ok(())
+}
+
+/// Downloads every part and the metadata into `dir`, `jobs` objects at a time.
+async fn download(st: Arc<Store>, backup: &Backup, dir: &Path, jobs: usize, policy: &RetryPolicy) -> Result<()> {
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| Error::failure(format!("cannot create {}: {}", dir.display(), describe_io(&e))))?;
+    let mut objects: Vec<Object> = backup.parts.clone();
+    objects.extend(backup.metadata.clone());
+    let total: u64 = objects.iter().map(|o| o.size).sum();
+    let count = objects.len();
+    let progress = Arc::new(Mutex::new(Progress::new(PROG, Some(total))));
+    let finished = Arc::new(Mutex::new(0usize));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut queue = objects.into_iter();
+    let mut first_error: Option<Error> = None;
+    loop {
+        while tasks.len() < jobs && first_error.is_none() {
+            let Some(obj) = queue.next() else { break };
+            let (st, dir, policy, progress, finished) =
+                (st.clone(), dir.to_path_buf(), policy.clone(), progress.clone(), finished.clone());
+            tasks.spawn(async move {
+                let r = fetch_file(&st, &obj, &dir, &policy, &progress).await;
+                if r.is_ok() {
+                    let mut f = finished.lock().expect("lock");
+                    *f += 1;
+                    progress.lock().expect("lock").set_detail(format!("{} of {count} files", *f));
+                }
+                r
+            });
+        }
+        let Some(joined) = tasks.join_next().await else { break };
+        let r = joined.unwrap_or_else(|e| Err(Error::failure(format!("download task failed: {e}"))));
+        if let Err(e) = r {
+            // Let the others finish their object: each is resumable, and one failure says nothing about them.
+            first_error.get_or_insert(e);
+        }
+    }
+    progress.lock().expect("lock").finish();
+    if let Some(e) = first_error {
+        return Err(Error::failure(format!("{} (run the same command again to resume)", e.message)));
+    }
+    // The renames must survive a crash too.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// One object into `dir/<name>` through `dir/.<name>.part`.
+async fn fetch_file(
+    st: &Store,
+    obj: &Object,
+    dir: &Path,
+    policy: &RetryPolicy,
+    progress: &Mutex<Progress>,
+) -> Result<()> {
+    let name = obj.name().to_string();
+    let dest = dir.join(&name);
+    let tmp = dir.join(format!(".{name}.part"));
+    let io_err = |p: &Path, e: std::io::Error| Error::failure(format!("{}: {}", p.display(), describe_io(&e)));
+
+    if let Ok(meta) = tokio::fs::metadata(&dest).await {
+        if meta.is_file() && meta.len() == obj.size && md5_matches(&dest, obj).await? {
+            progress.lock().expect("lock").add(obj.size);
+            return Ok(());
+        }
+        eprintln!("{PROG}: {} is not the object in the store (size or MD5 differ): fetching it again", dest.display());
+    }
+
+    let mut fresh = false;
+    loop {
+        let resumed_from = fill_temp(st, obj, &tmp, fresh, policy, progress).await?;
+        match verify_temp(obj, &tmp).await? {
+            None => break,
+            Some(got) if resumed_from > 0 && !fresh => {
+                // The bytes kept from an earlier run were not the object's (a file of the same name from
+                // elsewhere, or a changed object): fetch it whole once.
+                eprintln!(
+                    "{PROG}: {name}: MD5 {} after resuming at byte {resumed_from} is not the store's: fetching it whole",
+                    store::hex(&got)
+                );
+                fresh = true;
+            }
+            Some(got) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(Error::failure(format!(
+                    "{name}: MD5 {} differs from the store's {}: the download is corrupt and was removed",
+                    store::hex(&got),
+                    store::hex(&obj.md5.unwrap_or_default())
+                )));
+            }
+        }
+    }
+    tokio::fs::rename(&tmp, &dest).await.map_err(|e| io_err(&dest, e))?;
+    Ok(())
+}
+
+/// Appends the rest of the object to `tmp` (from scratch when `fresh` or when `tmp` is longer than the object),
+/// syncs it and checks its length. Returns the offset it resumed at.
+async fn fill_temp(
+    st: &Store,
+    obj: &Object,
+    tmp: &Path,
+    fresh: bool,
+    policy: &RetryPolicy,
+    progress: &Mutex<Progress>,
+) -> Result<u64> {
+    let io_err = |e: std::io::Error| Error::failure(format!("{}: {}", tmp.display(), describe_io(&e)));
+    let have = match tokio::fs::metadata(tmp).await {
+        Ok(m) if !fresh && m.len() <= obj.size => m.len(),
+        _ => 0,
+    };
+    let mut file =
+        tokio::fs::OpenOptions::new().create(true).write(true).truncate(false).open(tmp).await.map_err(io_err)?;
+    file.set_len(have).await.map_err(io_err)?;
+    file.seek(std::io::SeekFrom::Start(have)).await.map_err(io_err)?;
+    if !fresh {
+        progress.lock().expect("lock").add(have);
+    }
+    let mut r = st.reader(obj, have, obj.size, policy);
+    while let Some(b) = r.next().await? {
+        file.write_all(&b).await.map_err(io_err)?;
+        progress.lock().expect("lock").add(b.len() as u64);
+    }
+    file.flush().await.map_err(io_err)?;
+    file.sync_all().await.map_err(io_err)?;
+    let len = file.metadata().await.map_err(io_err)?.len();
+    if len != obj.size {
+        return Err(Error::failure(format!("{}: {len} bytes written, the object has {}", tmp.display(), obj.size)));
+    }
+    Ok(have)
+}
+
+/// `None` when the temporary file's MD5 is the store's (or the store states none), else the MD5 found.
+async fn verify_temp(obj: &Object, tmp: &Path) -> Result<Option<[u8; 16]>> {
+    let Some(want) = obj.md5 else { return Ok(None) };
+    let (h, _) = hash_file(tmp.to_path_buf()).await?;
+    let got: [u8; 16] = h.finalize().into();
+    Ok((got != want).then_some(got))
+}
+
+/// Whether a file's MD5 is the one the store states (true when it states none).
+async fn md5_matches(path: &Path, obj: &Object) -> Result<bool> {
+    let Some(want) = obj.md5 else { return Ok(true) };
+    let (h, _) = hash_file(path.to_path_buf()).await?;
+    let got: [u8; 16] = h.finalize().into();
+    Ok(got == want)
+}
+
+/// MD5 state and length of a file, off the async threads.
+async fn hash_file(path: PathBuf) -> Result<(Md5, u64)> {
+    tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::open(&path)
+            .map_err(|e| Error::failure(format!("{}: {}", path.display(), describe_io(&e))))?;
+        let mut h = Md5::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0u64;
+        loop {
+            let k = std::io::Read::read(&mut f, &mut buf)
+                .map_err(|e| Error::failure(format!("{}: {}", path.display(), describe_io(&e))))?;
+            if k == 0 {
+                break;
+            }
+            h.update(&buf[..k]);
+            n += k as u64;
+        }
+        Ok((h, n))
+    })
+    .await
+    .map_err(|e| Error::failure(format!("hashing task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("8m"), Ok(8 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn chunking_covers_every_byte_once() {
+        let parts = vec![Object::new("a-0", 20, None), Object::new("a-1", 20, None), Object::new("a-2", 5, None)];
+        let c = chunks(&parts, 8);
+        let spans: Vec<(usize, u64, u64)> = c.iter().map(|c| (c.part, c.start, c.end)).collect();
+        assert_eq!(spans, vec![(0, 0, 8), (0, 8, 16), (0, 16, 20), (1, 0, 8), (1, 8, 16), (1, 16, 20), (2, 0, 5)]);
+    }
+}

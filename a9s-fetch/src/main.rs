@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    a9s_core::error::run("a9s-fetch", || a9s_fetch::run(std::env::args_os()))
+}

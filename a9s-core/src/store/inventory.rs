@@ -153,7 +153,9 @@ pub fn select(backups: Vec<Backup>, loc: &Location) -> Vec<Backup> {
             Selection::All => b.dir.starts_with(&loc.dir),
             Selection::Prefix(_) => b.key_prefix().starts_with(&loc.list_prefix()),
             Selection::Instance(u) => b.dir == loc.dir && b.id.instance.eq_ignore_ascii_case(u),
-            Selection::Backup(id) => b.dir == loc.dir && b.id.millis == id.millis && b.id.instance.eq_ignore_ascii_case(&id.instance),
+            Selection::Backup(id) => {
+                b.dir == loc.dir && b.id.millis == id.millis && b.id.instance.eq_ignore_ascii_case(&id.instance)
+            }
         })
         .collect()
 }
@@ -215,7 +217,10 @@ mod tests {
 
     #[test]
     fn etags() {
-        assert_eq!(md5_of_etag("\"d41d8cd98f00b204e9800998ecf8427e\"").map(|m| hex(&m)), Some("d41d8cd98f00b204e9800998ecf8427e".into()));
+        assert_eq!(
+            md5_of_etag("\"d41d8cd98f00b204e9800998ecf8427e\"").map(|m| hex(&m)),
+            Some("d41d8cd98f00b204e9800998ecf8427e".into())
+        );
         assert_eq!(md5_of_etag("d41d8cd98f00b204e9800998ecf8427e-3"), None);
         assert_eq!(md5_of_etag("0x8DC3A1B2C3D4E5F"), None);
         let ob = Object::new("a/b/c", 1, Some("\"x\"".into()));

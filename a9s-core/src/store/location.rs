@@ -67,7 +67,11 @@ impl Location {
     fn local(text: &str) -> Result<Location> {
         let path = Path::new(text);
         if path.is_dir() {
-            return Ok(Location { backend: Backend::Local { dir: path.to_path_buf() }, dir: String::new(), selection: Selection::All });
+            return Ok(Location {
+                backend: Backend::Local { dir: path.to_path_buf() },
+                dir: String::new(),
+                selection: Selection::All,
+            });
         }
         let last = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let parent = match path.parent() {
@@ -77,7 +81,11 @@ impl Location {
         };
         let selection = select(last);
         if matches!(selection, Selection::Instance(_) | Selection::Backup(_)) && parent.is_dir() {
-            return Ok(Location { backend: Backend::Local { dir: parent.to_path_buf() }, dir: String::new(), selection });
+            return Ok(Location {
+                backend: Backend::Local { dir: parent.to_path_buf() },
+                dir: String::new(),
+                selection,
+            });
         }
         Err(Error::usage(format!(
             "LOCATION {text} is not a directory, nor DIR/<instance-id> or DIR/<backup-id> in one; for a store use s3://BUCKET/… or az://CONTAINER/…"

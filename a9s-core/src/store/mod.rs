@@ -1,1 +1,323 @@
-//! placeholder
+//! Backups in object stores (S3, Azure Blob) and local directories, for a9s-ls and a9s-fetch.
+//!
+//! [`Location`] parses the LOCATION argument, [`Store`] lists objects (following every continuation token) and
+//! reads byte ranges, [`inventory`] groups objects into [`Backup`]s checked with [`crate::parts::plan`], and
+//! [`RangeReader`] reads a range with our own retry loop: a transient failure (connection reset, timeout, 5xx,
+//! throttling, a body cut short) is retried with exponential backoff by a new ranged GET from the byte reached,
+//! so no byte is delivered twice or skipped. The SDKs' own retries are off, so the count of tries is ours.
+
+pub mod azure;
+pub mod inventory;
+pub mod local;
+pub mod location;
+pub mod s3;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+
+use crate::error::{Error, Result};
+
+pub use inventory::{group, hex, instances, latest_complete, md5_of_etag, select, Backup, InstanceSummary, Object};
+pub use location::{Backend, Location, Selection};
+
+/// How hard to try before giving up on a request.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Tries per request, the first included; counted from the last byte received.
+    pub tries: u32,
+    /// Wait before the first retry; doubled each time up to `max_delay`.
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    /// A response that sends nothing for this long is given up and resumed.
+    pub idle_timeout: Duration,
+    /// Program name for the warnings printed on retries.
+    pub prog: &'static str,
+}
+
+impl RetryPolicy {
+    pub fn new(prog: &'static str) -> RetryPolicy {
+        RetryPolicy {
+            tries: 6,
+            first_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            prog,
+        }
+    }
+
+    /// The wait after the `n`th consecutive failure (1-based).
+    pub fn delay(&self, n: u32) -> Duration {
+        let d = self.first_delay.saturating_mul(1u32 << (n.saturating_sub(1)).min(16));
+        d.min(self.max_delay)
+    }
+}
+
+/// Options from the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--endpoint-url` (S3-compatible storage); `AWS_ENDPOINT_URL` is read when it is not given.
+    pub endpoint_url: Option<String>,
+    /// `--blob-endpoint` (Azure emulators and other clouds).
+    pub blob_endpoint: Option<String>,
+    pub retry: RetryPolicy,
+}
+
+/// A failed request: worth retrying or not, and what to tell the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub transient: bool,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn transient(message: impl Into<String>) -> Failure {
+        Failure { transient: true, message: message.into() }
+    }
+    pub fn permanent(message: impl Into<String>) -> Failure {
+        Failure { transient: false, message: message.into() }
+    }
+}
+
+/// A store a location is in.
+pub enum Store {
+    S3(s3::S3Store),
+    Azure(azure::AzureStore),
+    Local(local::LocalStore),
+}
+
+/// A response body being read.
+pub enum Body {
+    S3(aws_sdk_s3::primitives::ByteStream, String),
+    Azure(BoxStream<'static, object_store::Result<Bytes>>, String),
+    Local(local::LocalBody),
+}
+
+impl Body {
+    async fn next(&mut self) -> Option<std::result::Result<Bytes, Failure>> {
+        match self {
+            Body::S3(s, key) => s.next().await.map(|r| r.map_err(|e| s3::body_failure(e, key))),
+            Body::Azure(s, key) => s.next().await.map(|r| r.map_err(|e| azure::body_failure(e, key))),
+            Body::Local(b) => b.next().await,
+        }
+    }
+}
+
+/// A multi-threaded runtime of two workers: enough to keep several transfers and a writer busy.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::failure(format!("cannot start the I/O runtime: {e}")))
+}
+
+impl Store {
+    /// Connects to the store of a location: resolves and checks credentials, so that a missing one is
+    /// reported before anything else happens.
+    pub async fn connect(loc: &Location, opts: &Options) -> Result<Store> {
+        Ok(match &loc.backend {
+            Backend::S3 { bucket } => Store::S3(s3::S3Store::connect(bucket, opts).await?),
+            Backend::Azure { container } => Store::Azure(azure::AzureStore::connect(container, opts)?),
+            Backend::Local { dir } => Store::Local(local::LocalStore { dir: dir.clone() }),
+        })
+    }
+
+    /// Every object whose key starts with `prefix`, page after page, each page retried on transient failures.
+    pub async fn list(&self, prefix: &str, policy: &RetryPolicy) -> Result<Vec<Object>> {
+        if let Store::Local(l) = self {
+            return l.list(prefix).await.map_err(|f| Error::failure(f.message));
+        }
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut failures = 0;
+            let (objects, next) = loop {
+                let page = match self {
+                    Store::S3(s) => s.list_page(prefix, token.clone()).await,
+                    Store::Azure(a) => a.list_page(prefix, token.clone()).await,
+                    Store::Local(_) => unreachable!("handled above"),
+                };
+                match page {
+                    Ok(p) => break p,
+                    Err(f) => {
+                        failures += 1;
+                        give_up_or_wait(policy, f, failures, "listing again").await?;
+                    }
+                }
+            };
+            out.extend(objects);
+            match next {
+                Some(t) if Some(&t) != token.as_ref() => token = Some(t),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn open(&self, obj: &Object, start: u64, end: u64) -> std::result::Result<Body, Failure> {
+        Ok(match self {
+            Store::S3(s) => Body::S3(s.open(obj, start, end).await?, obj.key.clone()),
+            Store::Azure(a) => Body::Azure(a.open(obj, start, end).await?, obj.key.clone()),
+            Store::Local(l) => Body::Local(l.open(obj, start, end).await?),
+        })
+    }
+
+    /// Reads bytes `start..end` of `obj`, resuming after transient failures.
+    pub fn reader<'a>(&'a self, obj: &Object, start: u64, end: u64, policy: &RetryPolicy) -> RangeReader<'a> {
+        RangeReader { store: self, obj: obj.clone(), pos: start, end, body: None, failures: 0, policy: policy.clone() }
+    }
+}
+
+/// Lists a location and groups what it selects into backups, oldest first.
+pub async fn inventory(store: &Store, loc: &Location, policy: &RetryPolicy) -> Result<Vec<Backup>> {
+    let objects = store.list(&loc.list_prefix(), policy).await?;
+    Ok(select(group(objects, loc.requires_metadata()), loc))
+}
+
+/// The newest complete backup among those a location selected (`text` is the location as given). Several
+/// instances are refused: "the newest" of two databases is a guess, not an answer.
+pub fn latest<'a>(backups: &'a [Backup], loc: &Location, text: &str) -> Result<&'a Backup> {
+    let found = instances(backups);
+    if found.len() > 1 {
+        let mut names: Vec<String> =
+            found.iter().rev().take(5).map(|s| loc.url_of(&format!("{}{}", s.dir, s.instance))).collect();
+        if found.len() > 5 {
+            names.push("…".to_string());
+        }
+        return Err(Error::failure(format!(
+            "{} instances have backups under {text}: name one, e.g. {}",
+            found.len(),
+            names.join(", ")
+        )));
+    }
+    match latest_complete(backups) {
+        Some(b) => Ok(b),
+        None => {
+            let detail = match backups.iter().max_by_key(|b| b.id.millis) {
+                Some(b) => format!(": the newest, {}, is incomplete: {}", b.id, b.problem_text()),
+                None => String::new(),
+            };
+            Err(Error::failure(format!("no complete backup under {text}{detail}")))
+        }
+    }
+}
+
+async fn give_up_or_wait(policy: &RetryPolicy, f: Failure, failures: u32, doing: &str) -> Result<()> {
+    if !f.transient {
+        return Err(Error::failure(f.message));
+    }
+    if failures >= policy.tries {
+        return Err(Error::failure(format!("{} (gave up after {failures} tries)", f.message)));
+    }
+    let delay = policy.delay(failures);
+    eprintln!(
+        "{}: {}; {doing} in {:.1} s (try {} of {})",
+        policy.prog,
+        f.message,
+        delay.as_secs_f64(),
+        failures + 1,
+        policy.tries
+    );
+    tokio::time::sleep(delay).await;
+    Ok(())
+}
+
+/// Bytes `pos..end` of one object, chunk by chunk, in order. Each failure drops the response and, when it is
+/// transient, opens a new ranged GET at `pos` (the first byte not yet delivered) after a backoff. The count of
+/// consecutive failures restarts whenever bytes arrive, so a long transfer survives occasional resets while a
+/// store that keeps failing is given up after [`RetryPolicy::tries`].
+pub struct RangeReader<'a> {
+    store: &'a Store,
+    obj: Object,
+    pos: u64,
+    end: u64,
+    body: Option<Body>,
+    failures: u32,
+    policy: RetryPolicy,
+}
+
+impl RangeReader<'_> {
+    /// The offset of the next byte.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// The next chunk, `None` at the end of the range.
+    pub async fn next(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            if self.pos >= self.end {
+                return Ok(None);
+            }
+            if self.body.is_none() {
+                match self.store.open(&self.obj, self.pos, self.end).await {
+                    Ok(b) => self.body = Some(b),
+                    Err(f) => {
+                        self.fail(f).await?;
+                        continue;
+                    }
+                }
+            }
+            let body = self.body.as_mut().expect("opened above");
+            let got = tokio::time::timeout(self.policy.idle_timeout, body.next()).await;
+            match got {
+                Err(_) => {
+                    let f = Failure::transient(format!(
+                        "{}: no data for {} s",
+                        self.obj.key,
+                        self.policy.idle_timeout.as_secs()
+                    ));
+                    self.fail(f).await?;
+                }
+                Ok(None) => {
+                    let f = Failure::transient(format!(
+                        "{}: response ended at byte {} of {}",
+                        self.obj.key, self.pos, self.end
+                    ));
+                    self.fail(f).await?;
+                }
+                Ok(Some(Err(f))) => self.fail(f).await?,
+                Ok(Some(Ok(bytes))) => {
+                    if bytes.is_empty() {
+                        continue;
+                    }
+                    let room = self.end - self.pos;
+                    if bytes.len() as u64 > room {
+                        return Err(Error::failure(format!(
+                            "{}: the store sent more bytes than asked for (at byte {})",
+                            self.obj.key, self.pos
+                        )));
+                    }
+                    self.pos += bytes.len() as u64;
+                    self.failures = 0;
+                    return Ok(Some(bytes));
+                }
+            }
+        }
+    }
+
+    async fn fail(&mut self, f: Failure) -> Result<()> {
+        self.body = None;
+        self.failures += 1;
+        let f = Failure { transient: f.transient, message: f.message };
+        let doing = format!("resuming {} at byte {}", self.obj.name(), self.pos);
+        give_up_or_wait(&self.policy, f, self.failures, &doing).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = RetryPolicy::new("t");
+        assert_eq!(p.delay(1), Duration::from_millis(500));
+        assert_eq!(p.delay(2), Duration::from_secs(1));
+        assert_eq!(p.delay(4), Duration::from_secs(4));
+        assert_eq!(p.delay(10), Duration::from_secs(20));
+        assert_eq!(p.delay(100), Duration::from_secs(20));
+    }
+}

@@ -1,0 +1,85 @@
+//! A local directory of downloaded parts, listed and read like a store.
+
+use std::path::PathBuf;
+
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::{Failure, Object};
+
+pub struct LocalStore {
+    pub dir: PathBuf,
+}
+
+impl LocalStore {
+    /// The directory's regular files (not its subdirectories) whose names start with `prefix`. Hidden files are
+    /// skipped: a9s-fetch's unfinished downloads are `.<name>.part`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Object>, Failure> {
+        let what = self.dir.display().to_string();
+        let mut rd = tokio::fs::read_dir(&self.dir).await.map_err(|e| {
+            Failure::permanent(format!("cannot read directory {what}: {}", crate::error::describe_io(&e)))
+        })?;
+        let mut out = Vec::new();
+        while let Some(entry) = rd.next_entry().await.map_err(|e| {
+            Failure::permanent(format!("cannot read directory {what}: {}", crate::error::describe_io(&e)))
+        })? {
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            if name.starts_with('.') || !name.starts_with(prefix) {
+                continue;
+            }
+            let meta = match tokio::fs::metadata(entry.path()).await {
+                Ok(m) if m.is_file() => m,
+                _ => continue,
+            };
+            out.push(Object::new(name, meta.len(), None));
+        }
+        Ok(out)
+    }
+
+    pub async fn open(&self, obj: &Object, start: u64, end: u64) -> Result<LocalBody, Failure> {
+        let path = self.dir.join(&obj.key);
+        let err = |e: std::io::Error| {
+            Failure::permanent(format!("cannot read {}: {}", path.display(), crate::error::describe_io(&e)))
+        };
+        let mut file = tokio::fs::File::open(&path).await.map_err(err)?;
+        let len = file.metadata().await.map_err(err)?.len();
+        if len != obj.size {
+            return Err(Failure::permanent(format!(
+                "{} changed size while being read ({} bytes, was {})",
+                path.display(),
+                len,
+                obj.size
+            )));
+        }
+        file.seek(std::io::SeekFrom::Start(start)).await.map_err(err)?;
+        Ok(LocalBody { file, remaining: end - start, path })
+    }
+}
+
+pub struct LocalBody {
+    file: tokio::fs::File,
+    remaining: u64,
+    path: PathBuf,
+}
+
+impl LocalBody {
+    pub async fn next(&mut self) -> Option<Result<bytes::Bytes, Failure>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let n = self.remaining.min(1 << 20) as usize;
+        let mut buf = vec![0u8; n];
+        match self.file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(got) => {
+                buf.truncate(got);
+                self.remaining -= got as u64;
+                Some(Ok(buf.into()))
+            }
+            Err(e) => Some(Err(Failure::permanent(format!(
+                "cannot read {}: {}",
+                self.path.display(),
+                crate::error::describe_io(&e)
+            )))),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! S3 and S3-compatible storage through aws-sdk-s3, with the standard credential chain.
+
+use std::time::Duration;
+
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+
+use crate::error::{Error, Result};
+
+use super::{Failure, Object, Options};
+
+/// Where the SDK looks for credentials, named in the message when none is found or S3 refuses one.
+const CREDENTIAL_SOURCES: &str = "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY(/AWS_SESSION_TOKEN), AWS_PROFILE with \
+~/.aws/config and ~/.aws/credentials (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE), AWS_WEB_IDENTITY_TOKEN_FILE, \
+the ECS container endpoint and EC2 instance metadata";
+
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+}
+
+impl S3Store {
+    pub async fn connect(bucket: &str, opts: &Options) -> Result<S3Store> {
+        // Our own retry loop resumes at the byte reached; the SDK's would repeat whole requests underneath it
+        // and multiply the attempts, so it is off.
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(opts.retry.idle_timeout)
+            .build();
+        let region = RegionProviderChain::default_provider().or_else("us-east-1");
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(timeouts);
+        let endpoint = opts
+            .endpoint_url
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok().filter(|s| !s.is_empty()))
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok().filter(|s| !s.is_empty()));
+        if let Some(url) = &endpoint {
+            loader = loader.endpoint_url(url);
+        }
+        let config = loader.load().await;
+        let provider = config.credentials_provider().ok_or_else(|| {
+            Error::failure(format!("no AWS credential provider configured: looked at {CREDENTIAL_SOURCES}"))
+        })?;
+        {
+            use aws_sdk_s3::config::ProvideCredentials;
+            if let Err(e) = provider.provide_credentials().await {
+                let detail = match &e {
+                    aws_credential_types::provider::error::CredentialsError::CredentialsNotLoaded(_) => String::new(),
+                    other => format!(" ({})", one_line(&DisplayErrorContext(other).to_string())),
+                };
+                return Err(Error::failure(format!(
+                    "no AWS credentials found{detail}: looked at {CREDENTIAL_SOURCES}; set AWS_ACCESS_KEY_ID and \
+                     AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
+                )));
+            }
+        }
+        let mut s3 = aws_sdk_s3::config::Builder::from(&config);
+        if endpoint.is_some() {
+            // S3-compatible servers (MinIO, Ceph, moto) rarely have per-bucket host names.
+            s3 = s3.force_path_style(true);
+        }
+        Ok(S3Store { client: Client::from_conf(s3.build()), bucket: bucket.to_string() })
+    }
+
+    /// One page of a listing; `None` as the next token when it was the last.
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        token: Option<String>,
+    ) -> std::result::Result<(Vec<Object>, Option<String>), Failure> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| classify(e, &format!("listing s3://{}/{prefix}", self.bucket)))?;
+        let objects = out
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                let key = o.key()?;
+                Some(Object::new(key, o.size().unwrap_or(0).max(0) as u64, o.e_tag().map(str::to_string)))
+            })
+            .collect();
+        let next =
+            if out.is_truncated() == Some(true) { out.next_continuation_token().map(str::to_string) } else { None };
+        Ok((objects, next))
+    }
+
+    pub async fn open(&self, obj: &Object, start: u64, end: u64) -> std::result::Result<ByteStream, Failure> {
+        let mut req =
+            self.client.get_object().bucket(&self.bucket).key(&obj.key).range(format!("bytes={start}-{}", end - 1));
+        if let Some(etag) = &obj.etag {
+            // A resumed or parallel ranged GET must read the same object version as the listing saw.
+            req = req.if_match(format!("\"{etag}\""));
+        }
+        let out = req.send().await.map_err(|e| classify(e, &format!("s3://{}/{}", self.bucket, obj.key)))?;
+        let len = out.content_length().unwrap_or(-1);
+        if len != (end - start) as i64 {
+            return Err(Failure::permanent(format!(
+                "asked for bytes {start}-{} of {}, got {len} bytes",
+                end - 1,
+                obj.key
+            )));
+        }
+        Ok(out.body)
+    }
+}
+
+/// Turns an SDK error into a transient or permanent failure with a message an operator can act on.
+fn classify<E, R>(e: SdkError<E, R>, what: &str) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + HasStatus,
+{
+    match &e {
+        SdkError::TimeoutError(_) => Failure::transient(format!("{what}: timed out")),
+        SdkError::DispatchFailure(d) => {
+            let detail = one_line(&DisplayErrorContext(&e).to_string());
+            if d.is_user() {
+                Failure::permanent(format!("{what}: {detail}"))
+            } else {
+                Failure::transient(format!("{what}: {detail}"))
+            }
+        }
+        SdkError::ConstructionFailure(_) => {
+            Failure::permanent(format!("{what}: {}", one_line(&DisplayErrorContext(&e).to_string())))
+        }
+        SdkError::ResponseError(_) | SdkError::ServiceError(_) => {
+            let status = e.raw_response().map(|r| r.status_code()).unwrap_or(0);
+            let meta = e.as_service_error().map(|s| (s.code().map(str::to_string), s.message().map(str::to_string)));
+            let (code, message) = meta.unwrap_or((None, None));
+            let code = code.unwrap_or_default();
+            let text = match (&code, &message) {
+                (c, Some(m)) if !c.is_empty() => format!("{c}: {m}"),
+                (c, None) if !c.is_empty() => c.clone(),
+                (_, Some(m)) => m.clone(),
+                _ => format!("HTTP {status}"),
+            };
+            let text = one_line(&text);
+            match (status, code.as_str()) {
+                (_, "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable" | "RequestTimeTooSkewed") => {
+                    Failure::transient(format!("{what}: {text} (HTTP {status})"))
+                }
+                (500..=599 | 429 | 408, _) => Failure::transient(format!("{what}: {text} (HTTP {status})")),
+                (0, _) => Failure::transient(format!("{what}: unreadable response: {text}")),
+                (
+                    _,
+                    "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken"
+                    | "TokenRefreshRequired",
+                ) => Failure::permanent(format!(
+                    "{what}: S3 rejected the credentials ({code}): check {CREDENTIAL_SOURCES}"
+                )),
+                (403, _) => Failure::permanent(format!(
+                    "{what}: access denied ({text}): the credentials found (from {CREDENTIAL_SOURCES}) may not read this bucket"
+                )),
+                (404, "NoSuchBucket") => Failure::permanent(format!("{what}: no such bucket (check the name and AWS_REGION)")),
+                (404, _) => Failure::permanent(format!("{what}: not found ({text})")),
+                (412, _) => Failure::permanent(format!("{what}: the object changed while being read (ETag differs): start again")),
+                (301, _) => Failure::permanent(format!(
+                    "{what}: the bucket is in another region: set AWS_REGION to the bucket's region ({text})"
+                )),
+                _ => Failure::permanent(format!("{what}: {text} (HTTP {status})")),
+            }
+        }
+        _ => Failure::transient(format!("{what}: {}", one_line(&DisplayErrorContext(&e).to_string()))),
+    }
+}
+
+/// The status of a raw response, whatever its type.
+pub trait HasStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+/// A failure while reading a response body: always worth a resumed request.
+pub fn body_failure(e: impl std::error::Error, key: &str) -> Failure {
+    Failure::transient(format!("{key}: {}", one_line(&DisplayErrorContext(&e).to_string())))
+}
+
+fn one_line(s: &str) -> String {
+    let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.len() > 400 {
+        let mut end = 400;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &s[..end])
+    } else {
+        s
+    }
+}
