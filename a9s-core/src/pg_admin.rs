@@ -31,7 +31,9 @@ pub fn is_connection_error(e: &postgres::Error) -> bool {
             let c = c.code();
             c.starts_with("08") || c.starts_with("57P")
         }
-        None => true,
+        // Not from the server: a broken socket is a lost connection; a parameter the client could not encode
+        // or a row it could not decode is a statement error.
+        None => std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
     }
 }
 
@@ -70,8 +72,8 @@ pub fn refuse_if_in_recovery(client: &mut impl GenericClient, program_hint: &str
         client.query_one("SELECT pg_is_in_recovery()", &[]).map_err(|e| sql_error("checking for recovery", &e))?;
     if row.get::<_, bool>(0) {
         return Err(Error::failure(format!(
-            "the server is in recovery (a standby): run {program_hint} on the primary (repmgr cluster show, or \
-             SELECT pg_is_in_recovery() = false, tells which node it is)"
+            "the server is in recovery (a standby): run {program_hint} on the primary (`repmgr cluster show` \
+             tells which node that is)"
         )));
     }
     Ok(())
