@@ -80,7 +80,8 @@ fn refuses_duplicate_indices() {
     assert_status(&out, 1);
     assert!(out.stdout.is_empty());
     let err = stderr(&out);
-    assert!(err.contains("part 2 of") && err.contains("-02") && err.contains("-2,"), "{err}");
+    assert!(err.contains("part 2 of") && err.contains("given 2 times") && err.contains("-02, "), "{err}");
+    assert!(err.trim_end().ends_with(&format!("{}-2", backup_id())), "{err}");
 }
 
 #[test]
@@ -145,9 +146,9 @@ fn list_shows_the_plan_and_the_total() {
     assert_status(&out, 0);
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 12);
-    assert!(lines[0].trim_start().starts_with("0 ") && lines[10].trim_start().starts_with("10 "), "{text}");
-    assert!(lines[11].starts_with("total: 12 parts of") && lines[11].contains("1105 bytes"), "{text}");
+    assert_eq!(lines.len(), 13, "{text}");
+    assert!(lines[0].trim_start().starts_with("0 ") && lines[11].trim_start().starts_with("11 "), "{text}");
+    assert!(lines[12].starts_with("total: 12 parts of") && lines[12].contains("1105 bytes"), "{text}");
 
     let out = cmd("a9s-cat-parts").args(["--list", "--json"]).args(&given).output().unwrap();
     assert_status(&out, 0);
