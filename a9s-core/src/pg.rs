@@ -68,7 +68,8 @@ pub struct ConnArgs {
         value_name = "USER",
         long_help = "PostgreSQL user to connect as. Default: $PGUSER, else the operating-system user name. \
                      The password comes from $PGPASSWORD or the password file ($PGPASSFILE, else ~/.pgpass); \
-                     it is never taken on the command line."
+                     there is no password option (one in a -d conninfo or URI works, but shows in the process \
+                     list)."
     )]
     pub username: Option<String>,
 }
@@ -612,7 +613,21 @@ impl Target {
     /// Connects. On failure: one line naming the target and the server's message, and what to check;
     /// exit status [`EXIT_BADCONN`].
     pub fn connect(&self) -> Result<postgres::Client> {
+        self.connect_config(self.config())
+    }
+
+    /// As [`Target::connect`], passing the server's notices and warnings to `on_notice` (by default the
+    /// `postgres` crate drops them).
+    pub fn connect_with_notices(
+        &self,
+        on_notice: impl Fn(&postgres::error::DbError) + Send + Sync + 'static,
+    ) -> Result<postgres::Client> {
         let mut config = self.config();
+        config.notice_callback(move |n| on_notice(&n));
+        self.connect_config(config)
+    }
+
+    fn connect_config(&self, mut config: postgres::Config) -> Result<postgres::Client> {
         let (password, warning) = self.password_for_connect();
         if let Some(w) = &warning {
             eprintln!("warning: {w}");
@@ -649,7 +664,9 @@ impl Target {
         };
         if verify {
             match &self.sslrootcert {
-                Some(f) => b.set_ca_file(f).map_err(|e| ctx(&format!("cannot load root certificate {}", f.display()), e))?,
+                Some(f) => {
+                    b.set_ca_file(f).map_err(|e| ctx(&format!("cannot load root certificate {}", f.display()), e))?
+                }
                 None => {
                     return Err(format!(
                         "sslmode={} needs the server's root certificate: set sslrootcert or PGSSLROOTCERT, or put \
@@ -664,7 +681,8 @@ impl Target {
         }
         if let Some(cert) = &self.sslcert {
             if cert.exists() {
-                b.set_certificate_chain_file(cert).map_err(|e| ctx(&format!("client certificate {}", cert.display()), e))?;
+                b.set_certificate_chain_file(cert)
+                    .map_err(|e| ctx(&format!("client certificate {}", cert.display()), e))?;
                 let key = self.sslkey.clone().unwrap_or_else(|| cert.with_extension("key"));
                 b.set_private_key_file(&key, SslFiletype::PEM)
                     .map_err(|e| ctx(&format!("client key {}", key.display()), e))?;
@@ -893,8 +911,7 @@ mod tests {
     #[test]
     fn uri_forms() {
         assert_eq!(
-            parse_uri("postgresql://us%40er:p%3Aw@db.example:6432/my%20db?sslmode=require&application_name=x")
-                .unwrap(),
+            parse_uri("postgresql://us%40er:p%3Aw@db.example:6432/my%20db?sslmode=require&application_name=x").unwrap(),
             kv(&[
                 ("user", "us@er"),
                 ("password", "p:w"),
@@ -910,7 +927,10 @@ mod tests {
             kv(&[("dbname", "postgres"), ("host", "/var/run/postgresql"), ("port", "5433")])
         );
         assert_eq!(parse_uri("postgresql://%2Ftmp%2Fsock/db").unwrap(), kv(&[("host", "/tmp/sock"), ("dbname", "db")]));
-        assert_eq!(parse_uri("postgresql://[::1]:5433/db").unwrap(), kv(&[("host", "::1"), ("port", "5433"), ("dbname", "db")]));
+        assert_eq!(
+            parse_uri("postgresql://[::1]:5433/db").unwrap(),
+            kv(&[("host", "::1"), ("port", "5433"), ("dbname", "db")])
+        );
         assert_eq!(parse_uri("postgresql://").unwrap(), kv(&[]));
         assert_eq!(parse_uri("postgresql://h?ssl=true").unwrap(), kv(&[("host", "h"), ("sslmode", "require")]));
         assert!(parse_uri("postgresql://h/%zz").is_err());
@@ -954,7 +974,10 @@ mod tests {
             ("PGOPTIONS", "-c work_mem=64MB"),
         ];
         let t = resolve(ConnArgs::default(), ENV).unwrap();
-        assert_eq!((t.hosts[0].as_str(), t.ports[0], t.user.as_str(), t.dbname.as_str()), ("envhost", 1111, "envuser", "envdb"));
+        assert_eq!(
+            (t.hosts[0].as_str(), t.ports[0], t.user.as_str(), t.dbname.as_str()),
+            ("envhost", 1111, "envuser", "envdb")
+        );
         assert_eq!(t.sslmode, SslMode::Disable);
         assert_eq!(t.application_name, "envapp");
         assert_eq!(t.connect_timeout, Some(Duration::from_secs(2)));
@@ -963,9 +986,13 @@ mod tests {
         // -d conninfo beats the environment.
         let args = ConnArgs { dbname: Some("host=cihost dbname=cidb user=ciuser".into()), ..Default::default() };
         let t = resolve(args.clone(), ENV).unwrap();
-        assert_eq!((t.hosts[0].as_str(), t.ports[0], t.user.as_str(), t.dbname.as_str()), ("cihost", 1111, "ciuser", "cidb"));
+        assert_eq!(
+            (t.hosts[0].as_str(), t.ports[0], t.user.as_str(), t.dbname.as_str()),
+            ("cihost", 1111, "ciuser", "cidb")
+        );
         // Explicit options beat both.
-        let args = ConnArgs { host: Some("/sock".into()), port: Some("2222".into()), username: Some("u".into()), ..args };
+        let args =
+            ConnArgs { host: Some("/sock".into()), port: Some("2222".into()), username: Some("u".into()), ..args };
         let t = resolve(args, ENV).unwrap();
         assert_eq!((t.hosts[0].as_str(), t.ports[0], t.user.as_str(), t.dbname.as_str()), ("/sock", 2222, "u", "cidb"));
         // dbname defaults to the user.

@@ -1,1 +1,238 @@
-//! a9s-pgrestore (being written).
+//! a9s-pgrestore: runs a pg_dumpall script against PostgreSQL exactly as `psql --quiet postgres < dump`
+//! would (the runbook's "Recover Backup" step), natively, with a clear account of every error.
+//!
+//! - [`lexer`]: psql's statement splitting, a pure function over bytes.
+//! - [`classify`]: what a statement is (COPY from stdin, SET client_encoding, pg_dumpall's CREATE ROLE).
+//! - [`encoding`]: input transcoding to UTF-8 for LATIN1/LATIN9/WIN1252 sections.
+//! - [`runner`]: the sessions, statements, COPY streaming and meta-commands; [`runner::Hooks`] is where steps
+//!   before and after the restore plug in.
+//! - [`steps`]: those steps, `--terminate-connections` and `--rename-database`.
+//!
+//! Connection handling (libpq conventions) is shared: [`a9s_core::pg`].
+
+pub mod classify;
+pub mod encoding;
+pub mod lexer;
+pub mod runner;
+pub mod steps;
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::PathBuf;
+
+use a9s_core::pg::{ConnArgs, Target};
+use a9s_core::{Error, Result};
+use clap::{CommandFactory, FromArgMatches, Parser};
+
+pub use runner::{exit, Hooks, NoHooks, Options, Summary};
+
+/// Input is read in large blocks: a dump is one long sequential stream.
+const READ_BUFFER: usize = 1 << 20;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "a9s-pgrestore",
+    version = a9s_core::VERSION,
+    disable_help_flag = true,
+    about = "Restore a pg_dumpall script like `psql -X postgres < dump`, natively, with a clear account of every error",
+    long_about = "Restore a pg_dumpall script (an a9s logical backup, decrypted and decompressed) the way \
+                  `psql --quiet postgres < dump` does: statement by statement, COPY data streamed, \\connect \
+                  followed — without psql, and with every error reported with its line, an exit status that tells \
+                  success from failure, and a summary."
+)]
+pub struct Cli {
+    /// The script to run; stdin when absent or `-`
+    #[arg(
+        value_name = "FILE",
+        long_help = "The pg_dumpall (or pg_dump plain-format) script to run. Without FILE, or with `-`, the script \
+                     is read from stdin, normally a pipe from a9s-decrypt; a terminal is refused."
+    )]
+    pub file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    #[command(flatten)]
+    pub steps: steps::ClusterSteps,
+
+    /// Stop at the first error (psql's ON_ERROR_STOP), exit status 3
+    #[arg(
+        long,
+        long_help = "Stop at the first error, as psql with ON_ERROR_STOP=1, with exit status 3. The error that \
+                     pg_dumpall provokes on purpose (CREATE ROLE of a role that exists already, followed by the \
+                     ALTER ROLE that sets it up) is expected and does not stop the restore. Without this option \
+                     the script runs to its end, as psql does, and every error is reported."
+    )]
+    pub on_error_stop: bool,
+
+    /// Also write the summary as JSON to FILE (`-` for stdout)
+    #[arg(
+        long,
+        value_name = "FILE",
+        long_help = "Also write the summary as JSON to FILE (`-` for stdout): status (ok, errors, \
+                     connection_failed, connection_lost, stopped), exit_code, databases, statements, \
+                     statements_failed, copy_commands, rows_copied, bytes_read, lines_read, errors, \
+                     expected_errors, elapsed_seconds, last_line and error_list (line, database, sqlstate, message, \
+                     statement). Written whatever the outcome."
+    )]
+    pub json_summary: Option<PathBuf>,
+
+    /// Print errors only: no notes, no summary
+    #[arg(
+        short = 'q',
+        long,
+        long_help = "Print errors only: no notes about expected errors, no summary at the end, no progress. \
+                     Without it, a summary goes to stderr at the end, and progress (bytes read, current database \
+                     and table) when stderr is a terminal."
+    )]
+    pub quiet: bool,
+
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+}
+
+/// The command line definition (for --help and the man page).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Runs the program; returns its exit status.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
+    let matches = command().try_get_matches_from(args).unwrap_or_else(|e| e.exit());
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if cli.steps.dry_run && !cli.steps.any() {
+        return Err(Error::usage("--dry-run goes with --terminate-connections or --rename-database"));
+    }
+    if cli.steps.any() {
+        let mut hooks = StepHooks { steps: cli.steps.clone(), reports: Vec::new() };
+        run_cli(cli, &mut hooks)
+    } else {
+        run_cli(cli, &mut NoHooks)
+    }
+}
+
+/// Runs the cluster steps around the restore and prints what they did.
+struct StepHooks {
+    steps: steps::ClusterSteps,
+    reports: Vec<steps::StepReport>,
+}
+
+impl StepHooks {
+    fn print(&mut self, reports: Vec<steps::StepReport>) {
+        let mut err = std::io::stderr().lock();
+        for r in &reports {
+            for line in &r.lines {
+                let _ = writeln!(err, "a9s-pgrestore: {line}");
+            }
+            if r.dry_run {
+                for sql in &r.sql {
+                    let _ = writeln!(err, "a9s-pgrestore: would run: {sql}");
+                }
+            }
+        }
+        self.reports.extend(reports);
+    }
+}
+
+impl Hooks for StepHooks {
+    fn before_restore(&mut self, client: &mut postgres::Client, _target: &Target) -> Result<()> {
+        let reports = self.steps.before_restore(client)?;
+        self.print(reports);
+        Ok(())
+    }
+
+    fn after_restore(&mut self, target: &Target, summary: &Summary) -> Result<()> {
+        let reports = self.steps.after_restore_on(target, summary.exit_code)?;
+        self.print(reports);
+        Ok(())
+    }
+}
+
+/// Runs a parsed command line with `hooks` around the restore.
+pub fn run_cli(cli: Cli, hooks: &mut dyn Hooks) -> Result<i32> {
+    let target = Target::resolve(&cli.conn, "a9s-pgrestore")?;
+    let client_encoding = match std::env::var("PGCLIENTENCODING") {
+        Ok(v) if !v.is_empty() => Some(encoding::Encoding::parse(&v).ok_or_else(|| {
+            Error::usage(format!(
+                "PGCLIENTENCODING={v} is not supported: use UTF8, SQL_ASCII, LATIN1, LATIN9 or WIN1252, or unset it"
+            ))
+        })?),
+        _ => None,
+    };
+    // Refuse what cannot work before connecting. A dry run of the steps reads no script: it restores nothing.
+    let (mut input, total): (Box<dyn BufRead>, Option<u64>) = match &cli.file {
+        _ if cli.steps.dry_run => (Box::new(std::io::empty()), None),
+        Some(p) if p.as_os_str() != "-" => {
+            let f = a9s_core::io::open_input(p)?;
+            let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+            (Box::new(BufReader::with_capacity(READ_BUFFER, f)), len)
+        }
+        _ => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                return Err(Error::usage(
+                    "no script: give FILE or pipe the dump in (e.g. `a9s-decrypt --pass file:key < dump.enc | \
+                     a9s-pgrestore -d postgres`)",
+                ));
+            }
+            (Box::new(BufReader::with_capacity(READ_BUFFER, stdin.lock())), None)
+        }
+    };
+    let mut json_out: Option<Box<dyn std::io::Write>> = match &cli.json_summary {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stdout())),
+        Some(p) => Some(Box::new(std::fs::File::create(p).map_err(|e| {
+            Error::usage(format!("cannot write --json-summary {}: {}", p.display(), a9s_core::error::describe_io(&e)))
+        })?)),
+    };
+    let opts = Options {
+        on_error_stop: cli.on_error_stop,
+        quiet: cli.quiet,
+        progress: !cli.quiet && std::io::stderr().is_terminal(),
+        total_bytes: total,
+        client_encoding,
+    };
+    let summary = runner::Runner::new(target, &opts).run(&mut input, hooks);
+    let mut code = summary.exit_code;
+    if let Some(out) = json_out.as_mut() {
+        let mut text = serde_json::to_vec_pretty(&summary).expect("summary serializes");
+        text.push(b'\n');
+        if let Err(e) = out.write_all(&text).and_then(|_| out.flush()) {
+            eprintln!("a9s-pgrestore: cannot write the JSON summary: {}", a9s_core::error::describe_io(&e));
+            if code == exit::OK {
+                code = exit::ERRORS;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// The complete man page.
+pub fn man_page() -> String {
+    a9s_core::man::render(command(), include_str!("../man.roff"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition() {
+        command().debug_assert();
+        let page = man_page();
+        if let Ok(path) = std::env::var("A9S_PGRESTORE_MAN_OUT") {
+            std::fs::write(path, &page).unwrap();
+        }
+        for section in [".SH DESCRIPTION", ".SH OPTIONS", ".SH \"EXIT STATUS\"", ".SH ENVIRONMENT", ".SH EXAMPLES"] {
+            assert!(page.contains(section), "{section} missing");
+        }
+        // -h is the host, as in psql; --help stays.
+        let m = command().try_get_matches_from(["a9s-pgrestore", "-h", "/sock", "-d", "postgres", "dump.sql"]).unwrap();
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        assert_eq!(cli.conn.host.as_deref(), Some("/sock"));
+        assert_eq!(cli.file.as_deref(), Some(std::path::Path::new("dump.sql")));
+        let e = command().try_get_matches_from(["a9s-pgrestore", "--help"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);
+    }
+}

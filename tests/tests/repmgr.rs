@@ -9,11 +9,7 @@ use a9s_tests::pg::{Cluster, Options, PG_ENV};
 use a9s_tests::pg_extra::{make_standby, wait_until, Session, WalReceiver};
 use a9s_tests::{assert_status, cmd, stderr};
 
-// The steps are a module of a9s-pgrestore that its CLI calls; compiled here on their own so they are tested
-// whatever state the CLI is in.
-#[path = "../../a9s-pgrestore/src/steps.rs"]
-#[allow(dead_code)]
-mod steps;
+use a9s_pgrestore::steps;
 
 /// repmgr's state as a primary and two standbys leave it: nodes, events, monitoring history, a voting term.
 const REPMGR_ROWS: &str = "

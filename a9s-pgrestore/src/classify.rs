@@ -1,0 +1,378 @@
+//! What the runner must know about a statement before sending it: is it a `COPY … FROM stdin` (its data
+//! follows in the script), a `SET client_encoding` (handled here, never sent: the session stays UTF-8), a
+//! `SET standard_conforming_strings` (the lexer must follow it), or pg_dumpall's bare `CREATE ROLE x`.
+//!
+//! A small tokenizer over the statement's bytes: the statement is already split, so only its first words
+//! matter, but quotes and comments must not fool it.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    /// A bare word, lower-cased.
+    Word(String),
+    /// A "quoted identifier", unquoted.
+    Ident(String),
+    /// A 'string' (or E'…'), unquoted.
+    Str(String),
+    Punct(u8),
+}
+
+struct Tokens<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(s: &'a [u8]) -> Self {
+        Tokens { s, i: 0 }
+    }
+
+    fn skip_space(&mut self) {
+        let s = self.s;
+        loop {
+            while self.i < s.len() && s[self.i].is_ascii_whitespace() {
+                self.i += 1;
+            }
+            if s[self.i..].starts_with(b"--") {
+                while self.i < s.len() && s[self.i] != b'\n' {
+                    self.i += 1;
+                }
+            } else if s[self.i..].starts_with(b"/*") {
+                let mut depth = 0;
+                while self.i < s.len() {
+                    if s[self.i..].starts_with(b"/*") {
+                        depth += 1;
+                        self.i += 2;
+                    } else if s[self.i..].starts_with(b"*/") {
+                        depth -= 1;
+                        self.i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        self.i += 1;
+                    }
+                }
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// Offset of the next token (after whitespace and comments).
+    fn start(&mut self) -> usize {
+        self.skip_space();
+        self.i
+    }
+
+    fn quoted(&mut self, q: u8, backslash: bool) -> String {
+        let s = self.s;
+        let mut out = Vec::new();
+        self.i += 1;
+        while self.i < s.len() {
+            let c = s[self.i];
+            if backslash && c == b'\\' && self.i + 1 < s.len() {
+                out.push(s[self.i + 1]);
+                self.i += 2;
+            } else if c == q {
+                if s.get(self.i + 1) == Some(&q) {
+                    out.push(q);
+                    self.i += 2;
+                } else {
+                    self.i += 1;
+                    break;
+                }
+            } else {
+                out.push(c);
+                self.i += 1;
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl Iterator for Tokens<'_> {
+    type Item = Tok;
+    fn next(&mut self) -> Option<Tok> {
+        self.skip_space();
+        let s = self.s;
+        let c = *s.get(self.i)?;
+        if (c == b'E' || c == b'e') && s.get(self.i + 1) == Some(&b'\'') {
+            self.i += 1;
+            return Some(Tok::Str(self.quoted(b'\'', true)));
+        }
+        if c == b'\'' {
+            return Some(Tok::Str(self.quoted(b'\'', false)));
+        }
+        if c == b'"' {
+            return Some(Tok::Ident(self.quoted(b'"', false)));
+        }
+        let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+        if word(c) {
+            let st = self.i;
+            while self.i < s.len() && word(s[self.i]) {
+                self.i += 1;
+            }
+            return Some(Tok::Word(String::from_utf8_lossy(&s[st..self.i]).to_ascii_lowercase()));
+        }
+        self.i += 1;
+        Some(Tok::Punct(c))
+    }
+}
+
+fn is_word(t: Option<&Tok>, w: &str) -> bool {
+    matches!(t, Some(Tok::Word(x)) if x == w)
+}
+
+/// Only a `;` (or nothing) may follow.
+fn at_end(t: &mut Tokens) -> bool {
+    match t.next() {
+        None => true,
+        Some(Tok::Punct(b';')) => t.next().is_none(),
+        _ => false,
+    }
+}
+
+/// What a `COPY` statement does with the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Copy {
+    /// `COPY <table> … FROM STDIN`: data lines follow up to `\.`. Holds the table as written.
+    FromStdin(String),
+    /// `COPY … TO STDOUT`: would print data, which a restore never wants.
+    ToStdout,
+}
+
+/// Recognizes `COPY … FROM STDIN` and `COPY … TO STDOUT`.
+pub fn copy_kind(stmt: &[u8]) -> Option<Copy> {
+    let mut t = Tokens::new(stmt);
+    if !is_word(t.next().as_ref(), "copy") {
+        return None;
+    }
+    let table_start = t.start();
+    let mut table_end = None;
+    let mut depth = 0i32;
+    let mut prev: Option<Tok> = None;
+    loop {
+        let before = t.start();
+        let tok = t.next()?;
+        let ends_table = match &tok {
+            Tok::Punct(b'(') => true,
+            Tok::Word(w) => depth == 0 && (w == "from" || w == "to"),
+            _ => false,
+        };
+        if ends_table && table_end.is_none() {
+            table_end = Some(before);
+        }
+        match &tok {
+            Tok::Punct(b'(') => depth += 1,
+            Tok::Punct(b')') => depth -= 1,
+            Tok::Word(w) if depth == 0 => {
+                if w == "stdin" && is_word(prev.as_ref(), "from") {
+                    let end = table_end.unwrap_or(before);
+                    let table = String::from_utf8_lossy(&stmt[table_start..end]).trim().to_string();
+                    return Some(Copy::FromStdin(table));
+                }
+                if w == "stdout" && is_word(prev.as_ref(), "to") {
+                    return Some(Copy::ToStdout);
+                }
+            }
+            _ => {}
+        }
+        prev = Some(tok);
+    }
+}
+
+/// The value of `SET [SESSION|LOCAL] client_encoding {=|TO} value` or `RESET client_encoding`
+/// (`DEFAULT` for a reset).
+pub fn set_client_encoding(stmt: &[u8]) -> Option<String> {
+    set_value(stmt, "client_encoding")
+}
+
+/// `SET standard_conforming_strings = on|off`.
+pub fn set_standard_conforming_strings(stmt: &[u8]) -> Option<bool> {
+    let v = set_value(stmt, "standard_conforming_strings")?;
+    match v.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Some(true),
+        "off" | "false" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+fn set_value(stmt: &[u8], name: &str) -> Option<String> {
+    let mut t = Tokens::new(stmt);
+    match t.next()? {
+        Tok::Word(w) if w == "reset" => {
+            return (is_word(t.next().as_ref(), name) && at_end(&mut t)).then(|| "DEFAULT".to_string());
+        }
+        Tok::Word(w) if w == "set" => {}
+        _ => return None,
+    }
+    let mut tok = t.next()?;
+    if matches!(&tok, Tok::Word(w) if w == "session" || w == "local") {
+        tok = t.next()?;
+    }
+    if !matches!(&tok, Tok::Word(w) if w == name) {
+        return None;
+    }
+    match t.next()? {
+        Tok::Punct(b'=') => {}
+        Tok::Word(w) if w == "to" => {}
+        _ => return None,
+    }
+    let v = match t.next()? {
+        Tok::Word(w) if w == "default" => "DEFAULT".to_string(),
+        Tok::Word(w) | Tok::Ident(w) | Tok::Str(w) => w,
+        Tok::Punct(_) => return None,
+    };
+    at_end(&mut t).then_some(v)
+}
+
+/// A statement that changes session state which must survive a reconnect: `SET [SESSION] name …`,
+/// `RESET name`, `SET ROLE`, `SET SESSION AUTHORIZATION`, `SELECT [pg_catalog.]set_config('name', …, false)`.
+/// Returns the setting's key (the last statement per key is what counts).
+pub fn session_setting(stmt: &[u8]) -> Option<String> {
+    let mut t = Tokens::new(stmt);
+    match t.next()? {
+        Tok::Word(w) if w == "set" => {
+            let mut tok = t.next()?;
+            if matches!(&tok, Tok::Word(w) if w == "session") {
+                tok = t.next()?;
+                if matches!(&tok, Tok::Word(w) if w == "authorization") {
+                    return Some("session authorization".into());
+                }
+            }
+            match tok {
+                Tok::Word(w) if w == "local" || w == "transaction" || w == "constraints" => None,
+                Tok::Word(w) | Tok::Ident(w) => Some(w.to_ascii_lowercase()),
+                _ => None,
+            }
+        }
+        Tok::Word(w) if w == "reset" => match t.next()? {
+            Tok::Word(w) | Tok::Ident(w) => Some(w.to_ascii_lowercase()),
+            _ => None,
+        },
+        Tok::Word(w) if w == "select" => {
+            let mut tok = t.next()?;
+            if matches!(&tok, Tok::Word(w) if w == "pg_catalog") {
+                if t.next()? != Tok::Punct(b'.') {
+                    return None;
+                }
+                tok = t.next()?;
+            }
+            if !matches!(&tok, Tok::Word(w) if w == "set_config") || t.next()? != Tok::Punct(b'(') {
+                return None;
+            }
+            let Tok::Str(name) = t.next()? else { return None };
+            if t.next()? != Tok::Punct(b',') || !matches!(t.next()?, Tok::Str(_)) || t.next()? != Tok::Punct(b',') {
+                return None;
+            }
+            let local = t.next()?;
+            (matches!(&local, Tok::Word(w) if w == "false") && t.next()? == Tok::Punct(b')') && at_end(&mut t))
+                .then(|| name.to_ascii_lowercase())
+        }
+        _ => None,
+    }
+}
+
+/// The role of pg_dumpall's bare `CREATE ROLE name;` (no options), whose failure for an existing role is
+/// expected: the `ALTER ROLE name WITH …` that follows sets it up.
+pub fn bare_create_role(stmt: &[u8]) -> Option<String> {
+    let mut t = Tokens::new(stmt);
+    if !is_word(t.next().as_ref(), "create") || !is_word(t.next().as_ref(), "role") {
+        return None;
+    }
+    let name = match t.next()? {
+        Tok::Word(w) | Tok::Ident(w) => w,
+        _ => return None,
+    };
+    at_end(&mut t).then_some(name)
+}
+
+/// Where the statement really starts (after leading whitespace and comments): the number of newlines before
+/// it and its first line, shortened to `max` characters for messages.
+pub fn first_line(stmt: &[u8], max: usize) -> (u64, String) {
+    let mut t = Tokens::new(stmt);
+    let start = t.start().min(stmt.len());
+    let newlines = stmt[..start].iter().filter(|&&b| b == b'\n').count() as u64;
+    let rest = &stmt[start..];
+    let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+    let line = String::from_utf8_lossy(&rest[..end]);
+    let line = line.trim_end();
+    let short = if line.chars().count() > max {
+        format!("{}…", line.chars().take(max).collect::<String>())
+    } else {
+        line.to_string()
+    };
+    (newlines, short)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy() {
+        assert_eq!(
+            copy_kind(b"COPY public.t (a, \"b c\", \"from\") FROM stdin;"),
+            Some(Copy::FromStdin("public.t".into()))
+        );
+        assert_eq!(copy_kind(b"-- c\ncopy \"Odd Tbl\" from STDIN"), Some(Copy::FromStdin("\"Odd Tbl\"".into())));
+        assert_eq!(copy_kind(b"COPY t FROM stdin WITH (FORMAT csv);"), Some(Copy::FromStdin("t".into())));
+        assert_eq!(copy_kind(b"COPY t TO STDOUT;"), Some(Copy::ToStdout));
+        assert_eq!(copy_kind(b"COPY t FROM '/tmp/x';"), None);
+        assert_eq!(copy_kind(b"COPY (SELECT 'from stdin') TO '/x';"), None);
+        assert_eq!(copy_kind(b"SELECT 1;"), None);
+    }
+
+    #[test]
+    fn settings() {
+        assert_eq!(set_client_encoding(b"SET client_encoding = 'LATIN1';").as_deref(), Some("LATIN1"));
+        assert_eq!(set_client_encoding(b"set session client_encoding to win1252").as_deref(), Some("win1252"));
+        assert_eq!(set_client_encoding(b"RESET client_encoding;").as_deref(), Some("DEFAULT"));
+        assert_eq!(set_client_encoding(b"SET client_encoding = 'UTF8'; SELECT 1"), None);
+        assert_eq!(set_client_encoding(b"SET search_path = '';"), None);
+        assert_eq!(set_standard_conforming_strings(b"SET standard_conforming_strings = on;"), Some(true));
+        assert_eq!(set_standard_conforming_strings(b"SET standard_conforming_strings = 'off';"), Some(false));
+    }
+
+    #[test]
+    fn session_settings() {
+        assert_eq!(session_setting(b"SET statement_timeout = 0;").as_deref(), Some("statement_timeout"));
+        assert_eq!(session_setting(b"SET SESSION search_path TO a;").as_deref(), Some("search_path"));
+        assert_eq!(session_setting(b"SET LOCAL search_path TO a;"), None);
+        assert_eq!(session_setting(b"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;"), None);
+        assert_eq!(session_setting(b"SET ROLE app;").as_deref(), Some("role"));
+        assert_eq!(session_setting(b"SET SESSION AUTHORIZATION app;").as_deref(), Some("session authorization"));
+        assert_eq!(
+            session_setting(b"SELECT pg_catalog.set_config('search_path', '', false);").as_deref(),
+            Some("search_path")
+        );
+        assert_eq!(session_setting(b"SELECT set_config('search_path', '', true);"), None);
+        assert_eq!(session_setting(b"SELECT 1;"), None);
+    }
+
+    #[test]
+    fn create_role() {
+        assert_eq!(bare_create_role(b"CREATE ROLE postgres;").as_deref(), Some("postgres"));
+        assert_eq!(bare_create_role(b"CREATE ROLE \"Odd Role\";").as_deref(), Some("Odd Role"));
+        assert_eq!(bare_create_role(b"CREATE ROLE x WITH LOGIN;"), None);
+        assert_eq!(bare_create_role(b"CREATE TABLE x;"), None);
+    }
+
+    #[test]
+    fn first_lines() {
+        assert_eq!(first_line(b"\n-- c\n/* x\n */ SELECT 1\nFROM t;", 80), (3, "SELECT 1".into()));
+        assert_eq!(first_line("SELECT 'ééé'".as_bytes(), 8), (0, "SELECT '…".into()));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = copy_kind(&bytes);
+            let _ = set_client_encoding(&bytes);
+            let _ = set_standard_conforming_strings(&bytes);
+            let _ = session_setting(&bytes);
+            let _ = bare_create_role(&bytes);
+            let _ = first_line(&bytes, 10);
+        }
+    }
+}

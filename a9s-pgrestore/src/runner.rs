@@ -1,0 +1,1034 @@
+//! Runs a psql script (a pg_dumpall) over `postgres` sessions the way psql does: line by line through the
+//! lexer, each statement sent alone with the simple query protocol, `COPY … FROM stdin` data streamed through
+//! copy-in, the few meta-commands a dump contains honoured and every other one refused.
+//!
+//! Generic over the input (`impl BufRead`) so tests can drive it; the CLI in lib.rs only wires options.
+
+use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use a9s_core::io::human_bytes;
+use a9s_core::pg::{error_chain, is_conninfo, parse_dbname_arg, quote_conninfo_value, Target};
+use a9s_core::progress::Progress;
+use a9s_core::Result;
+use postgres::error::SqlState;
+use postgres::Client;
+use serde::Serialize;
+
+use crate::classify::{self, Copy};
+use crate::encoding::Encoding;
+use crate::lexer::{Item, Lexer};
+
+/// a9s-pgrestore's exit statuses (psql's, plus 1 for "ran to the end with errors").
+pub mod exit {
+    /// Every statement succeeded (expected errors aside).
+    pub const OK: i32 = 0;
+    /// The script ran to its end, with errors.
+    pub const ERRORS: i32 = 1;
+    /// The connection could not be made, a `\connect` failed, or the connection was lost.
+    pub const CONNECTION: i32 = 2;
+    /// Stopped at the first error (`--on-error-stop`).
+    pub const STOPPED: i32 = 3;
+}
+
+/// COPY data goes to the server in chunks of about this size: few, large CopyData messages.
+const COPY_CHUNK: usize = 256 * 1024;
+/// Errors kept in the JSON summary (all are printed).
+const MAX_ERROR_RECORDS: usize = 1000;
+const PROG: &str = "a9s-pgrestore";
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Stop at the first error (psql's `ON_ERROR_STOP`).
+    pub on_error_stop: bool,
+    /// No notes, no summary; errors only.
+    pub quiet: bool,
+    /// Draw progress on stderr (the CLI sets this when stderr is a terminal).
+    pub progress: bool,
+    /// Size of the input when known (a file), for the progress line.
+    pub total_bytes: Option<u64>,
+    /// `PGCLIENTENCODING`: the input encoding of every session until the script sets one. Otherwise, as
+    /// psql in a script, the database's encoding.
+    pub client_encoding: Option<Encoding>,
+}
+
+/// Steps before and after the script (issue 4's cluster steps plug in here).
+pub trait Hooks {
+    /// On the first session, before the first line of the script is read.
+    fn before_restore(&mut self, _client: &mut Client, _target: &Target) -> Result<()> {
+        Ok(())
+    }
+    /// After the script, whatever its outcome (check `summary.exit_code`); `target` is the first session's.
+    fn after_restore(&mut self, _target: &Target, _summary: &Summary) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// No steps.
+pub struct NoHooks;
+impl Hooks for NoHooks {}
+
+/// One error, for `--json-summary`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ErrorRecord {
+    pub line: u64,
+    pub database: String,
+    pub sqlstate: Option<String>,
+    pub message: String,
+    /// The statement's first line (shortened), or the meta-command.
+    pub statement: String,
+}
+
+/// What happened, printed at the end and written by `--json-summary`.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Summary {
+    /// `ok`, `errors`, `connection_failed`, `connection_lost`, `stopped` (`--on-error-stop`), or `failed`.
+    pub status: String,
+    pub exit_code: i32,
+    /// Every session in order: the first database, then one per `\connect`.
+    pub databases: Vec<String>,
+    /// Statements that succeeded (COPY included).
+    pub statements: u64,
+    pub statements_failed: u64,
+    pub copy_commands: u64,
+    pub rows_copied: u64,
+    pub bytes_read: u64,
+    pub lines_read: u64,
+    /// Errors counted against the restore.
+    pub errors: u64,
+    /// Errors a pg_dumpall provokes on purpose (`CREATE ROLE` of an existing role); not counted.
+    pub expected_errors: u64,
+    pub elapsed_seconds: f64,
+    /// The last input line read.
+    pub last_line: u64,
+    /// The first errors in detail.
+    pub error_list: Vec<ErrorRecord>,
+}
+
+enum Flow {
+    Go,
+    Stop(i32),
+}
+
+/// The input's encoding: supported, or a name we cannot transcode (only ASCII lines then pass).
+type InputEncoding = std::result::Result<Encoding, String>;
+
+/// A pg_dump or pg_dumpall header seen, and whether its closing line came.
+#[derive(Default)]
+struct DumpFraming {
+    trailer: Option<&'static [u8]>,
+    seen_trailer: bool,
+}
+
+pub struct Runner<'o> {
+    opts: &'o Options,
+    /// The first session's target; `\connect` keeps its server and user.
+    base: Target,
+    target: Target,
+    client: Option<Client>,
+    lexer: Lexer,
+    enc: InputEncoding,
+    restrict: Option<String>,
+    line: u64,
+    summary: Summary,
+    progress: Progress,
+    start: Instant,
+    conv: Vec<u8>,
+    /// A line of the statement being collected could not be transcoded: (line, reason).
+    poisoned: Option<(u64, String)>,
+    framing: DumpFraming,
+    /// Session settings made by the script on the current session, to re-apply if it must be reopened.
+    settings: Vec<(String, String)>,
+    /// Where the server's notices are attributed: the line of the statement running, the database.
+    notice_line: Arc<AtomicU64>,
+    notice_db: Arc<Mutex<String>>,
+    /// The first connection or a `\connect` failed (rather than a session being lost).
+    connect_failed: bool,
+}
+
+impl<'o> Runner<'o> {
+    pub fn new(target: Target, opts: &'o Options) -> Self {
+        Runner {
+            opts,
+            base: target.clone(),
+            target,
+            client: None,
+            lexer: Lexer::new(),
+            enc: Ok(Encoding::Utf8),
+            restrict: None,
+            line: 0,
+            summary: Summary::default(),
+            progress: Progress::with_enabled(PROG, opts.total_bytes, opts.progress),
+            start: Instant::now(),
+            conv: Vec::new(),
+            poisoned: None,
+            framing: DumpFraming::default(),
+            settings: Vec::new(),
+            notice_line: Arc::new(AtomicU64::new(0)),
+            notice_db: Arc::new(Mutex::new(String::new())),
+            connect_failed: false,
+        }
+    }
+
+    /// The script's session settings on the current session, in order (`SET …`, `RESET …`,
+    /// `SELECT pg_catalog.set_config(…, false)`; the last per setting): what another session of the same
+    /// database must replay to read the script the same way.
+    pub fn session_settings(&self) -> impl Iterator<Item = &str> {
+        self.settings.iter().map(|(_, sql)| sql.as_str())
+    }
+
+    /// Runs the whole script; every message is printed on the way. The summary carries the exit status.
+    pub fn run<R: BufRead>(mut self, input: &mut R, hooks: &mut dyn Hooks) -> Summary {
+        let mut code = self.run_script(input, hooks);
+        self.progress.finish();
+        self.summary.exit_code = code;
+        self.summary.last_line = self.line;
+        self.summary.lines_read = self.line;
+        self.summary.bytes_read = self.progress.done();
+        self.summary.elapsed_seconds = self.start.elapsed().as_secs_f64();
+        self.client = None;
+        if let Err(e) = hooks.after_restore(&self.base, &self.summary) {
+            eprintln!("{PROG}: {}", e.message);
+            if code == exit::OK {
+                code = e.code;
+            }
+        }
+        self.summary.exit_code = code;
+        self.summary.status = match code {
+            exit::OK => "ok",
+            exit::ERRORS if self.summary.errors > 0 => "errors",
+            exit::CONNECTION if self.connect_failed => "connection_failed",
+            exit::CONNECTION => "connection_lost",
+            exit::STOPPED => "stopped",
+            _ => "failed",
+        }
+        .to_string();
+        if !self.opts.quiet {
+            eprintln!("{}", self.summary_text());
+        }
+        self.summary
+    }
+
+    fn run_script<R: BufRead>(&mut self, input: &mut R, hooks: &mut dyn Hooks) -> i32 {
+        let target = self.base.clone();
+        match self.open(&target) {
+            Ok(client) => {
+                if let Err(e) = self.adopt(client, target) {
+                    eprintln!("{PROG}: cannot set up the session on {}: {}", self.target.describe(), error_chain(&e));
+                    return exit::CONNECTION;
+                }
+            }
+            Err(e) => {
+                eprintln!("{PROG}: {}", e.message);
+                self.connect_failed = true;
+                return exit::CONNECTION;
+            }
+        }
+        if let Err(e) = hooks.before_restore(self.client.as_mut().expect("connected"), &self.base) {
+            eprintln!("{PROG}: {}", e.message);
+            return e.code;
+        }
+
+        let mut line = Vec::with_capacity(64 * 1024);
+        let mut items = Vec::new();
+        loop {
+            line.clear();
+            match self.read_line(input, &mut line) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(code) => return code,
+            }
+            if self.line == 1 && line.starts_with(b"\xEF\xBB\xBF") {
+                line.drain(..3);
+            }
+            self.check_framing(&line);
+            let data: &[u8] = match &self.enc {
+                Ok(enc) => match enc.to_utf8(&line, &mut self.conv) {
+                    Ok(false) => &line,
+                    Ok(true) => &self.conv,
+                    Err(at) => {
+                        let reason = format!(
+                            "byte 0x{:02X} at column {} has no Unicode equivalent in encoding {}",
+                            line[at],
+                            at + 1,
+                            enc.name()
+                        );
+                        self.poisoned.get_or_insert((self.line, reason));
+                        &self.conv
+                    }
+                },
+                Err(name) => {
+                    if !line.is_ascii() {
+                        let reason = format!("non-ASCII text in encoding {name}, which a9s-pgrestore cannot convert");
+                        self.poisoned.get_or_insert((self.line, reason));
+                    }
+                    &line
+                }
+            };
+            self.lexer.push_line(data, &mut items);
+            for item in items.drain(..) {
+                if let Flow::Stop(code) = self.handle(item, input) {
+                    return code;
+                }
+            }
+            // COPY data lines bypass the lexer; it must still count them for its line numbers.
+            let lag = self.line.saturating_sub(self.lexer.line_number());
+            if lag > 0 {
+                self.lexer.skip_lines(lag);
+            }
+        }
+        self.lexer.finish(&mut items);
+        for item in items.drain(..) {
+            if let Flow::Stop(code) = self.handle(item, input) {
+                return code;
+            }
+        }
+        if let (Some(trailer), false) = (self.framing.trailer, self.framing.seen_trailer) {
+            let msg = format!(
+                "input ended at line {} before the dump's last line \"{}\": the dump is truncated (did the program \
+                 feeding the pipe fail?); the restore is incomplete",
+                self.line,
+                String::from_utf8_lossy(trailer)
+            );
+            self.error(self.line, None, msg, String::new());
+            if self.opts.on_error_stop {
+                return exit::STOPPED;
+            }
+        }
+        if self.summary.errors > 0 {
+            exit::ERRORS
+        } else {
+            exit::OK
+        }
+    }
+
+    /// Reads one line (with its `\n`) into `buf`; returns its length, 0 at the end.
+    fn read_line<R: BufRead>(&mut self, input: &mut R, buf: &mut Vec<u8>) -> std::result::Result<usize, i32> {
+        match input.read_until(b'\n', buf) {
+            Ok(0) => Ok(0),
+            Ok(n) => {
+                self.line += 1;
+                self.progress.add(n as u64);
+                Ok(n)
+            }
+            Err(e) => {
+                self.progress.finish();
+                eprintln!(
+                    "{PROG}: cannot read the input after line {}: {}; the restore is incomplete",
+                    self.line,
+                    a9s_core::error::describe_io(&e)
+                );
+                Err(exit::ERRORS)
+            }
+        }
+    }
+
+    fn check_framing(&mut self, line: &[u8]) {
+        if !line.starts_with(b"-- PostgreSQL database") {
+            return;
+        }
+        let l = line.strip_suffix(b"\n").unwrap_or(line);
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        const PAIRS: [(&[u8], &[u8]); 2] = [
+            (b"-- PostgreSQL database cluster dump", b"-- PostgreSQL database cluster dump complete"),
+            (b"-- PostgreSQL database dump", b"-- PostgreSQL database dump complete"),
+        ];
+        for (head, tail) in PAIRS {
+            if l == head && self.line <= 10 && self.framing.trailer.is_none() {
+                self.framing.trailer = Some(tail);
+            } else if Some(l) == self.framing.trailer {
+                self.framing.seen_trailer = true;
+            }
+        }
+    }
+
+    /// Connects to `target`, printing the server's notices and warnings as psql does (on stderr, with the
+    /// line of the statement that caused them).
+    fn open(&mut self, target: &Target) -> Result<Client> {
+        *self.notice_db.lock().expect("notice db") = quote_conninfo_value(&target.dbname);
+        let (line, db) = (self.notice_line.clone(), self.notice_db.clone());
+        target.connect_with_notices(move |n| {
+            let db = db.lock().map(|d| d.clone()).unwrap_or_default();
+            let mut msg =
+                format!("{PROG}: {db} line {}: {}: {}", line.load(Ordering::Relaxed), n.severity(), n.message());
+            if let Some(d) = n.detail() {
+                msg += &format!("; DETAIL: {d}");
+            }
+            eprintln!("{msg}");
+        })
+    }
+
+    /// Makes `client` the current session: learns its encoding and string syntax, as psql does on connect.
+    fn adopt(&mut self, mut client: Client, target: Target) -> std::result::Result<(), postgres::Error> {
+        let mut server_encoding = String::new();
+        let mut scs = true;
+        for m in client.simple_query(
+            "SELECT pg_catalog.current_setting('server_encoding'), \
+             pg_catalog.current_setting('standard_conforming_strings')",
+        )? {
+            if let postgres::SimpleQueryMessage::Row(r) = m {
+                server_encoding = r.get(0).unwrap_or_default().to_string();
+                scs = r.get(1) == Some("on");
+            }
+        }
+        self.enc = match self.opts.client_encoding {
+            Some(e) => Ok(e),
+            None => Encoding::parse(&server_encoding).ok_or(server_encoding),
+        };
+        self.lexer.set_standard_conforming_strings(scs);
+        self.summary.databases.push(target.dbname.clone());
+        self.progress.set_detail(format!("database {}", target.dbname));
+        self.client = Some(client);
+        self.target = target;
+        self.settings.clear();
+        Ok(())
+    }
+
+    /// Opens the current database again and re-applies the script's session settings. Needed after a COPY that
+    /// the server refused before its data: tokio-postgres then answers every later request with the previous
+    /// one's response (it sends Sync twice), so that session can no longer be trusted.
+    fn reopen(&mut self, line: u64) -> Flow {
+        self.client = None;
+        let target = self.target.clone();
+        let client = match self.open(&target) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{PROG}: line {line}: reopening the session failed: {}; the restore stopped here", e.message);
+                return Flow::Stop(exit::CONNECTION);
+            }
+        };
+        let settings = std::mem::take(&mut self.settings);
+        let enc = self.enc.clone();
+        let target = self.target.clone();
+        let dbs = self.summary.databases.len();
+        if let Err(e) = self.adopt(client, target) {
+            eprintln!(
+                "{PROG}: line {line}: reopening the session failed: {}; the restore stopped here",
+                error_chain(&e)
+            );
+            return Flow::Stop(exit::CONNECTION);
+        }
+        // The same database, not a new one; the script's encoding and settings still apply.
+        self.summary.databases.truncate(dbs);
+        self.enc = enc;
+        for (_, sql) in &settings {
+            let client = self.client.as_mut().expect("connected");
+            if let Err(e) = client.batch_execute(sql) {
+                eprintln!(
+                    "{PROG}: line {line}: re-applying `{sql}` on the reopened session failed: {}",
+                    describe_pg_error(&e)
+                );
+            }
+            if let Some(on) = classify::set_standard_conforming_strings(sql.as_bytes()) {
+                self.lexer.set_standard_conforming_strings(on);
+            }
+        }
+        self.settings = settings;
+        self.note(
+            line,
+            "the session was reopened after the failed COPY and the script's session settings re-applied \
+                         (an open transaction block, if any, is gone)",
+        );
+        Flow::Go
+    }
+
+    fn handle<R: BufRead>(&mut self, item: Item, input: &mut R) -> Flow {
+        match item {
+            Item::Meta { name, args, line } => {
+                self.poisoned = None;
+                self.meta(&name, &args, line)
+            }
+            Item::Sql { text, first_line } => self.statement(&text, first_line, input),
+        }
+    }
+
+    // ----- errors -----
+
+    fn db(&self) -> String {
+        quote_conninfo_value(&self.target.dbname)
+    }
+
+    /// Prints and counts an error; `--on-error-stop` turns it into a stop.
+    fn fail(&mut self, line: u64, sqlstate: Option<String>, message: String, statement: String) -> Flow {
+        self.error(line, sqlstate, message, statement);
+        if self.opts.on_error_stop {
+            eprintln!("{PROG}: stopped at line {line} (--on-error-stop); the restore is incomplete");
+            Flow::Stop(exit::STOPPED)
+        } else {
+            Flow::Go
+        }
+    }
+
+    fn error(&mut self, line: u64, sqlstate: Option<String>, message: String, statement: String) {
+        self.progress.finish();
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{PROG}: {} line {line}: {message}", self.db());
+        if !statement.is_empty() {
+            let _ = writeln!(err, "    in: {statement}");
+        }
+        drop(err);
+        self.summary.errors += 1;
+        if self.summary.error_list.len() < MAX_ERROR_RECORDS {
+            self.summary.error_list.push(ErrorRecord {
+                line,
+                database: self.target.dbname.clone(),
+                sqlstate,
+                message,
+                statement,
+            });
+        }
+    }
+
+    fn note(&mut self, line: u64, message: &str) {
+        if !self.opts.quiet {
+            self.progress.finish();
+            eprintln!("{PROG}: {} line {line}: note: {message}", self.db());
+        }
+    }
+
+    /// Whether an error means the session is gone.
+    fn is_lost(&self, e: &postgres::Error) -> bool {
+        if e.is_closed() || self.client.as_ref().is_some_and(|c| c.is_closed()) {
+            return true;
+        }
+        match e.code() {
+            Some(c) => {
+                c.code().starts_with("08")
+                    || *c == SqlState::ADMIN_SHUTDOWN
+                    || *c == SqlState::CRASH_SHUTDOWN
+                    || *c == SqlState::CANNOT_CONNECT_NOW
+            }
+            // Not a server error: I/O on the socket.
+            None => e.as_db_error().is_none() && !e.to_string().contains("unexpected message"),
+        }
+    }
+
+    fn lost(&mut self, e: &postgres::Error, line: u64) -> Flow {
+        self.progress.finish();
+        eprintln!(
+            "{PROG}: connection to {} lost at line {line} (last line read: {}): {}; the restore is incomplete — \
+             check the server's log, then restore again into a fresh cluster",
+            self.target.describe(),
+            self.line,
+            describe_pg_error(e)
+        );
+        Flow::Stop(exit::CONNECTION)
+    }
+
+    /// A statement failed: expected, counted, a stop, or a lost connection.
+    fn statement_error(&mut self, e: &postgres::Error, line: u64, first: &str, text: &[u8]) -> Flow {
+        if self.is_lost(e) {
+            return self.lost(e, line);
+        }
+        self.summary.statements_failed += 1;
+        if let Some(db) = e.as_db_error() {
+            if *db.code() == SqlState::DUPLICATE_OBJECT {
+                if let Some(role) = classify::bare_create_role(text) {
+                    self.summary.expected_errors += 1;
+                    self.summary.statements_failed -= 1;
+                    self.note(line, &format!("role \"{role}\" exists already (expected with pg_dumpall: the ALTER ROLE that follows sets it up)"));
+                    return Flow::Go;
+                }
+            }
+            let mut msg = format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
+            if let Some(d) = db.detail() {
+                msg += &format!("; DETAIL: {d}");
+            }
+            if let Some(h) = db.hint() {
+                msg += &format!("; HINT: {h}");
+            }
+            return self.fail(line, Some(db.code().code().to_string()), msg, first.to_string());
+        }
+        self.fail(line, None, format!("ERROR: {}", describe_pg_error(e)), first.to_string())
+    }
+
+    // ----- statements -----
+
+    fn statement<R: BufRead>(&mut self, text: &[u8], first_line: u64, input: &mut R) -> Flow {
+        let (skipped, first) = classify::first_line(text, 100);
+        let line = first_line + skipped;
+        if let Some((bad, reason)) = self.poisoned.take() {
+            if let Some(Copy::FromStdin(_)) = classify::copy_kind(text) {
+                let flow = self.fail(line, None, format!("not executed: line {bad}: {reason}"), first);
+                return self.after_failed_copy(flow, input);
+            }
+            return self.fail(line, None, format!("not executed: line {bad}: {reason}"), first);
+        }
+        match classify::copy_kind(text) {
+            Some(Copy::FromStdin(table)) => return self.copy_in(text, &table, line, &first, input),
+            Some(Copy::ToStdout) => {
+                return self.fail(line, None, "COPY … TO STDOUT is not run by a restore".into(), first);
+            }
+            None => {}
+        }
+        if let Some(value) = classify::set_client_encoding(text) {
+            // Not sent: the session stays UTF-8; the input is converted from here on instead.
+            return self.set_input_encoding(&value, line, first);
+        }
+        let Ok(sql) = std::str::from_utf8(text) else {
+            let msg = format!("not executed: the statement is not valid UTF-8 (input encoding {})", self.enc_name());
+            return self.fail(line, None, msg, first);
+        };
+        self.notice_line.store(line, Ordering::Relaxed);
+        let client = self.client.as_mut().expect("connected");
+        match client.batch_execute(sql) {
+            Ok(()) => {
+                self.summary.statements += 1;
+                if let Some(on) = classify::set_standard_conforming_strings(text) {
+                    self.lexer.set_standard_conforming_strings(on);
+                }
+                if let Some(key) = classify::session_setting(text) {
+                    self.settings.retain(|(k, _)| *k != key);
+                    self.settings.push((key, sql.to_string()));
+                }
+                Flow::Go
+            }
+            Err(e) => self.statement_error(&e, line, &first, text),
+        }
+    }
+
+    fn enc_name(&self) -> String {
+        match &self.enc {
+            Ok(e) => e.name().to_string(),
+            Err(n) => n.clone(),
+        }
+    }
+
+    fn set_input_encoding(&mut self, value: &str, line: u64, first: String) -> Flow {
+        let enc = if value.eq_ignore_ascii_case("default") {
+            let mut server = String::new();
+            if let Some(c) = self.client.as_mut() {
+                if let Ok(rows) = c.simple_query("SELECT pg_catalog.current_setting('server_encoding')") {
+                    for m in rows {
+                        if let postgres::SimpleQueryMessage::Row(r) = m {
+                            server = r.get(0).unwrap_or_default().to_string();
+                        }
+                    }
+                }
+            }
+            Encoding::parse(&server).ok_or(server)
+        } else {
+            Encoding::parse(value).ok_or(value.to_string())
+        };
+        match enc {
+            Ok(e) => {
+                self.enc = Ok(e);
+                self.summary.statements += 1;
+                Flow::Go
+            }
+            Err(name) => {
+                self.enc = Err(name.clone());
+                let msg = format!(
+                    "client_encoding {name} is not supported (a9s-pgrestore converts UTF8, SQL_ASCII, LATIN1, LATIN9 \
+                     and WIN1252); non-ASCII lines that follow will fail"
+                );
+                self.fail(line, None, msg, first)
+            }
+        }
+    }
+
+    // ----- COPY -----
+
+    fn copy_in<R: BufRead>(&mut self, text: &[u8], table: &str, line: u64, first: &str, input: &mut R) -> Flow {
+        let Ok(sql) = std::str::from_utf8(text) else {
+            let flow =
+                self.fail(line, None, "not executed: the COPY statement is not valid UTF-8".into(), first.into());
+            return self.after_failed_copy(flow, input);
+        };
+        self.progress.set_detail(format!("database {}, COPY {table}", self.target.dbname));
+        self.notice_line.store(line, Ordering::Relaxed);
+        // Out of `self` while the writer borrows it, so lines can be read meanwhile.
+        let mut client = self.client.take().expect("connected");
+        let result = self.stream_copy(&mut client, sql, table, line, input);
+        self.client = Some(client);
+        self.progress.set_detail(format!("database {}", self.target.dbname));
+        match result {
+            CopyOutcome::Done(rows) => {
+                self.summary.statements += 1;
+                self.summary.copy_commands += 1;
+                self.summary.rows_copied += rows;
+                Flow::Go
+            }
+            CopyOutcome::Failed { error, data_left } => {
+                let flow = self.statement_error(&error, line, first, text);
+                if data_left {
+                    self.after_failed_copy(flow, input)
+                } else {
+                    flow
+                }
+            }
+            CopyOutcome::Refused { message, data_left } => {
+                let flow = self.fail(line, None, message, first.into());
+                if data_left {
+                    self.after_failed_copy(flow, input)
+                } else {
+                    flow
+                }
+            }
+            CopyOutcome::Broken { message, data_left } => {
+                if self.client.as_ref().is_some_and(|c| c.is_closed()) {
+                    self.progress.finish();
+                    eprintln!(
+                        "{PROG}: connection to {} lost at line {} during COPY {table} (started at line {line}): \
+                         {message}; the restore is incomplete — check the server's log, then restore again into a \
+                         fresh cluster",
+                        self.target.describe(),
+                        self.line
+                    );
+                    return Flow::Stop(exit::CONNECTION);
+                }
+                let flow = self.fail(line, None, format!("COPY {table} failed: {message}"), first.into());
+                if data_left {
+                    self.after_failed_copy(flow, input)
+                } else {
+                    flow
+                }
+            }
+            CopyOutcome::StartRefused { error } => {
+                let flow = self.statement_error(&error, line, first, text);
+                let flow = self.after_failed_copy(flow, input);
+                match flow {
+                    Flow::Go => self.reopen(line),
+                    stop => stop,
+                }
+            }
+            CopyOutcome::InputError(code) => Flow::Stop(code),
+        }
+    }
+
+    /// After a COPY that failed: its data lines are skipped up to `\.`, never run as SQL.
+    fn after_failed_copy<R: BufRead>(&mut self, flow: Flow, input: &mut R) -> Flow {
+        if let Flow::Stop(code) = flow {
+            return Flow::Stop(code);
+        }
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match self.read_line(input, &mut buf) {
+                Ok(0) => return Flow::Go,
+                Ok(_) if is_copy_end(&buf) => return Flow::Go,
+                Ok(_) => {}
+                Err(code) => return Flow::Stop(code),
+            }
+        }
+    }
+
+    fn stream_copy<R: BufRead>(
+        &mut self,
+        client: &mut Client,
+        sql: &str,
+        table: &str,
+        line: u64,
+        input: &mut R,
+    ) -> CopyOutcome {
+        // Prepared apart, so that a refused COPY can be told from a broken session (see `reopen`).
+        let statement = match client.prepare(sql) {
+            Ok(s) => s,
+            Err(error) => return CopyOutcome::Failed { error, data_left: true },
+        };
+        let mut writer = match client.copy_in(&statement) {
+            Ok(w) => w,
+            Err(error) => return CopyOutcome::StartRefused { error },
+        };
+        let mut chunk: Vec<u8> = Vec::with_capacity(COPY_CHUNK + 64 * 1024);
+        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let enc = self.enc.clone();
+        loop {
+            buf.clear();
+            match self.read_line(input, &mut buf) {
+                Ok(0) => {
+                    // psql would end the COPY here and keep what came; a cut stream must not look complete.
+                    drop(writer);
+                    return CopyOutcome::Refused {
+                        message: format!(
+                            "input ended inside the data of COPY {table} (started at line {line}): the dump is \
+                             truncated; the COPY was aborted"
+                        ),
+                        data_left: false,
+                    };
+                }
+                Ok(_) => {}
+                Err(code) => return CopyOutcome::InputError(code),
+            }
+            if is_copy_end(&buf) {
+                break;
+            }
+            let data: &[u8] = match &enc {
+                Ok(e) => match e.to_utf8(&buf, &mut self.conv) {
+                    Ok(false) => &buf,
+                    Ok(true) => &self.conv,
+                    Err(at) => {
+                        drop(writer);
+                        return CopyOutcome::Refused {
+                            message: format!(
+                                "COPY {table} aborted at line {}: byte 0x{:02X} at column {} has no Unicode \
+                                 equivalent in encoding {}",
+                                self.line,
+                                buf[at],
+                                at + 1,
+                                e.name()
+                            ),
+                            data_left: true,
+                        };
+                    }
+                },
+                Err(name) if !buf.is_ascii() => {
+                    let msg = format!(
+                        "COPY {table} aborted at line {}: non-ASCII data in encoding {name}, which a9s-pgrestore \
+                         cannot convert",
+                        self.line
+                    );
+                    drop(writer);
+                    return CopyOutcome::Refused { message: msg, data_left: true };
+                }
+                Err(_) => &buf,
+            };
+            chunk.extend_from_slice(data);
+            if chunk.len() >= COPY_CHUNK {
+                if let Err(e) = writer.write_all(&chunk) {
+                    drop(writer);
+                    return io_failure(e, true);
+                }
+                chunk.clear();
+            }
+        }
+        if !chunk.is_empty() {
+            if let Err(e) = writer.write_all(&chunk) {
+                drop(writer);
+                return io_failure(e, false);
+            }
+        }
+        match writer.finish() {
+            Ok(rows) => CopyOutcome::Done(rows),
+            Err(error) => CopyOutcome::Failed { error, data_left: false },
+        }
+    }
+
+    // ----- meta-commands -----
+
+    fn meta(&mut self, name: &str, args: &[String], line: u64) -> Flow {
+        let shown = meta_text(name, args);
+        if self.restrict.is_some() && name != "unrestrict" {
+            return self.fail(
+                line,
+                None,
+                format!("\\{name} refused: meta-commands are not allowed between \\restrict and \\unrestrict"),
+                shown,
+            );
+        }
+        match name {
+            "connect" | "c" => self.connect(args, line, shown),
+            "restrict" => match (args.first(), &self.restrict) {
+                (None, _) => self.fail(line, None, "\\restrict needs a key".into(), shown),
+                (Some(_), Some(_)) => self.fail(line, None, "\\restrict: already restricted".into(), shown),
+                (Some(key), None) => {
+                    self.restrict = Some(key.clone());
+                    Flow::Go
+                }
+            },
+            "unrestrict" => match (args.first(), &self.restrict) {
+                (_, None) => self.fail(line, None, "\\unrestrict without a \\restrict before it".into(), shown),
+                (Some(k), Some(key)) if k == key => {
+                    self.restrict = None;
+                    Flow::Go
+                }
+                _ => self.fail(
+                    line,
+                    None,
+                    "\\unrestrict: wrong key (it must repeat the key of the \\restrict before it); meta-commands stay \
+                     refused"
+                        .into(),
+                    shown,
+                ),
+            },
+            "encoding" => match args.first() {
+                None => Flow::Go,
+                Some(e) => match Encoding::parse(e) {
+                    Some(enc) => {
+                        self.enc = Ok(enc);
+                        Flow::Go
+                    }
+                    None => {
+                        self.enc = Err(e.clone());
+                        let msg = format!(
+                            "\\encoding {e} is not supported (a9s-pgrestore converts UTF8, SQL_ASCII, LATIN1, LATIN9 \
+                             and WIN1252); non-ASCII lines that follow will fail"
+                        );
+                        self.fail(line, None, msg, shown)
+                    }
+                },
+            },
+            _ => self.fail(
+                line,
+                None,
+                format!(
+                    "meta-command \\{name} refused, not executed (a9s-pgrestore runs only \\connect, \\encoding, \
+                     \\restrict and \\unrestrict; it never runs shell commands or reads other files)"
+                ),
+                shown,
+            ),
+        }
+    }
+
+    /// `\connect` as pg_dump writes it: a database name, or `-reuse-previous=on "dbname='…'"`.
+    /// A failed `\connect` stops the restore (exit 2), as psql does in a script.
+    fn connect(&mut self, args: &[String], line: u64, shown: String) -> Flow {
+        let positional: Vec<&String> = args.iter().filter(|a| !a.starts_with("-reuse-previous")).collect();
+        let refuse = |me: &mut Self, why: String| {
+            me.connect_failed = true;
+            me.error(line, None, format!("\\connect failed: {why}; the restore stopped here"), shown.clone());
+            Flow::Stop(exit::CONNECTION)
+        };
+        if positional.iter().skip(1).any(|a| a.as_str() != "-") {
+            return refuse(self, "only another database on the same server and user is supported".into());
+        }
+        let mut dbname = self.target.dbname.clone();
+        match positional.first().map(|s| s.as_str()) {
+            None | Some("-") => {}
+            Some(a) if is_conninfo(a) => {
+                match parse_dbname_arg(a) {
+                    Ok(pairs) => {
+                        for (k, v) in pairs {
+                            if k == "dbname" {
+                                dbname = v;
+                            } else {
+                                return refuse(
+                                self,
+                                format!("\"{k}\" in its connection string: only dbname is supported (same server and user)"),
+                            );
+                            }
+                        }
+                    }
+                    Err(e) => return refuse(self, e.message),
+                }
+            }
+            Some(a) => dbname = a.to_string(),
+        }
+        let target = self.target.with_dbname(&dbname);
+        // The old session ends first, as in psql (and so it holds no locks the new one could wait on).
+        self.client = None;
+        match self.open(&target) {
+            Ok(client) => match self.adopt(client, target) {
+                Ok(()) => Flow::Go,
+                Err(e) => refuse(self, error_chain(&e)),
+            },
+            Err(e) => refuse(self, e.message),
+        }
+    }
+
+    fn summary_text(&self) -> String {
+        let s = &self.summary;
+        let dbs: Vec<String> = s.databases.iter().map(|d| quote_conninfo_value(d)).collect();
+        let mut t = format!(
+            "{PROG}: {} session{} ({}), {} statements, {} COPY with {} rows, {} in {} lines, {:.1} s; {} error{}",
+            s.databases.len(),
+            if s.databases.len() == 1 { "" } else { "s" },
+            dbs.join(", "),
+            s.statements,
+            s.copy_commands,
+            s.rows_copied,
+            human_bytes(s.bytes_read),
+            s.lines_read,
+            s.elapsed_seconds,
+            s.errors,
+            if s.errors == 1 { "" } else { "s" },
+        );
+        if s.expected_errors > 0 {
+            t += &format!(" ({} expected, not counted)", s.expected_errors);
+        }
+        t += match s.exit_code {
+            exit::OK => " — restore complete",
+            exit::ERRORS => " — ran to the end with errors",
+            exit::CONNECTION => " — connection failed or lost: incomplete",
+            exit::STOPPED => " — stopped at the first error: incomplete",
+            _ => " — failed",
+        };
+        t
+    }
+}
+
+fn io_failure(e: std::io::Error, data_left: bool) -> CopyOutcome {
+    match io_to_pg(e) {
+        Ok(error) => CopyOutcome::Failed { error, data_left },
+        Err(message) => CopyOutcome::Broken { message, data_left },
+    }
+}
+
+enum CopyOutcome {
+    Done(u64),
+    /// The server refused or the session broke.
+    Failed {
+        error: postgres::Error,
+        data_left: bool,
+    },
+    /// The server refused the COPY at its start (after the prepare): the session is out of step.
+    StartRefused {
+        error: postgres::Error,
+    },
+    /// Writing failed without a server error.
+    Broken {
+        message: String,
+        data_left: bool,
+    },
+    /// We aborted it.
+    Refused {
+        message: String,
+        data_left: bool,
+    },
+    InputError(i32),
+}
+
+/// The `\.` line that ends COPY data.
+fn is_copy_end(line: &[u8]) -> bool {
+    matches!(line, b"\\.\n" | b"\\.\r\n" | b"\\.")
+}
+
+/// The `postgres::Error` inside a CopyInWriter's io::Error, if there is one.
+fn io_to_pg(e: std::io::Error) -> std::result::Result<postgres::Error, String> {
+    let text = a9s_core::error::describe_io(&e);
+    match e.into_inner().map(|inner| inner.downcast::<postgres::Error>()) {
+        Some(Ok(pg)) => Ok(*pg),
+        _ => Err(text),
+    }
+}
+
+fn describe_pg_error(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
+        None => error_chain(e),
+    }
+}
+
+fn meta_text(name: &str, args: &[String]) -> String {
+    let mut s = format!("\\{name}");
+    for a in args {
+        s.push(' ');
+        s += a;
+    }
+    if s.chars().count() > 100 {
+        s = s.chars().take(100).collect::<String>() + "…";
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_end() {
+        assert!(is_copy_end(b"\\.\n"));
+        assert!(is_copy_end(b"\\.\r\n"));
+        assert!(is_copy_end(b"\\."));
+        assert!(!is_copy_end(b"\\.x\n"));
+        assert!(!is_copy_end(b"a\\.\n"));
+    }
+
+    #[test]
+    fn meta_display() {
+        assert_eq!(meta_text("!", &["rm".into(), "-rf".into(), "/".into()]), "\\! rm -rf /");
+    }
+}
