@@ -58,11 +58,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
         return Ok(0);
     }
     // Open every part before writing: an unreadable part must stop us before the first byte, not at part 37.
-    let files = plan
-        .parts
-        .iter()
-        .map(|p| open_input(&p.item))
-        .collect::<Result<Vec<File>>>()?;
+    let files = plan.parts.iter().map(|p| open_input(&p.item)).collect::<Result<Vec<File>>>()?;
     let to_stdout = args.output.as_os_str() == "-";
     let mut progress = Progress::new("a9s-cat-parts", Some(plan.total_size()));
     if to_stdout {
@@ -200,11 +196,8 @@ fn list_text(plan: &Plan<PathBuf>) -> String {
 }
 
 fn list_json(plan: &Plan<PathBuf>) -> String {
-    let parts: Vec<serde_json::Value> = plan
-        .parts
-        .iter()
-        .map(|p| serde_json::json!({ "index": p.index, "name": p.name, "size": p.size }))
-        .collect();
+    let parts: Vec<serde_json::Value> =
+        plan.parts.iter().map(|p| serde_json::json!({ "index": p.index, "name": p.name, "size": p.size })).collect();
     let v = serde_json::json!({
         "backup_id": plan.id.to_string(),
         "instance_id": plan.id.instance,
