@@ -3,11 +3,11 @@
 //!
 //! Servers the tests need live in their own modules: [`pg`] (a throwaway PostgreSQL cluster).
 
+pub mod azure;
 pub mod fixtures;
-pub mod programs;
 pub mod pg;
 pub mod pg_extra;
-pub mod azure;
+pub mod programs;
 pub mod s3;
 
 use std::path::PathBuf;

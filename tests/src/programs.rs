@@ -14,10 +14,6 @@ pub fn all() -> Vec<Program> {
         Program { name: "a9s-cat-parts", command: a9s_cat_parts::command, man_page: a9s_cat_parts::man_page },
         Program { name: "a9s-decrypt", command: a9s_decrypt::command, man_page: a9s_decrypt::man_page },
         Program { name: "a9s-pgrestore", command: a9s_pgrestore::command, man_page: a9s_pgrestore::man_page },
-        Program {
-            name: "a9s-repmgr-reset",
-            command: a9s_repmgr_reset::command,
-            man_page: a9s_repmgr_reset::man_page,
-        },
+        Program { name: "a9s-repmgr-reset", command: a9s_repmgr_reset::command, man_page: a9s_repmgr_reset::man_page },
     ]
 }

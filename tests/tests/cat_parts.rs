@@ -57,7 +57,8 @@ fn a_whole_backup_alone_is_accepted() {
 fn refuses_a_gap_before_writing_anything() {
     let dir = tempfile::tempdir().unwrap();
     let (_, parts) = make(dir.path(), 15 * 100 - 3, 100, 0);
-    let given: Vec<&Path> = parts.iter().filter(|p| !p.to_string_lossy().ends_with("-3")).map(|p| p.as_path()).collect();
+    let given: Vec<&Path> =
+        parts.iter().filter(|p| !p.to_string_lossy().ends_with("-3")).map(|p| p.as_path()).collect();
     let out = run(&given);
     assert_status(&out, 1);
     assert!(out.stdout.is_empty());

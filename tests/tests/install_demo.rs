@@ -16,7 +16,10 @@ fn install_puts_programs_man_pages_and_completions_in_place_and_uninstall_remove
     let dest = tempfile::tempdir().unwrap();
     let profile = bin_dir().file_name().unwrap().to_string_lossy().into_owned();
     let env = |c: &mut Command| {
-        c.env("DESTDIR", dest.path()).env("PREFIX", "/usr/local").env("A9S_SKIP_BUILD", "1").env("A9S_PROFILE", &profile);
+        c.env("DESTDIR", dest.path())
+            .env("PREFIX", "/usr/local")
+            .env("A9S_SKIP_BUILD", "1")
+            .env("A9S_PROFILE", &profile);
         c.env("CARGO_TARGET_DIR", bin_dir().parent().unwrap());
     };
     let mut c = Command::new("bash");
@@ -73,11 +76,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn the_demo_restores_a_backup_end_to_end() {
-    let out = Command::new("bash")
-        .arg(repo().join("scripts/demo"))
-        .env("A9S_BIN", bin_dir())
-        .output()
-        .unwrap();
+    let out = Command::new("bash").arg(repo().join("scripts/demo")).env("A9S_BIN", bin_dir()).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "demo failed:\n{err}");
     assert!(err.contains("a9s-cat-parts") && err.contains("a9s-pgrestore") && err.contains("demo: OK"), "{err}");

@@ -32,7 +32,9 @@ fn man_pages_are_current() {
 #[test]
 fn man_pages_render_and_have_every_section() {
     for (name, page) in pages() {
-        for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "\"EXIT STATUS\"", "ENVIRONMENT", "EXAMPLES", "\"SEE ALSO\""] {
+        for section in
+            ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "\"EXIT STATUS\"", "ENVIRONMENT", "EXAMPLES", "\"SEE ALSO\""]
+        {
             assert!(page.contains(&format!(".SH {section}")), "{name}: no {section} section");
         }
         assert!(roff_text(&page).contains("a9s-recovery (7)"), "{name}: SEE ALSO lacks a9s-recovery(7)");
@@ -60,7 +62,12 @@ fn man_pages_render_and_have_every_section() {
 
 /// Plain text of roff: escapes and fonts removed, enough to read command lines.
 fn roff_text(s: &str) -> String {
-    s.replace("\\-", "-").replace("\\e", "\\").replace("\\fB", "").replace("\\fR", "").replace("\\fI", "").replace("\\fP", "")
+    s.replace("\\-", "-")
+        .replace("\\e", "\\")
+        .replace("\\fB", "")
+        .replace("\\fR", "")
+        .replace("\\fI", "")
+        .replace("\\fP", "")
 }
 
 /// The command lines of a page: every line of its `.nf`/`.fi` and `.EX`/`.EE` blocks, with `\` continuations joined.
@@ -91,8 +98,7 @@ fn example_lines(page: &str) -> Vec<String> {
 #[test]
 fn every_example_uses_options_that_exist() {
     let programs = a9s_tests::programs::all();
-    let mut pages: Vec<(String, String)> =
-        programs.iter().map(|p| (p.name.to_string(), (p.man_page)())).collect();
+    let mut pages: Vec<(String, String)> = programs.iter().map(|p| (p.name.to_string(), (p.man_page)())).collect();
     pages.push(("a9s-recovery.7".into(), std::fs::read_to_string(man_dir().join("a9s-recovery.7")).unwrap()));
     let mut checked = 0;
     for (page_name, page) in &pages {
@@ -113,7 +119,8 @@ fn every_example_uses_options_that_exist() {
                     if long.is_empty() {
                         continue;
                     }
-                    let known = long == "help" || long == "version" || cmd.get_arguments().any(|a| a.get_long() == Some(long));
+                    let known =
+                        long == "help" || long == "version" || cmd.get_arguments().any(|a| a.get_long() == Some(long));
                     assert!(known, "{page_name}: `{}` has no option --{long}, in example: {line}", cmd.get_name());
                     checked += 1;
                 } else if let Some(short) = token.strip_prefix('-') {
@@ -135,7 +142,11 @@ fn every_example_uses_options_that_exist() {
 fn the_overview_names_every_program_and_every_page_points_to_it() {
     let overview = roff_text(&std::fs::read_to_string(man_dir().join("a9s-recovery.7")).unwrap());
     for p in a9s_tests::programs::all() {
-        assert!(overview.contains(&format!("{} (1)", p.name)) || overview.contains(&format!("{}(1)", p.name)), "a9s-recovery(7) does not name {}", p.name);
+        assert!(
+            overview.contains(&format!("{} (1)", p.name)) || overview.contains(&format!("{}(1)", p.name)),
+            "a9s-recovery(7) does not name {}",
+            p.name
+        );
         let page = roff_text(&(p.man_page)());
         assert!(page.contains("a9s-recovery (7)"), "{}: SEE ALSO lacks a9s-recovery(7)", p.name);
     }
