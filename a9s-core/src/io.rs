@@ -10,7 +10,7 @@ use crate::error::{describe_io, Error, Result};
 pub fn refuse_binary_to_terminal(what: &str) -> Result<()> {
     if io::stdout().is_terminal() {
         return Err(Error::usage(format!(
-            "refusing to write {what} to a terminal: redirect stdout to a file or a pipe (e.g. `| a9s-decrypt …`)"
+            "refusing to write {what} to a terminal: redirect standard output to a file or a pipe"
         )));
     }
     Ok(())

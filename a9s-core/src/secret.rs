@@ -140,17 +140,18 @@ fn first_line(r: impl Read) -> Result<Secret> {
 }
 
 /// The secret from `--pass`, else [`DEFAULT_ENV`], else a prompt on the terminal, else a usage error.
-pub fn obtain(spec: Option<&PassSpec>, prompt: &str) -> Result<Secret> {
+/// `prog` names the program in the warning and the prompt.
+pub fn obtain(prog: &str, spec: Option<&PassSpec>) -> Result<Secret> {
     if let Some(spec) = spec {
         if let Some(w) = spec.warning() {
-            eprintln!("{w}");
+            eprintln!("{prog}: {w}");
         }
         return spec.read();
     }
     if std::env::var_os(DEFAULT_ENV).is_some() {
         return PassSpec::Env(DEFAULT_ENV.to_string()).read();
     }
-    match prompt_on_terminal(prompt)? {
+    match prompt_on_terminal(&format!("{prog}: backup secret: "))? {
         Some(s) if !s.0.is_empty() => Ok(s),
         Some(_) => Err(Error::usage("the secret is empty")),
         None => Err(Error::usage(format!(

@@ -166,7 +166,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     let salt: [u8; 8] = head[8..16].try_into().expect("8 bytes");
     let first: [u8; BLOCK] = head[HEADER_LEN..].try_into().expect("16 bytes");
 
-    let secret = secret::obtain(spec.as_ref(), "a9s-decrypt: backup secret: ")?;
+    let secret = secret::obtain("a9s-decrypt", spec.as_ref())?;
     let kdf = choose_kdf(&candidates, secret.expose(), &salt, &first, !args.no_gunzip)?;
     let key = kdf::derive(kdf, secret.expose(), &salt)?;
     let key_verified = kdf::looks_like_gzip(&kdf::decrypt_first_block(&key, &first)?);

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use a9s_core::error::{describe_io, Error, Result};
 use a9s_core::io::{human_bytes, refuse_binary_to_terminal};
 use a9s_core::progress::Progress;
-use a9s_core::store::{self, Backup, Location, Object, Options, RetryPolicy, Selection, Store};
+use a9s_core::store::{self, Backup, EndpointArgs, Location, Object, RetryPolicy, Selection, Store};
 use clap::{CommandFactory, Parser};
 use md5::{Digest, Md5};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
@@ -73,14 +73,8 @@ struct Args {
     #[arg(long)]
     ignore_metadata: bool,
 
-    /// S3-compatible endpoint (MinIO, Ceph, another cloud's S3); path-style addressing is used with it.
-    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL", hide_env_values = true)]
-    endpoint_url: Option<String>,
-
-    /// Azure Blob endpoint of the account, for Azurite and other Azure clouds, e.g.
-    /// `http://127.0.0.1:10000/devstoreaccount1`.
-    #[arg(long, value_name = "URL")]
-    blob_endpoint: Option<String>,
+    #[command(flatten)]
+    endpoints: EndpointArgs,
 }
 
 pub fn command() -> clap::Command {
@@ -140,11 +134,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     let mut retry = RetryPolicy::new(PROG);
     retry.tries = args.tries;
     retry.idle_timeout = std::time::Duration::from_secs(args.idle_timeout);
-    let opts = Options {
-        endpoint_url: args.endpoint_url.clone().filter(|s| !s.is_empty()),
-        blob_endpoint: args.blob_endpoint.clone(),
-        retry,
-    };
+    let opts = args.endpoints.options(retry);
     let rt = store::runtime()?;
     rt.block_on(async {
         let st = Arc::new(Store::connect(&loc, &opts).await?);

@@ -9,7 +9,7 @@ use std::io::Write;
 
 use a9s_core::error::{Error, Result};
 use a9s_core::io::human_bytes;
-use a9s_core::store::{self, Backup, InstanceSummary, Location, Options, RetryPolicy, Selection, Store};
+use a9s_core::store::{self, Backup, EndpointArgs, InstanceSummary, Location, RetryPolicy, Selection, Store};
 use clap::{CommandFactory, Parser};
 use serde_json::json;
 
@@ -35,14 +35,8 @@ struct Args {
     #[arg(long)]
     json: bool,
 
-    /// S3-compatible endpoint (MinIO, Ceph, another cloud's S3); path-style addressing is used with it.
-    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL", hide_env_values = true)]
-    endpoint_url: Option<String>,
-
-    /// Azure Blob endpoint of the account, for Azurite and other Azure clouds, e.g.
-    /// `http://127.0.0.1:10000/devstoreaccount1` or `https://ACCOUNT.blob.core.usgovcloudapi.net`.
-    #[arg(long, value_name = "URL")]
-    blob_endpoint: Option<String>,
+    #[command(flatten)]
+    endpoints: EndpointArgs,
 }
 
 pub fn command() -> clap::Command {
@@ -56,11 +50,7 @@ pub fn man_page() -> String {
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     let args = Args::try_parse_from(args).unwrap_or_else(|e| e.exit());
     let loc = Location::parse(&args.location)?;
-    let opts = Options {
-        endpoint_url: args.endpoint_url.clone().filter(|s| !s.is_empty()),
-        blob_endpoint: args.blob_endpoint.clone(),
-        retry: RetryPolicy::new("a9s-ls"),
-    };
+    let opts = args.endpoints.options(RetryPolicy::new("a9s-ls"));
     let rt = store::runtime()?;
     let backups = rt.block_on(async {
         let st = Store::connect(&loc, &opts).await?;

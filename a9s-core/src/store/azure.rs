@@ -298,7 +298,7 @@ pub fn classify(e: object_store::Error, what: &str, source: &str) -> Failure {
     let brief = match (status, &code) {
         (Some(s), Some(c)) => format!("HTTP {s} {c}"),
         (Some(s), None) => format!("HTTP {s}"),
-        _ => short(&text),
+        _ => super::one_line(&text),
     };
     let refused = || Failure::permanent(format!("{what}: Azure rejected the credential from {source} ({brief})"));
     match &e {
@@ -313,10 +313,10 @@ pub fn classify(e: object_store::Error, what: &str, source: &str) -> Failure {
             Some(s) if (400..500).contains(&s) && s != 408 && s != 429 => {
                 Failure::permanent(format!("{what}: {brief}"))
             }
-            _ if has_http_error(&e) => Failure::transient(format!("{what}: {}", short(&text))),
+            _ if has_http_error(&e) => Failure::transient(format!("{what}: {}", super::one_line(&text))),
             _ => Failure::transient(format!("{what}: {brief}")),
         },
-        _ => Failure::permanent(format!("{what}: {}", short(&text))),
+        _ => Failure::permanent(format!("{what}: {}", super::one_line(&text))),
     }
 }
 
@@ -337,7 +337,7 @@ fn code_in(text: &str) -> Option<String> {
 
 /// A failure while reading a body: worth a resumed request.
 pub fn body_failure(e: object_store::Error, what: &str) -> Failure {
-    Failure::transient(format!("{what}: {}", short(&redact(&e.to_string()))))
+    Failure::transient(format!("{what}: {}", super::one_line(&redact(&e.to_string()))))
 }
 
 fn has_http_error(e: &(dyn std::error::Error + 'static)) -> bool {
@@ -366,19 +366,6 @@ fn redact(text: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn short(s: &str) -> String {
-    let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if s.len() > 400 {
-        let mut end = 400;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}…", &s[..end])
-    } else {
-        s
-    }
 }
 
 #[cfg(test)]

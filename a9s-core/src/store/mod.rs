@@ -321,3 +321,43 @@ mod tests {
         assert_eq!(p.delay(100), Duration::from_secs(20));
     }
 }
+
+/// A service's error text as one line of at most 400 bytes: SDK errors carry newlines and whole XML bodies,
+/// and the operator gets one line.
+pub(crate) fn one_line(s: &str) -> String {
+    let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.len() > 400 {
+        let mut end = 400;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &s[..end])
+    } else {
+        s
+    }
+}
+
+/// The endpoint options of every program that reads a store, for `#[command(flatten)]`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct EndpointArgs {
+    /// S3-compatible endpoint (MinIO, Ceph, another cloud's S3); path-style addressing is used with it.
+    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL", hide_env_values = true)]
+    pub endpoint_url: Option<String>,
+
+    /// Azure Blob endpoint of the account, for Azurite and other Azure clouds, e.g.
+    /// `http://127.0.0.1:10000/devstoreaccount1` or `https://ACCOUNT.blob.core.usgovcloudapi.net`.
+    #[arg(long, value_name = "URL")]
+    pub blob_endpoint: Option<String>,
+}
+
+impl EndpointArgs {
+    /// The store options for these endpoints and a retry policy.
+    pub fn options(&self, retry: RetryPolicy) -> Options {
+        Options {
+            // An empty AWS_ENDPOINT_URL means none, as for the AWS CLI.
+            endpoint_url: self.endpoint_url.clone().filter(|s| !s.is_empty()),
+            blob_endpoint: self.blob_endpoint.clone(),
+            retry,
+        }
+    }
+}

@@ -54,7 +54,7 @@ impl S3Store {
             if let Err(e) = provider.provide_credentials().await {
                 let detail = match &e {
                     aws_credential_types::provider::error::CredentialsError::CredentialsNotLoaded(_) => String::new(),
-                    other => format!(" ({})", one_line(&DisplayErrorContext(other).to_string())),
+                    other => format!(" ({})", super::one_line(&DisplayErrorContext(other).to_string())),
                 };
                 return Err(Error::failure(format!(
                     "no AWS credentials found{detail}: looked at {CREDENTIAL_SOURCES}; set AWS_ACCESS_KEY_ID and \
@@ -127,7 +127,7 @@ where
     match &e {
         SdkError::TimeoutError(_) => Failure::transient(format!("{what}: timed out")),
         SdkError::DispatchFailure(d) => {
-            let detail = one_line(&DisplayErrorContext(&e).to_string());
+            let detail = super::one_line(&DisplayErrorContext(&e).to_string());
             if d.is_user() {
                 Failure::permanent(format!("{what}: {detail}"))
             } else {
@@ -135,7 +135,7 @@ where
             }
         }
         SdkError::ConstructionFailure(_) => {
-            Failure::permanent(format!("{what}: {}", one_line(&DisplayErrorContext(&e).to_string())))
+            Failure::permanent(format!("{what}: {}", super::one_line(&DisplayErrorContext(&e).to_string())))
         }
         SdkError::ResponseError(_) | SdkError::ServiceError(_) => {
             let status = e.raw_response().map(|r| r.status_code()).unwrap_or(0);
@@ -148,7 +148,7 @@ where
                 (_, Some(m)) => m.clone(),
                 _ => format!("HTTP {status}"),
             };
-            let text = one_line(&text);
+            let text = super::one_line(&text);
             match (status, code.as_str()) {
                 (_, "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable" | "RequestTimeTooSkewed") => {
                     Failure::transient(format!("{what}: {text} (HTTP {status})"))
@@ -174,7 +174,7 @@ where
                 _ => Failure::permanent(format!("{what}: {text} (HTTP {status})")),
             }
         }
-        _ => Failure::transient(format!("{what}: {}", one_line(&DisplayErrorContext(&e).to_string()))),
+        _ => Failure::transient(format!("{what}: {}", super::one_line(&DisplayErrorContext(&e).to_string()))),
     }
 }
 
@@ -191,18 +191,5 @@ impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
 
 /// A failure while reading a response body: always worth a resumed request.
 pub fn body_failure(e: impl std::error::Error, key: &str) -> Failure {
-    Failure::transient(format!("{key}: {}", one_line(&DisplayErrorContext(&e).to_string())))
-}
-
-fn one_line(s: &str) -> String {
-    let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if s.len() > 400 {
-        let mut end = 400;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}…", &s[..end])
-    } else {
-        s
-    }
+    Failure::transient(format!("{key}: {}", super::one_line(&DisplayErrorContext(&e).to_string())))
 }
