@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::classify::{self, Copy};
 use crate::encoding::Encoding;
 use crate::lexer::{Item, Lexer};
+use crate::parallel::{self, ChunkBuilder, Feed, Pool};
 
 /// a9s-pgrestore's exit statuses (psql's, plus 1 for "ran to the end with errors").
 pub mod exit {
@@ -53,6 +54,11 @@ pub struct Options {
     /// `PGCLIENTENCODING`: the input encoding of every session until the script sets one. Otherwise, as
     /// psql in a script, the database's encoding.
     pub client_encoding: Option<Encoding>,
+    /// `--jobs`: sessions that load a large COPY, and build consecutive indexes, at once; 0 or 1: everything on
+    /// the one session, as psql.
+    pub jobs: usize,
+    /// Size of the chunks a COPY's data is dealt out in with `jobs` > 1 (0: [`parallel::DEFAULT_CHUNK_BYTES`]).
+    pub chunk_bytes: usize,
 }
 
 /// Steps before and after the script (issue 4's cluster steps plug in here).
@@ -95,6 +101,10 @@ pub struct Summary {
     pub statements_failed: u64,
     pub copy_commands: u64,
     pub rows_copied: u64,
+    /// COPY commands loaded over the `--jobs` sessions at once.
+    pub parallel_copies: u64,
+    /// Index builds (`CREATE INDEX`, `ADD PRIMARY KEY`/`UNIQUE`) run on the `--jobs` sessions.
+    pub parallel_indexes: u64,
     pub bytes_read: u64,
     pub lines_read: u64,
     /// Errors counted against the restore.
@@ -147,6 +157,8 @@ pub struct Runner<'o> {
     notice_db: Arc<Mutex<String>>,
     /// The first connection or a `\connect` failed (rather than a session being lost).
     connect_failed: bool,
+    /// `--jobs`: the other sessions on the current database, opened at its first parallel step.
+    pool: Option<Pool<PendingIndex>>,
 }
 
 impl<'o> Runner<'o> {
@@ -170,6 +182,7 @@ impl<'o> Runner<'o> {
             notice_line: Arc::new(AtomicU64::new(0)),
             notice_db: Arc::new(Mutex::new(String::new())),
             connect_failed: false,
+            pool: None,
         }
     }
 
@@ -189,6 +202,7 @@ impl<'o> Runner<'o> {
         self.summary.lines_read = self.line;
         self.summary.bytes_read = self.progress.done();
         self.summary.elapsed_seconds = self.start.elapsed().as_secs_f64();
+        self.pool = None;
         self.client = None;
         if let Err(e) = hooks.after_restore(&self.base, &self.summary) {
             eprintln!("{PROG}: {}", e.message);
@@ -286,6 +300,9 @@ impl<'o> Runner<'o> {
                 return code;
             }
         }
+        if let Flow::Stop(code) = self.barrier() {
+            return code;
+        }
         if let (Some(trailer), false) = (self.framing.trailer, self.framing.seen_trailer) {
             let msg = format!(
                 "input ended at line {} before the dump's last line \"{}\": the dump is truncated (did the program \
@@ -352,12 +369,7 @@ impl<'o> Runner<'o> {
         let (line, db) = (self.notice_line.clone(), self.notice_db.clone());
         target.connect_with_notices(move |n| {
             let db = db.lock().map(|d| d.clone()).unwrap_or_default();
-            let mut msg =
-                format!("{PROG}: {db} line {}: {}: {}", line.load(Ordering::Relaxed), n.severity(), n.message());
-            if let Some(d) = n.detail() {
-                msg += &format!("; DETAIL: {d}");
-            }
-            eprintln!("{msg}");
+            eprintln!("{}", notice_text(&db, line.load(Ordering::Relaxed), n));
         })
     }
 
@@ -436,6 +448,15 @@ impl<'o> Runner<'o> {
     }
 
     fn handle<R: BufRead>(&mut self, item: Item, input: &mut R) -> Flow {
+        // With --jobs, consecutive index builds (CREATE INDEX, ADD PRIMARY KEY/UNIQUE) run at once; anything else
+        // waits for them to end.
+        let concurrent =
+            matches!(&item, Item::Sql { text, .. } if self.opts.jobs > 1 && parallel::is_index_build(text));
+        if !concurrent {
+            if let Flow::Stop(code) = self.barrier() {
+                return Flow::Stop(code);
+            }
+        }
         match item {
             Item::Meta { name, args, line } => {
                 self.poisoned = None;
@@ -572,6 +593,11 @@ impl<'o> Runner<'o> {
             let msg = format!("not executed: the statement is not valid UTF-8 (input encoding {})", self.enc_name());
             return self.fail(line, None, msg, first);
         };
+        if self.opts.jobs > 1 && parallel::is_index_build(text) {
+            if let Some(flow) = self.parallel_index(sql, line, &first, text) {
+                return flow;
+            }
+        }
         self.notice_line.store(line, Ordering::Relaxed);
         let client = self.client.as_mut().expect("connected");
         match client.batch_execute(sql) {
@@ -638,11 +664,18 @@ impl<'o> Runner<'o> {
                 self.fail(line, None, "not executed: the COPY statement is not valid UTF-8".into(), first.into());
             return self.after_failed_copy(flow, input);
         };
-        self.progress.set_detail(format!("database {}, COPY {table}", self.target.dbname));
         self.notice_line.store(line, Ordering::Relaxed);
+        let mut prefix = Prefetched::default();
+        if self.opts.jobs > 1 && parallel::is_text_copy(text) {
+            match self.parallel_copy(sql, table, line, first, input) {
+                Ok(flow) => return flow,
+                Err(p) => prefix = p,
+            }
+        }
+        self.progress.set_detail(format!("database {}, COPY {table}", self.target.dbname));
         // Out of `self` while the writer borrows it, so lines can be read meanwhile.
         let mut client = self.client.take().expect("connected");
-        let result = self.stream_copy(&mut client, sql, table, line, input);
+        let result = self.stream_copy(&mut client, sql, table, line, input, prefix);
         self.client = Some(client);
         self.progress.set_detail(format!("database {}", self.target.dbname));
         match result {
@@ -687,9 +720,9 @@ impl<'o> Runner<'o> {
                     flow
                 }
             }
-            CopyOutcome::StartRefused { error } => {
+            CopyOutcome::StartRefused { error, data_left } => {
                 let flow = self.statement_error(&error, line, first, text);
-                let flow = self.after_failed_copy(flow, input);
+                let flow = if data_left { self.after_failed_copy(flow, input) } else { flow };
                 match flow {
                     Flow::Go => self.reopen(line),
                     stop => stop,
@@ -723,20 +756,27 @@ impl<'o> Runner<'o> {
         table: &str,
         line: u64,
         input: &mut R,
+        prefix: Prefetched,
     ) -> CopyOutcome {
+        let data_left = !prefix.complete;
         // Prepared apart, so that a refused COPY can be told from a broken session (see `reopen`).
         let statement = match client.prepare(sql) {
             Ok(s) => s,
-            Err(error) => return CopyOutcome::Failed { error, data_left: true },
+            Err(error) => return CopyOutcome::Failed { error, data_left },
         };
         let mut writer = match client.copy_in(&statement) {
             Ok(w) => w,
-            Err(error) => return CopyOutcome::StartRefused { error },
+            Err(error) => return CopyOutcome::StartRefused { error, data_left },
         };
-        let mut chunk: Vec<u8> = Vec::with_capacity(COPY_CHUNK + 64 * 1024);
+        let mut chunk: Vec<u8> = prefix.data;
+        chunk.reserve(COPY_CHUNK + 64 * 1024);
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
         let enc = self.enc.clone();
         loop {
+            if !data_left {
+                // All the data came with the prefix.
+                break;
+            }
             buf.clear();
             match self.read_line(input, &mut buf) {
                 Ok(0) => {
@@ -908,7 +948,9 @@ impl<'o> Runner<'o> {
             Some(a) => dbname = a.to_string(),
         }
         let target = self.target.with_dbname(&dbname);
-        // The old session ends first, as in psql (and so it holds no locks the new one could wait on).
+        // The old session ends first, as in psql (and so it holds no locks the new one could wait on); so do the
+        // --jobs sessions on the old database.
+        self.pool = None;
         self.client = None;
         match self.open(&target) {
             Ok(client) => match self.adopt(client, target) {
@@ -950,6 +992,323 @@ impl<'o> Runner<'o> {
     }
 }
 
+/// An index build running on a `--jobs` session: what its error report needs.
+#[derive(Debug)]
+struct PendingIndex {
+    first: String,
+    text: Vec<u8>,
+}
+
+/// COPY data already read (and converted) before the COPY was sent: with `--jobs`, the first chunk, which shows
+/// whether the table is small enough to stay on the main session.
+#[derive(Default)]
+struct Prefetched {
+    data: Vec<u8>,
+    /// The `\.` line came: `data` is all of it.
+    complete: bool,
+}
+
+/// One COPY data line read by [`Runner::copy_data_line`].
+enum DataLine {
+    /// Appended, converted to UTF-8.
+    Data,
+    /// The `\.` line.
+    End,
+    /// The input ended.
+    Eof,
+    /// A line that cannot be converted: the message.
+    Bad(String),
+    /// The input could not be read (reported): the exit status.
+    Input(i32),
+}
+
+/// Why a parallel COPY's feed stopped.
+enum FeedStop {
+    /// An error to report; whether data lines are left to skip.
+    Message(String, bool),
+    Input(i32),
+}
+
+/// `--jobs`: COPY over several sessions, CREATE INDEX spread over them (see [`parallel`]).
+impl Runner<'_> {
+    /// Reads the next COPY data line onto the end of `out`, converted to UTF-8 as `stream_copy` converts it.
+    fn copy_data_line<R: BufRead>(&mut self, input: &mut R, out: &mut Vec<u8>, table: &str) -> DataLine {
+        let start = out.len();
+        match self.read_line(input, out) {
+            Ok(0) => return DataLine::Eof,
+            Ok(_) => {}
+            Err(code) => return DataLine::Input(code),
+        }
+        if is_copy_end(&out[start..]) {
+            out.truncate(start);
+            return DataLine::End;
+        }
+        let bad = match self.enc.clone() {
+            Ok(e) => match e.to_utf8(&out[start..], &mut self.conv) {
+                Ok(false) => None,
+                Ok(true) => {
+                    out.truncate(start);
+                    out.extend_from_slice(&self.conv);
+                    None
+                }
+                Err(at) => Some(format!(
+                    "COPY {table} aborted at line {}: byte 0x{:02X} at column {} has no Unicode equivalent in \
+                     encoding {}",
+                    self.line,
+                    out[start + at],
+                    at + 1,
+                    e.name()
+                )),
+            },
+            Err(name) if !out[start..].is_ascii() => Some(format!(
+                "COPY {table} aborted at line {}: non-ASCII data in encoding {name}, which a9s-pgrestore cannot \
+                 convert",
+                self.line
+            )),
+            Err(_) => None,
+        };
+        match bad {
+            None => DataLine::Data,
+            Some(msg) => {
+                out.truncate(start);
+                DataLine::Bad(msg)
+            }
+        }
+    }
+
+    /// Loads a COPY whose data is larger than one chunk over the `--jobs` sessions, all or nothing. A smaller
+    /// one, or one inside a transaction block, stays on the main session: then its data read so far comes back.
+    fn parallel_copy<R: BufRead>(
+        &mut self,
+        sql: &str,
+        table: &str,
+        line: u64,
+        first: &str,
+        input: &mut R,
+    ) -> std::result::Result<Flow, Prefetched> {
+        let limit = if self.opts.chunk_bytes == 0 { parallel::DEFAULT_CHUNK_BYTES } else { self.opts.chunk_bytes };
+        let mut chunks = ChunkBuilder::new(limit);
+        loop {
+            match self.copy_data_line(input, chunks.buffer(), table) {
+                DataLine::Data => {
+                    chunks.pushed(self.line);
+                    if chunks.is_full() {
+                        break;
+                    }
+                }
+                DataLine::End => {
+                    return Err(Prefetched { data: chunks.take().map(|c| c.data).unwrap_or_default(), complete: true })
+                }
+                // The main session's COPY meets the end of the input and says so.
+                DataLine::Eof => {
+                    return Err(Prefetched { data: chunks.take().map(|c| c.data).unwrap_or_default(), complete: false })
+                }
+                DataLine::Bad(msg) => {
+                    let flow = self.fail(line, None, msg, first.into());
+                    return Ok(self.after_failed_copy(flow, input));
+                }
+                DataLine::Input(code) => return Ok(Flow::Stop(code)),
+            }
+        }
+        // Other sessions would not see a table created in the main session's open transaction block (and
+        // would wait for its locks): such a COPY stays on the main session, as does one that cannot be checked.
+        if !matches!(parallel::in_transaction_block(self.client.as_mut().expect("connected")), Ok(false)) {
+            return Err(Prefetched { data: chunks.take().map(|c| c.data).unwrap_or_default(), complete: false });
+        }
+        if let Flow::Stop(code) = self.ensure_pool(line) {
+            return Ok(Flow::Stop(code));
+        }
+        let mut pool = self.pool.take().expect("sessions open");
+        let jobs = pool.jobs();
+        self.progress.set_detail(format!("database {}, COPY {table} over {jobs} sessions", self.target.dbname));
+        let settings = self.settings.clone();
+        let first_chunk = chunks.take().expect("a full chunk");
+        let mut stop: Option<FeedStop> = None;
+        let mut ended = false;
+        let result = {
+            let mut feed = || -> Feed {
+                if ended {
+                    return Feed::End;
+                }
+                loop {
+                    match self.copy_data_line(input, chunks.buffer(), table) {
+                        DataLine::Data => {
+                            chunks.pushed(self.line);
+                            if chunks.is_full() {
+                                return Feed::Chunk(chunks.take().expect("a full chunk"));
+                            }
+                        }
+                        DataLine::End => {
+                            ended = true;
+                            return chunks.take().map_or(Feed::End, Feed::Chunk);
+                        }
+                        DataLine::Eof => {
+                            let msg = format!(
+                                "input ended inside the data of COPY {table} (started at line {line}): the dump is \
+                                 truncated; the COPY was aborted"
+                            );
+                            stop = Some(FeedStop::Message(msg, false));
+                            return Feed::Stop;
+                        }
+                        DataLine::Bad(msg) => {
+                            stop = Some(FeedStop::Message(msg, true));
+                            return Feed::Stop;
+                        }
+                        DataLine::Input(code) => {
+                            stop = Some(FeedStop::Input(code));
+                            return Feed::Stop;
+                        }
+                    }
+                }
+            };
+            pool.copy(sql, line, &settings, first_chunk, &mut feed)
+        };
+        self.pool = Some(pool);
+        self.progress.set_detail(format!("database {}", self.target.dbname));
+        let skip = |me: &mut Self, flow: Flow, input: &mut R, data_left: bool| {
+            if data_left {
+                me.after_failed_copy(flow, input)
+            } else {
+                flow
+            }
+        };
+        let data_left = !result.fed_to_end;
+        Ok(match result.outcome {
+            parallel::CopyOutcome::Done { rows, .. } => {
+                self.summary.statements += 1;
+                self.summary.copy_commands += 1;
+                self.summary.parallel_copies += 1;
+                self.summary.rows_copied += rows;
+                Flow::Go
+            }
+            parallel::CopyOutcome::Stopped => match stop {
+                Some(FeedStop::Input(code)) => Flow::Stop(code),
+                Some(FeedStop::Message(msg, left)) => {
+                    let flow = self.fail(line, None, msg, first.into());
+                    skip(self, flow, input, left)
+                }
+                None => Flow::Go,
+            },
+            parallel::CopyOutcome::Failed { line: row, error } => {
+                self.summary.statements_failed += 1;
+                let (msg, sqlstate) = parallel::describe(&error);
+                let msg = format!(
+                    "{msg}; in the data of COPY {table} (line {line}), rolled back on all {jobs} sessions: none of \
+                     its rows were loaded"
+                );
+                let flow = self.fail(row.unwrap_or(line), sqlstate, msg, first.into());
+                skip(self, flow, input, data_left)
+            }
+            parallel::CopyOutcome::Lost(m) => {
+                self.progress.finish();
+                eprintln!(
+                    "{PROG}: a --jobs session to {} was lost during COPY {table} (started at line {line}; last line \
+                     read: {}): {m}; the restore is incomplete — check the server's log, then restore again into a \
+                     fresh cluster",
+                    self.target.describe(),
+                    self.line
+                );
+                Flow::Stop(exit::CONNECTION)
+            }
+            parallel::CopyOutcome::Partial { message } => {
+                let msg = format!(
+                    "COPY {table}: COMMIT failed on a --jobs session after others had committed ({message}): the \
+                     table is partly loaded — empty it and load it again"
+                );
+                let flow = self.fail(line, None, msg, first.into());
+                skip(self, flow, input, data_left)
+            }
+        })
+    }
+
+    /// Runs an index build on a `--jobs` session; `None` when it must run on the main session (inside a
+    /// transaction block), after the sessions are idle.
+    fn parallel_index(&mut self, sql: &str, line: u64, first: &str, text: &[u8]) -> Option<Flow> {
+        if !matches!(parallel::in_transaction_block(self.client.as_mut().expect("connected")), Ok(false)) {
+            return match self.barrier() {
+                Flow::Go => None,
+                stop => Some(stop),
+            };
+        }
+        if let Flow::Stop(code) = self.ensure_pool(line) {
+            return Some(Flow::Stop(code));
+        }
+        let settings = self.settings.clone();
+        let pending = PendingIndex { first: first.to_string(), text: text.to_vec() };
+        self.pool.as_mut().expect("sessions open").exec(sql.to_string(), &settings, line, pending);
+        self.summary.parallel_indexes += 1;
+        Some(Flow::Go)
+    }
+
+    /// Waits until the `--jobs` sessions are idle and reports what they ran, in script order.
+    fn barrier(&mut self) -> Flow {
+        let Some(pool) = self.pool.as_mut() else { return Flow::Go };
+        for done in pool.wait_idle() {
+            self.notice_line.store(done.line, Ordering::Relaxed);
+            match done.result {
+                Ok(()) => self.summary.statements += 1,
+                Err(parallel::Failure::Sql(e)) => {
+                    if let Flow::Stop(code) = self.statement_error(&e, done.line, &done.tag.first, &done.tag.text) {
+                        return Flow::Stop(code);
+                    }
+                }
+                Err(parallel::Failure::Lost(m)) => {
+                    self.progress.finish();
+                    eprintln!(
+                        "{PROG}: a --jobs session to {} was lost at line {} (last line read: {}): {m}; the restore \
+                         is incomplete — check the server's log, then restore again into a fresh cluster",
+                        self.target.describe(),
+                        done.line,
+                        self.line
+                    );
+                    return Flow::Stop(exit::CONNECTION);
+                }
+            }
+        }
+        Flow::Go
+    }
+
+    /// Opens the `--jobs` sessions on the current database if they are not open yet.
+    fn ensure_pool(&mut self, line: u64) -> Flow {
+        if self.pool.as_ref().is_some_and(|p| p.dbname() == self.target.dbname) {
+            return Flow::Go;
+        }
+        self.pool = None;
+        let target = self.target.clone();
+        let db = quote_conninfo_value(&target.dbname);
+        let connect: parallel::Connect = Arc::new(move |line: Arc<AtomicU64>| {
+            let db = db.clone();
+            target.connect_with_notices(move |n| eprintln!("{}", notice_text(&db, line.load(Ordering::Relaxed), n)))
+        });
+        match Pool::open(connect, &self.target.dbname, self.opts.jobs) {
+            Ok(pool) => {
+                self.pool = Some(pool);
+                Flow::Go
+            }
+            Err(e) => {
+                self.progress.finish();
+                self.connect_failed = true;
+                eprintln!(
+                    "{PROG}: {} line {line}: cannot open the {} sessions of --jobs: {}; the restore stopped here",
+                    self.db(),
+                    self.opts.jobs,
+                    e.message
+                );
+                Flow::Stop(exit::CONNECTION)
+            }
+        }
+    }
+}
+
+/// A server notice as psql prints it, with the database and the line of the statement that caused it.
+fn notice_text(db: &str, line: u64, n: &postgres::error::DbError) -> String {
+    let mut msg = format!("{PROG}: {db} line {line}: {}: {}", n.severity(), n.message());
+    if let Some(d) = n.detail() {
+        msg += &format!("; DETAIL: {d}");
+    }
+    msg
+}
+
 fn io_failure(e: std::io::Error, data_left: bool) -> CopyOutcome {
     match io_to_pg(e) {
         Ok(error) => CopyOutcome::Failed { error, data_left },
@@ -967,6 +1326,7 @@ enum CopyOutcome {
     /// The server refused the COPY at its start (after the prepare): the session is out of step.
     StartRefused {
         error: postgres::Error,
+        data_left: bool,
     },
     /// Writing failed without a server error.
     Broken {

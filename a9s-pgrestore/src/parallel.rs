@@ -1,0 +1,1084 @@
+//! `--jobs N`: a large `COPY … FROM stdin` block loaded over N sessions of the same database at once, and
+//! consecutive index builds (`CREATE INDEX`, `ADD PRIMARY KEY`/`UNIQUE`) spread over them.
+//!
+//! psql sends a table's rows over one session, so one server backend parses them all while the server's other
+//! cores idle. Here the runner (the only reader of the script) deals the rows out in large line-aligned chunks —
+//! a row is one line in COPY's text format: newlines inside values are written `\n` — to N worker sessions, each
+//! running its own `BEGIN; COPY … FROM stdin` into the same table. The workers commit only when every chunk of
+//! the table has been accepted by every session; if one fails, all roll back, so a table is all or nothing as
+//! with one COPY.
+//!
+//! Each worker first replays the session settings the script has made on the main session (`SET …`,
+//! `set_config(…)`, tracked by the runner), so every row is read as psql would read it. The data arrives already
+//! converted to UTF-8 by the runner, which is what every `postgres` session speaks.
+//!
+//! Memory is bounded: the runner fills one chunk while at most N wait in a bounded channel and each worker sends
+//! one; no temporary files.
+//!
+//! The pure parts (chunking, the settings to replay, mapping a session's `COPY t, line N` back to the script)
+//! are functions over values that unit tests drive; [`Pool`] holds the sessions and their threads.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use a9s_core::pg::error_chain;
+use postgres::error::SqlState;
+use postgres::Client;
+
+/// Chunk size: large, so that each is one big write and the dealing costs nothing next to the server's work.
+pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
+/// Overrides the chunk size (bytes); for tests, which need many chunks from small tables.
+pub const CHUNK_BYTES_ENV: &str = "A9S_PGRESTORE_CHUNK_BYTES";
+/// Most `--jobs` accepted: each is a server session and a backend process.
+pub const MAX_JOBS: usize = 64;
+
+/// The chunk size from [`CHUNK_BYTES_ENV`], else [`DEFAULT_CHUNK_BYTES`].
+pub fn chunk_bytes_from_env() -> std::result::Result<usize, String> {
+    parse_chunk_bytes(std::env::var(CHUNK_BYTES_ENV).ok().as_deref())
+}
+
+/// [`CHUNK_BYTES_ENV`]'s value: a positive number of bytes; unset or empty means the default.
+pub fn parse_chunk_bytes(value: Option<&str>) -> std::result::Result<usize, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(DEFAULT_CHUNK_BYTES),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("{CHUNK_BYTES_ENV}={v} is not a positive number of bytes: fix or unset it")),
+        },
+    }
+}
+
+// ----- the pure parts -----
+
+/// Consecutive COPY data lines of the script, converted to UTF-8, with the script line of the first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Chunk {
+    pub data: Vec<u8>,
+    pub first_line: u64,
+    pub lines: u64,
+}
+
+/// Collects data lines into chunks of at least `limit` bytes (a chunk ends only at a line end, so no row is
+/// ever split between sessions).
+#[derive(Debug)]
+pub struct ChunkBuilder {
+    limit: usize,
+    cur: Chunk,
+}
+
+impl ChunkBuilder {
+    pub fn new(limit: usize) -> Self {
+        let limit = limit.max(1);
+        ChunkBuilder { limit, cur: Self::empty(limit) }
+    }
+
+    fn empty(limit: usize) -> Chunk {
+        // Room for the last line that crosses the limit, without a reallocation in the common case.
+        Chunk {
+            data: Vec::with_capacity(limit.saturating_add(64 * 1024).min(limit.saturating_mul(2))),
+            ..Chunk::default()
+        }
+    }
+
+    /// Appends one data line (with its newline) that was line `script_line` of the script.
+    pub fn push(&mut self, line: &[u8], script_line: u64) {
+        self.cur.data.extend_from_slice(line);
+        self.pushed(script_line);
+    }
+
+    /// The bytes of the chunk being built, to read a line straight into them (no copy); then call
+    /// [`pushed`](Self::pushed), or truncate back what is not data.
+    pub fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.cur.data
+    }
+
+    /// Counts a line appended through [`buffer`](Self::buffer).
+    pub fn pushed(&mut self, script_line: u64) {
+        if self.cur.lines == 0 {
+            self.cur.first_line = script_line;
+        }
+        debug_assert_eq!(self.cur.first_line + self.cur.lines, script_line, "data lines are consecutive");
+        self.cur.lines += 1;
+    }
+
+    /// Whether the chunk has reached the limit and should be sent.
+    pub fn is_full(&self) -> bool {
+        self.cur.data.len() >= self.limit
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cur.lines == 0
+    }
+
+    /// The chunk built so far (none if empty); the builder starts a new one.
+    pub fn take(&mut self) -> Option<Chunk> {
+        if self.is_empty() {
+            self.cur.data.clear();
+            return None;
+        }
+        Some(std::mem::replace(&mut self.cur, Self::empty(self.limit)))
+    }
+}
+
+/// The row number N of the server's `COPY t, line N[, column …]` context (a session's own count, from 1),
+/// from an error's `where_`. Several context lines (a trigger's) may precede it; the COPY one is the last.
+pub fn copy_context_line(context: &str) -> Option<u64> {
+    let l = context.lines().rev().find(|l| l.starts_with("COPY "))?;
+    let mut rest = l;
+    // The relation's name comes first and could itself contain ", line ": take the first one followed by a
+    // number that ends the context or is followed by `,` or `:`.
+    while let Some(i) = rest.find(", line ") {
+        let after = &rest[i + 7..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            let tail = &after[digits..];
+            if tail.is_empty() || tail.starts_with(',') || tail.starts_with(':') {
+                return after[..digits].parse().ok();
+            }
+        }
+        rest = after;
+    }
+    None
+}
+
+/// The script line of row `n` (from 1) of a session that received `chunks` — `(first script line, lines)` in
+/// the order it sent them.
+pub fn script_line(chunks: &[(u64, u64)], n: u64) -> Option<u64> {
+    let mut left = n.checked_sub(1)?;
+    for &(first, lines) in chunks {
+        if left < lines {
+            return Some(first + left);
+        }
+        left -= lines;
+    }
+    None
+}
+
+/// The statements a session that has applied `applied` must run to match `current` (both as the runner keeps
+/// them: one `(key, statement)` per setting, in the order of their last change).
+pub fn settings_to_replay(applied: &[(String, String)], current: &[(String, String)]) -> Vec<String> {
+    current.iter().filter(|s| !applied.contains(s)).map(|(_, sql)| sql.clone()).collect()
+}
+
+/// `CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] name ON …`, as pg_dump writes them after the data,
+/// which may run on any session. An index without a name is not: two at once could pick the same one.
+pub fn is_create_index(stmt: &[u8]) -> bool {
+    let (_, first) = crate::classify::first_line(stmt, 200);
+    let words: Vec<String> = first.split_ascii_whitespace().take(8).map(|w| w.to_ascii_lowercase()).collect();
+    let mut w = words.iter().map(String::as_str).peekable();
+    if w.next() != Some("create") {
+        return false;
+    }
+    w.next_if_eq(&"unique");
+    if w.next() != Some("index") {
+        return false;
+    }
+    w.next_if_eq(&"concurrently");
+    if w.next_if_eq(&"if").is_some() && (w.next() != Some("not") || w.next() != Some("exists")) {
+        return false;
+    }
+    // The name, then ON; an unnamed index has ON (or nothing on this line) right away.
+    matches!(w.next(), Some(name) if name != "on") && w.next() == Some("on")
+}
+
+/// `ALTER TABLE [ONLY] t ADD CONSTRAINT c PRIMARY KEY|UNIQUE (…)`, which pg_dump writes after the data and
+/// which builds an index: one table's lock, like CREATE INDEX, so such statements may run side by side too.
+/// Not foreign keys (they lock two tables) nor anything with more than one action.
+pub fn is_add_key_constraint(stmt: &[u8]) -> bool {
+    // Past pg_dump's comment lines before the statement.
+    let (skipped, _) = crate::classify::first_line(stmt, 1);
+    let start = match skipped {
+        0 => 0,
+        n => stmt.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(n as usize - 1).map_or(0, |(i, _)| i + 1),
+    };
+    let text = String::from_utf8_lossy(&stmt[start..]).to_ascii_lowercase();
+    let words: Vec<&str> = text.split_ascii_whitespace().collect();
+    if words.len() < 7 || words[0] != "alter" || words[1] != "table" {
+        return false;
+    }
+    let Some(add) = words.iter().position(|w| *w == "add") else { return false };
+    if words.get(add + 1) != Some(&"constraint") {
+        return false;
+    }
+    let key = match (words.get(add + 3), words.get(add + 4)) {
+        (Some(&"primary"), Some(k)) => k.starts_with("key"),
+        (Some(u), _) => *u == "unique" || u.starts_with("unique("),
+        _ => false,
+    };
+    key && !has_second_action(&text)
+}
+
+/// Whether an ALTER TABLE's text has a second action or refers to another table (a conservative test).
+fn has_second_action(text: &str) -> bool {
+    // Commas inside the column list are fine; one after the closing parenthesis starts another action.
+    let after = text.rfind(')').map_or("", |i| &text[i + 1..]);
+    after.contains(',') || text.contains(" references ") || text.contains(" foreign ")
+}
+
+/// Statements that may run on any `--jobs` session, side by side with others of their kind: index builds.
+pub fn is_index_build(stmt: &[u8]) -> bool {
+    is_create_index(stmt) || is_add_key_constraint(stmt)
+}
+
+/// Whether a `COPY … FROM stdin` statement uses the text format, where every row is one line (pg_dump's). CSV
+/// rows may span lines and binary data has none: such a COPY stays on one session.
+pub fn is_text_copy(stmt: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(stmt).to_ascii_lowercase();
+    let words: Vec<&str> =
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
+    let Some(copy) = words.iter().position(|w| *w == "copy") else { return false };
+    // `COPY BINARY t FROM stdin` is the old syntax.
+    if words.get(copy + 1) == Some(&"binary") {
+        return false;
+    }
+    let Some(stdin) = words.iter().position(|w| *w == "stdin") else { return false };
+    !words[stdin..].iter().any(|w| *w == "csv" || *w == "binary")
+}
+
+/// Whether the main session is inside a transaction block (the script ran `BEGIN`): then other sessions would
+/// not see what it did, and could wait on its locks, so the work stays on it. In autocommit, `now()` (the
+/// transaction's start) is this statement's own timestamp.
+pub fn in_transaction_block(client: &mut Client) -> std::result::Result<bool, postgres::Error> {
+    let mut inside = false;
+    for m in client.simple_query("SELECT pg_catalog.now() <> pg_catalog.statement_timestamp()")? {
+        if let postgres::SimpleQueryMessage::Row(r) = m {
+            inside = r.get(0) == Some("t");
+        }
+    }
+    Ok(inside)
+}
+
+/// Whether an error means the session is gone (the runner's rule for its own session).
+pub fn is_lost(e: &postgres::Error, session_closed: bool) -> bool {
+    if e.is_closed() || session_closed {
+        return true;
+    }
+    match e.code() {
+        Some(c) => {
+            c.code().starts_with("08")
+                || *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CRASH_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW
+        }
+        None => e.as_db_error().is_none() && !e.to_string().contains("unexpected message"),
+    }
+}
+
+/// `ERROR: message (SQLSTATE); DETAIL: …; HINT: …`, as the runner prints a statement's error.
+pub fn describe(e: &postgres::Error) -> (String, Option<String>) {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut msg = format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
+            if let Some(d) = db.detail() {
+                msg += &format!("; DETAIL: {d}");
+            }
+            if let Some(h) = db.hint() {
+                msg += &format!("; HINT: {h}");
+            }
+            (msg, Some(db.code().code().to_string()))
+        }
+        None => (format!("ERROR: {}", error_chain(e)), None),
+    }
+}
+
+// ----- the sessions -----
+
+/// What went wrong on a worker session.
+#[derive(Debug)]
+pub enum Failure {
+    /// The server refused the statement or the data.
+    Sql(postgres::Error),
+    /// The session is gone (or could not be reopened): the restore cannot go on.
+    Lost(String),
+}
+
+/// What a parallel COPY came to.
+#[derive(Debug)]
+pub enum CopyOutcome {
+    /// Every session committed its share.
+    Done { rows: u64, sessions: usize },
+    /// A session refused its share; every session rolled back. `line` is the script line of the row the server
+    /// named (or `None`: then the COPY's own line applies).
+    Failed { line: Option<u64>, error: postgres::Error },
+    /// The feed stopped (its own error, already known to the runner); every session rolled back.
+    Stopped,
+    /// A worker session is gone.
+    Lost(String),
+    /// Sessions committed unevenly (a COMMIT failed after others succeeded): the table is partly loaded.
+    Partial { message: String },
+}
+
+/// The runner's side of a parallel COPY: where the chunks come from.
+pub enum Feed {
+    Chunk(Chunk),
+    /// The `\.` line: all the data has come.
+    End,
+    /// The runner cannot go on with this COPY (it reports why): roll back.
+    Stop,
+}
+
+/// A parallel COPY's outcome, and whether the feed reached its end (else the runner must skip the rest of the
+/// data up to `\.`, unless it stopped the feed itself).
+#[derive(Debug)]
+pub struct CopyResult {
+    pub outcome: CopyOutcome,
+    pub fed_to_end: bool,
+}
+
+/// An index build run by a worker, to be reported in script order once all sessions are idle.
+#[derive(Debug)]
+pub struct ExecDone<T> {
+    pub line: u64,
+    /// What the runner needs to report it (its first line, its text…).
+    pub tag: T,
+    pub result: std::result::Result<(), Failure>,
+}
+
+type Settings = Arc<Vec<(String, String)>>;
+
+/// Opens one more session on the main session's server, user and database. The line it is given is where the
+/// session's notices are attributed: the worker sets it to the line of the statement it runs.
+pub type Connect = Arc<dyn Fn(Arc<AtomicU64>) -> a9s_core::Result<Client> + Send + Sync>;
+
+enum Cmd {
+    Copy {
+        sql: Arc<str>,
+        line: u64,
+        settings: Settings,
+        queue: Arc<Mutex<Receiver<Chunk>>>,
+        abort: Arc<AtomicBool>,
+    },
+    /// After `Loaded`: commit or roll back the open transaction.
+    Decide {
+        commit: bool,
+    },
+    Exec {
+        sql: String,
+        line: u64,
+        settings: Settings,
+    },
+}
+
+#[derive(Debug)]
+enum CopyReport {
+    /// Received no chunk: nothing to do.
+    Idle,
+    /// Its share is accepted; its transaction waits for [`Cmd::Decide`].
+    Loaded(u64),
+    /// Rolled back because another session failed or the feed stopped.
+    Cancelled,
+    /// Rolled back; the script line of the row named by the server, if any.
+    Failed(Failure, Option<u64>),
+}
+
+enum Report {
+    Copy(usize, CopyReport),
+    Decided(usize, std::result::Result<(), Failure>),
+    Exec(usize, std::result::Result<(), Failure>),
+}
+
+struct Worker {
+    cmd: Option<Sender<Cmd>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// N sessions on the current database, each served by its own thread. Opened on the first parallel job in a
+/// database and dropped at `\connect`.
+pub struct Pool<T> {
+    workers: Vec<Worker>,
+    reports: Receiver<Report>,
+    /// The index build each worker runs, if any.
+    running: Vec<Option<(u64, T)>>,
+    done: Vec<ExecDone<T>>,
+    dbname: String,
+}
+
+/// A chunk goes to the server in CopyData messages of this size.
+const SEND_PIECE: usize = 256 * 1024;
+
+/// How long to wait for a report before checking that the worker threads are alive.
+const POLL: Duration = Duration::from_millis(500);
+
+impl<T> Pool<T> {
+    /// Opens `jobs` sessions on `dbname` with `connect` (same server and user as the main session). A session
+    /// that cannot be opened is a connection error, as for the main one.
+    pub fn open(connect: Connect, dbname: &str, jobs: usize) -> a9s_core::Result<Pool<T>> {
+        let mut sessions = Vec::with_capacity(jobs);
+        for _ in 0..jobs {
+            let line = Arc::new(AtomicU64::new(0));
+            sessions.push((connect(line.clone())?, line));
+        }
+        let (report_tx, reports) = mpsc::channel();
+        let workers = sessions
+            .into_iter()
+            .enumerate()
+            .map(|(id, (client, line))| {
+                let (cmd_tx, cmd_rx) = mpsc::channel();
+                let mut w =
+                    WorkerState { id, connect: connect.clone(), line, client: Some(client), applied: Vec::new() };
+                let reports = report_tx.clone();
+                let thread = std::thread::Builder::new()
+                    .name(format!("session-{id}"))
+                    .spawn(move || w.serve(cmd_rx, reports))
+                    .expect("spawn a worker thread");
+                Worker { cmd: Some(cmd_tx), thread: Some(thread) }
+            })
+            .collect();
+        Ok(Pool {
+            workers,
+            reports,
+            running: (0..jobs).map(|_| None).collect(),
+            done: Vec::new(),
+            dbname: dbname.to_string(),
+        })
+    }
+
+    /// The database the sessions are on.
+    pub fn dbname(&self) -> &str {
+        &self.dbname
+    }
+
+    pub fn jobs(&self) -> usize {
+        self.workers.len()
+    }
+
+    fn send(&self, worker: usize, cmd: Cmd) -> bool {
+        self.workers[worker].cmd.as_ref().is_some_and(|c| c.send(cmd).is_ok())
+    }
+
+    /// The next report; `None` if a worker that owes one is gone without sending it.
+    fn next_report(&self, owing: &dyn Fn(usize) -> bool) -> Option<Report> {
+        loop {
+            match self.reports.recv_timeout(POLL) {
+                Ok(r) => return Some(r),
+                Err(RecvTimeoutError::Timeout) => {
+                    let dead = self
+                        .workers
+                        .iter()
+                        .enumerate()
+                        .any(|(i, w)| owing(i) && w.thread.as_ref().is_none_or(|t| t.is_finished()));
+                    if dead {
+                        // A report sent just before the thread ended is still in the channel.
+                        return self.reports.try_recv().ok();
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// Loads one COPY's data over every session: `first` and then what `feed` gives until [`Feed::End`].
+    /// All or nothing: the sessions commit only when all have accepted their share.
+    pub fn copy(
+        &mut self,
+        sql: &str,
+        line: u64,
+        settings: &[(String, String)],
+        first: Chunk,
+        feed: &mut dyn FnMut() -> Feed,
+    ) -> CopyResult {
+        debug_assert!(self.running.iter().all(Option::is_none), "COPY only when all sessions are idle");
+        let n = self.workers.len();
+        let (tx, rx): (SyncSender<Chunk>, Receiver<Chunk>) = mpsc::sync_channel(n);
+        let queue = Arc::new(Mutex::new(rx));
+        let abort = Arc::new(AtomicBool::new(false));
+        let sql: Arc<str> = Arc::from(sql);
+        let settings: Settings = Arc::new(settings.to_vec());
+        let mut started = vec![false; n];
+        for (i, s) in started.iter_mut().enumerate() {
+            *s = self.send(
+                i,
+                Cmd::Copy {
+                    sql: sql.clone(),
+                    line,
+                    settings: settings.clone(),
+                    queue: queue.clone(),
+                    abort: abort.clone(),
+                },
+            );
+        }
+        drop(queue);
+
+        // Deal the chunks. A worker that fails raises `abort` and discards what still comes, so a full channel
+        // never blocks the dealing for good.
+        let mut fed_to_end = false;
+        let mut stopped = false;
+        let mut next = Some(first);
+        while let Some(chunk) = next.take() {
+            if abort.load(Ordering::Acquire) || tx.send(chunk).is_err() {
+                break;
+            }
+            match feed() {
+                Feed::Chunk(c) => next = Some(c),
+                Feed::End => fed_to_end = true,
+                Feed::Stop => {
+                    stopped = true;
+                    abort.store(true, Ordering::Release);
+                }
+            }
+        }
+        drop(tx);
+
+        // Every session's verdict on its share.
+        let mut loaded = vec![None; n];
+        let mut failure: Option<(Failure, Option<u64>)> = None;
+        let mut lost: Option<String> = None;
+        let mut owing = started.clone();
+        while owing.iter().any(|o| *o) {
+            let owing_now = owing.clone();
+            match self.next_report(&|i| owing_now[i]) {
+                Some(Report::Copy(i, r)) => {
+                    owing[i] = false;
+                    match r {
+                        CopyReport::Idle | CopyReport::Cancelled => {}
+                        CopyReport::Loaded(rows) => loaded[i] = Some(rows),
+                        CopyReport::Failed(Failure::Lost(m), _) => {
+                            lost.get_or_insert(m);
+                        }
+                        CopyReport::Failed(f, line) => {
+                            // The earliest row in the script is the one psql would have stopped at.
+                            let better = match (&failure, line) {
+                                (None, _) => true,
+                                (Some((_, Some(a))), Some(b)) => b < *a,
+                                (Some((_, None)), Some(_)) => true,
+                                _ => false,
+                            };
+                            if better {
+                                failure = Some((f, line));
+                            }
+                        }
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    lost.get_or_insert_with(|| "a worker session's thread ended unexpectedly".to_string());
+                    owing.iter_mut().for_each(|o| *o = false);
+                }
+            }
+        }
+        if !fed_to_end && failure.is_none() && lost.is_none() && !stopped {
+            // Every worker refused the channel: only possible when all are gone.
+            lost = Some("every worker session is gone".into());
+        }
+
+        let commit = fed_to_end && failure.is_none() && lost.is_none() && !stopped;
+        let mut decided_err: Option<String> = None;
+        let mut committed = 0usize;
+        let mut owing: Vec<bool> = loaded.iter().map(Option::is_some).collect();
+        for (i, o) in owing.iter_mut().enumerate() {
+            if *o && !self.send(i, Cmd::Decide { commit }) {
+                *o = false;
+                decided_err.get_or_insert_with(|| format!("worker session {i} is gone"));
+            }
+        }
+        while owing.iter().any(|o| *o) {
+            let owing_now = owing.clone();
+            match self.next_report(&|i| owing_now[i]) {
+                Some(Report::Decided(i, r)) => {
+                    owing[i] = false;
+                    match r {
+                        Ok(()) => committed += 1,
+                        Err(Failure::Lost(m)) => {
+                            decided_err.get_or_insert(m);
+                        }
+                        Err(Failure::Sql(e)) => {
+                            decided_err.get_or_insert_with(|| describe(&e).0);
+                        }
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    decided_err.get_or_insert_with(|| "a worker session's thread ended unexpectedly".to_string());
+                    owing.iter_mut().for_each(|o| *o = false);
+                }
+            }
+        }
+
+        let outcome = if let Some(m) = lost {
+            CopyOutcome::Lost(m)
+        } else if stopped {
+            CopyOutcome::Stopped
+        } else if let Some((Failure::Sql(error), line)) = failure {
+            CopyOutcome::Failed { line, error }
+        } else if let Some((Failure::Lost(m), _)) = failure {
+            CopyOutcome::Lost(m)
+        } else if let Some(m) = decided_err {
+            if commit && committed > 0 {
+                CopyOutcome::Partial { message: m }
+            } else {
+                CopyOutcome::Lost(m)
+            }
+        } else {
+            CopyOutcome::Done { rows: loaded.iter().flatten().sum(), sessions: loaded.iter().flatten().count() }
+        };
+        CopyResult { outcome, fed_to_end }
+    }
+
+    /// Runs `sql` (an index build) on an idle session, waiting for one if all are busy. Its outcome comes
+    /// back from [`wait_idle`](Self::wait_idle).
+    pub fn exec(&mut self, sql: String, settings: &[(String, String)], line: u64, tag: T) {
+        let free = loop {
+            if let Some(i) = self.running.iter().position(Option::is_none) {
+                break i;
+            }
+            if !self.collect_one() {
+                // Every busy worker is gone: their jobs are recorded as lost; run this one nowhere either.
+                self.done.push(ExecDone {
+                    line,
+                    tag,
+                    result: Err(Failure::Lost("the worker sessions are gone".into())),
+                });
+                return;
+            }
+        };
+        let settings: Settings = Arc::new(settings.to_vec());
+        if self.send(free, Cmd::Exec { sql, line, settings }) {
+            self.running[free] = Some((line, tag));
+        } else {
+            self.done.push(ExecDone {
+                line,
+                tag,
+                result: Err(Failure::Lost(format!("worker session {free} is gone"))),
+            });
+        }
+    }
+
+    /// Whether an index build is still running.
+    pub fn is_busy(&self) -> bool {
+        self.running.iter().any(Option::is_some)
+    }
+
+    /// Waits for one running statement; false if none could be collected (all gone).
+    fn collect_one(&mut self) -> bool {
+        let running: Vec<bool> = self.running.iter().map(Option::is_some).collect();
+        match self.next_report(&|i| running[i]) {
+            Some(Report::Exec(i, result)) => {
+                if let Some((line, tag)) = self.running[i].take() {
+                    self.done.push(ExecDone { line, tag, result });
+                }
+                true
+            }
+            Some(_) => true,
+            None => {
+                for slot in self.running.iter_mut() {
+                    if let Some((line, tag)) = slot.take() {
+                        self.done.push(ExecDone {
+                            line,
+                            tag,
+                            result: Err(Failure::Lost("a worker session's thread ended unexpectedly".into())),
+                        });
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Waits until every session is idle; returns the statements run since the last call, in script order.
+    pub fn wait_idle(&mut self) -> Vec<ExecDone<T>> {
+        while self.is_busy() {
+            self.collect_one();
+        }
+        let mut done = std::mem::take(&mut self.done);
+        done.sort_by_key(|d| d.line);
+        done
+    }
+}
+
+impl<T> Drop for Pool<T> {
+    fn drop(&mut self) {
+        // Closing the command channels ends the threads, which close their sessions. Wait for them only when
+        // idle: a statement still running (the restore is being abandoned) must not hold up the exit.
+        let idle = !self.is_busy();
+        for w in &mut self.workers {
+            w.cmd = None;
+        }
+        if idle {
+            for w in &mut self.workers {
+                if let Some(t) = w.thread.take() {
+                    let _ = t.join();
+                }
+            }
+        }
+    }
+}
+
+/// A worker thread's session.
+struct WorkerState {
+    id: usize,
+    connect: Connect,
+    /// The line of the statement running, for the session's notices.
+    line: Arc<AtomicU64>,
+    /// `None` after the session had to be dropped (a COPY refused at its start leaves it out of step); reopened
+    /// for the next job.
+    client: Option<Client>,
+    applied: Vec<(String, String)>,
+}
+
+impl WorkerState {
+    fn serve(&mut self, cmds: Receiver<Cmd>, reports: Sender<Report>) {
+        while let Ok(cmd) = cmds.recv() {
+            let report = match cmd {
+                Cmd::Copy { sql, line, settings, queue, abort } => {
+                    self.line.store(line, Ordering::Relaxed);
+                    Report::Copy(self.id, self.copy(&sql, &settings, &queue, &abort))
+                }
+                Cmd::Decide { commit } => Report::Decided(self.id, self.decide(commit)),
+                Cmd::Exec { sql, line, settings } => {
+                    self.line.store(line, Ordering::Relaxed);
+                    Report::Exec(self.id, self.exec(&sql, &settings))
+                }
+            };
+            if reports.send(report).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The session, reopened if needed, with the script's settings applied.
+    fn session(&mut self, settings: &[(String, String)]) -> std::result::Result<&mut Client, Failure> {
+        if self.client.as_ref().is_some_and(|c| c.is_closed()) {
+            return Err(Failure::Lost(format!("the connection of worker session {} was closed", self.id)));
+        }
+        if self.client.is_none() {
+            self.applied.clear();
+            let c = (self.connect)(self.line.clone()).map_err(|e| Failure::Lost(e.message))?;
+            self.client = Some(c);
+        }
+        let replay = settings_to_replay(&self.applied, settings);
+        let client = self.client.as_mut().expect("connected");
+        for sql in &replay {
+            if let Err(e) = client.batch_execute(sql) {
+                if is_lost(&e, client.is_closed()) {
+                    return Err(Failure::Lost(describe(&e).0));
+                }
+                return Err(Failure::Sql(e));
+            }
+        }
+        self.applied = settings.to_vec();
+        Ok(self.client.as_mut().expect("connected"))
+    }
+
+    fn failure(&self, e: postgres::Error) -> Failure {
+        if is_lost(&e, self.client.as_ref().is_none_or(|c| c.is_closed())) {
+            Failure::Lost(describe(&e).0)
+        } else {
+            Failure::Sql(e)
+        }
+    }
+
+    fn exec(&mut self, sql: &str, settings: &[(String, String)]) -> std::result::Result<(), Failure> {
+        let client = self.session(settings)?;
+        match client.batch_execute(sql) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.failure(e)),
+        }
+    }
+
+    fn decide(&mut self, commit: bool) -> std::result::Result<(), Failure> {
+        let Some(client) = self.client.as_mut() else {
+            return Err(Failure::Lost(format!("worker session {} is gone", self.id)));
+        };
+        match client.batch_execute(if commit { "COMMIT" } else { "ROLLBACK" }) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.failure(e)),
+        }
+    }
+
+    fn rollback(&mut self) -> std::result::Result<(), Failure> {
+        self.decide(false)
+    }
+
+    fn copy(
+        &mut self,
+        sql: &str,
+        settings: &[(String, String)],
+        queue: &Mutex<Receiver<Chunk>>,
+        abort: &AtomicBool,
+    ) -> CopyReport {
+        let next = || queue.lock().map(|q| q.recv().ok()).unwrap_or(None);
+        let fail = |abort: &AtomicBool| {
+            abort.store(true, Ordering::Release);
+            // Take what still comes, so the dealer never waits on a full channel.
+            while next().is_some() {}
+        };
+        // Wait for a first chunk before opening a transaction: a small table may need fewer sessions.
+        let Some(first) = next() else { return CopyReport::Idle };
+        if abort.load(Ordering::Acquire) {
+            fail(abort);
+            return CopyReport::Cancelled;
+        }
+        let client = match self.session(settings) {
+            Ok(c) => c,
+            Err(f) => {
+                fail(abort);
+                return CopyReport::Failed(f, None);
+            }
+        };
+        if let Err(e) = client.batch_execute("BEGIN") {
+            let f = self.failure(e);
+            fail(abort);
+            return CopyReport::Failed(f, None);
+        }
+        let client = self.client.as_mut().expect("connected");
+        let statement = match client.prepare(sql) {
+            Ok(s) => s,
+            Err(e) => {
+                let f = self.failure(e);
+                let _ = self.rollback();
+                fail(abort);
+                return CopyReport::Failed(f, None);
+            }
+        };
+        let mut received: Vec<(u64, u64)> = Vec::new();
+        let result = self.stream(&statement, first, &next, abort, &mut received);
+        match result {
+            Streamed::Rows(rows) => CopyReport::Loaded(rows),
+            Streamed::Aborted => {
+                fail(abort);
+                match self.rollback_or_drop() {
+                    Ok(()) => CopyReport::Cancelled,
+                    Err(f) => CopyReport::Failed(f, None),
+                }
+            }
+            Streamed::Io(msg) => {
+                fail(abort);
+                let _ = self.rollback_or_drop();
+                CopyReport::Failed(Failure::Lost(format!("worker session {}: {msg}", self.id)), None)
+            }
+            Streamed::Refused(e, at_start) => {
+                fail(abort);
+                let line = e
+                    .as_db_error()
+                    .and_then(|db| db.where_())
+                    .and_then(copy_context_line)
+                    .and_then(|n| script_line(&received, n));
+                let f = self.failure(e);
+                if at_start {
+                    // The session is out of step after a COPY refused at its start (see the runner's `reopen`):
+                    // a new one replaces it for the next job; dropping this one rolls its transaction back.
+                    self.client = None;
+                } else if let Err(lost) = self.rollback_or_drop() {
+                    return CopyReport::Failed(lost, None);
+                }
+                CopyReport::Failed(f, line)
+            }
+        }
+    }
+
+    /// Streams `first` and the chunks that follow into one COPY, recording what it sent in `received`.
+    fn stream(
+        &mut self,
+        statement: &postgres::Statement,
+        first: Chunk,
+        next: &dyn Fn() -> Option<Chunk>,
+        abort: &AtomicBool,
+        received: &mut Vec<(u64, u64)>,
+    ) -> Streamed {
+        let client = self.client.as_mut().expect("connected");
+        let mut writer = match client.copy_in(statement) {
+            Ok(w) => w,
+            Err(e) => return Streamed::Refused(e, true),
+        };
+        let mut chunk = Some(first);
+        while let Some(c) = chunk.take() {
+            if abort.load(Ordering::Acquire) {
+                // Another session failed: dropping the writer ends this COPY with CopyFail.
+                return Streamed::Aborted;
+            }
+            received.push((c.first_line, c.lines));
+            // In pieces: the client library copies each into its own buffers, which would otherwise grow to a
+            // whole chunk per session and stay that large.
+            let sent =
+                c.data.chunks(SEND_PIECE).try_for_each(|piece| writer.write_all(piece).and_then(|_| writer.flush()));
+            if let Err(e) = sent {
+                drop(writer);
+                return match io_to_pg(e) {
+                    Ok(e) => Streamed::Refused(e, false),
+                    Err(msg) => Streamed::Io(msg),
+                };
+            }
+            drop(c);
+            chunk = next();
+        }
+        match writer.finish() {
+            Ok(rows) => Streamed::Rows(rows),
+            Err(e) => Streamed::Refused(e, false),
+        }
+    }
+
+    /// Rolls back; a session that cannot is dropped (which rolls back too) and reopened for the next job.
+    fn rollback_or_drop(&mut self) -> std::result::Result<(), Failure> {
+        match self.rollback() {
+            Ok(()) => Ok(()),
+            Err(Failure::Lost(m)) => Err(Failure::Lost(m)),
+            Err(Failure::Sql(_)) => {
+                self.client = None;
+                Ok(())
+            }
+        }
+    }
+}
+
+enum Streamed {
+    Rows(u64),
+    Aborted,
+    /// The server refused (at the COPY's start: the session is out of step).
+    Refused(postgres::Error, bool),
+    /// Writing failed without a server error.
+    Io(String),
+}
+
+/// The `postgres::Error` inside a CopyInWriter's io::Error, if there is one.
+fn io_to_pg(e: std::io::Error) -> std::result::Result<postgres::Error, String> {
+    let text = a9s_core::error::describe_io(&e);
+    match e.into_inner().map(|inner| inner.downcast::<postgres::Error>()) {
+        Some(Ok(pg)) => Ok(*pg),
+        _ => Err(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(k: &str, v: &str) -> (String, String) {
+        (k.to_string(), v.to_string())
+    }
+
+    #[test]
+    fn chunks_end_at_line_ends() {
+        let mut b = ChunkBuilder::new(10);
+        let mut out = Vec::new();
+        for (i, l) in ["1\ta\n", "2\tbbbbbbbbbbbb\n", "3\tc\n", "4\td\n", "5\te\n"].iter().enumerate() {
+            b.push(l.as_bytes(), 100 + i as u64);
+            if b.is_full() {
+                out.push(b.take().unwrap());
+            }
+        }
+        out.extend(b.take());
+        assert!(b.take().is_none());
+        assert_eq!(
+            out,
+            vec![
+                Chunk { data: b"1\ta\n2\tbbbbbbbbbbbb\n".to_vec(), first_line: 100, lines: 2 },
+                Chunk { data: b"3\tc\n4\td\n5\te\n".to_vec(), first_line: 102, lines: 3 },
+            ]
+        );
+        // Every byte once, in order.
+        let all: Vec<u8> = out.iter().flat_map(|c| c.data.clone()).collect();
+        assert_eq!(all, b"1\ta\n2\tbbbbbbbbbbbb\n3\tc\n4\td\n5\te\n");
+    }
+
+    #[test]
+    fn chunk_read_in_place() {
+        let mut b = ChunkBuilder::new(1 << 20);
+        b.buffer().extend_from_slice(b"x\n");
+        b.pushed(7);
+        // A line that turns out not to be data is truncated back.
+        let len = b.buffer().len();
+        b.buffer().extend_from_slice(b"\\.\n");
+        b.buffer().truncate(len);
+        assert!(!b.is_full());
+        assert_eq!(b.take(), Some(Chunk { data: b"x\n".to_vec(), first_line: 7, lines: 1 }));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn context_lines() {
+        assert_eq!(copy_context_line("COPY t, line 5"), Some(5));
+        assert_eq!(copy_context_line("COPY t, line 12, column v: \"x\""), Some(12));
+        assert_eq!(copy_context_line("COPY big, line 3: \"3\tabc\""), Some(3));
+        assert_eq!(copy_context_line("COPY weird, line x, line 9, column a: \"\""), Some(9));
+        assert_eq!(
+            copy_context_line("PL/pgSQL function f() line 3 at RAISE\nCOPY t, line 41"),
+            Some(41),
+            "a trigger's context comes first"
+        );
+        assert_eq!(copy_context_line("SQL statement \"SELECT 1\""), None);
+        assert_eq!(copy_context_line(""), None);
+    }
+
+    #[test]
+    fn lines_map_back_to_the_script() {
+        // A session got the chunks starting at script lines 100 (10 rows) and 300 (5 rows).
+        let chunks = [(100, 10), (300, 5)];
+        assert_eq!(script_line(&chunks, 1), Some(100));
+        assert_eq!(script_line(&chunks, 10), Some(109));
+        assert_eq!(script_line(&chunks, 11), Some(300));
+        assert_eq!(script_line(&chunks, 15), Some(304));
+        assert_eq!(script_line(&chunks, 16), None);
+        assert_eq!(script_line(&chunks, 0), None);
+        assert_eq!(script_line(&[], 1), None);
+    }
+
+    #[test]
+    fn settings_replay() {
+        let a = vec![s("statement_timeout", "SET statement_timeout = 0;"), s("search_path", "SELECT set_config(…)")];
+        assert_eq!(settings_to_replay(&[], &a), vec!["SET statement_timeout = 0;", "SELECT set_config(…)"]);
+        assert!(settings_to_replay(&a, &a).is_empty());
+        // A changed setting moves to the end of the runner's list; only it is replayed.
+        let b = vec![s("search_path", "SELECT set_config(…)"), s("statement_timeout", "SET statement_timeout = 5;")];
+        assert_eq!(settings_to_replay(&a, &b), vec!["SET statement_timeout = 5;"]);
+        let c = vec![
+            s("search_path", "SELECT set_config(…)"),
+            s("statement_timeout", "SET statement_timeout = 5;"),
+            s("role", "SET ROLE app;"),
+        ];
+        assert_eq!(settings_to_replay(&b, &c), vec!["SET ROLE app;"]);
+    }
+
+    #[test]
+    fn key_constraints() {
+        let pk = b"--\n-- Name: t t_pkey; Type: CONSTRAINT\n--\n\nALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (id);";
+        assert!(is_add_key_constraint(pk));
+        assert!(is_index_build(pk));
+        assert!(is_add_key_constraint(b"ALTER TABLE ONLY s.\"Odd Tbl\"\n    ADD CONSTRAINT u UNIQUE (a, b);"));
+        assert!(is_add_key_constraint(b"ALTER TABLE t ADD CONSTRAINT u UNIQUE(a);"));
+        assert!(!is_add_key_constraint(
+            b"ALTER TABLE ONLY public.c\n    ADD CONSTRAINT c_fk FOREIGN KEY (p) REFERENCES public.p(id);"
+        ));
+        assert!(!is_add_key_constraint(b"ALTER TABLE t ADD CONSTRAINT k PRIMARY KEY (a), ADD COLUMN b int;"));
+        assert!(!is_add_key_constraint(b"ALTER TABLE t ADD CONSTRAINT ck CHECK (a > 0);"));
+        assert!(!is_add_key_constraint(b"ALTER TABLE t OWNER TO app;"));
+        assert!(!is_index_build(b"CREATE TABLE t (a int PRIMARY KEY);"));
+    }
+
+    #[test]
+    fn text_copy() {
+        assert!(is_text_copy(b"COPY public.t (a, b) FROM stdin;"));
+        assert!(is_text_copy(b"COPY \"csv\" (binary) FROM stdin;"));
+        assert!(!is_text_copy(b"COPY t FROM stdin WITH (FORMAT csv);"));
+        assert!(!is_text_copy(b"COPY t FROM STDIN CSV HEADER;"));
+        assert!(!is_text_copy(b"COPY t FROM stdin (FORMAT binary);"));
+        assert!(!is_text_copy(b"copy binary t from stdin;"));
+    }
+
+    #[test]
+    fn create_index() {
+        assert!(is_create_index(b"--\n-- Name: i; Type: INDEX\n--\n\nCREATE INDEX i ON s.t USING btree (a);"));
+        assert!(is_create_index(b"CREATE UNIQUE INDEX u ON t (a);"));
+        assert!(is_create_index(b"CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);"));
+        assert!(is_create_index(b"CREATE INDEX \"On\" ON ONLY t (a);"));
+        assert!(!is_create_index(b"create  index on t (a);"), "unnamed");
+        assert!(!is_create_index(b"CREATE INDEX CONCURRENTLY ON t (a);"), "unnamed");
+        assert!(!is_create_index(b"CREATE INDEX IF EXISTS i ON t (a);"));
+        assert!(!is_create_index(b"CREATE INDEXED_THING;"));
+        assert!(!is_create_index(b"CREATE TABLE t (a int);"));
+        assert!(!is_create_index(b"ALTER TABLE ONLY t ADD CONSTRAINT p PRIMARY KEY (a);"));
+        assert!(!is_create_index(b"-- CREATE INDEX i ON t (a);\nSELECT 1;"));
+    }
+
+    #[test]
+    fn chunk_size_env() {
+        assert_eq!(parse_chunk_bytes(None), Ok(DEFAULT_CHUNK_BYTES));
+        assert_eq!(parse_chunk_bytes(Some(" ")), Ok(DEFAULT_CHUNK_BYTES));
+        assert_eq!(parse_chunk_bytes(Some("16384")), Ok(16384));
+        assert!(parse_chunk_bytes(Some("0")).unwrap_err().contains(CHUNK_BYTES_ENV));
+        assert!(parse_chunk_bytes(Some("4M")).is_err());
+    }
+}
