@@ -252,7 +252,8 @@ pub fn in_transaction_block(client: &mut Client) -> std::result::Result<bool, po
     Ok(inside)
 }
 
-/// Whether an error means the session is gone (the runner's rule for its own session).
+/// Whether an error means the session is gone: closed, a connection-class SQLSTATE, a shutdown, or I/O on the
+/// socket (no server error at all). The runner applies the same rule to its own session.
 pub fn is_lost(e: &postgres::Error, session_closed: bool) -> bool {
     if e.is_closed() || session_closed {
         return true;

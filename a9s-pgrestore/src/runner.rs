@@ -512,19 +512,7 @@ impl<'o> Runner<'o> {
 
     /// Whether an error means the session is gone.
     fn is_lost(&self, e: &postgres::Error) -> bool {
-        if e.is_closed() || self.client.as_ref().is_some_and(|c| c.is_closed()) {
-            return true;
-        }
-        match e.code() {
-            Some(c) => {
-                c.code().starts_with("08")
-                    || *c == SqlState::ADMIN_SHUTDOWN
-                    || *c == SqlState::CRASH_SHUTDOWN
-                    || *c == SqlState::CANNOT_CONNECT_NOW
-            }
-            // Not a server error: I/O on the socket.
-            None => e.as_db_error().is_none() && !e.to_string().contains("unexpected message"),
-        }
+        crate::parallel::is_lost(e, self.client.as_ref().is_some_and(|c| c.is_closed()))
     }
 
     fn lost(&mut self, e: &postgres::Error, line: u64) -> Flow {

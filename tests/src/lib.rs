@@ -54,3 +54,18 @@ pub fn assert_status(o: &Output, code: i32) {
         stderr(o)
     );
 }
+
+/// Runs `c` with `input` written to its stdin from another thread (so a full pipe cannot deadlock us).
+pub fn run_with_input(mut c: Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = input.to_vec();
+    let w = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("wait");
+    w.join().expect("writer");
+    out
+}

@@ -456,3 +456,30 @@ fn write_as_postgres(path: &Path, content: &str) {
         assert!(st.success());
     }
 }
+
+/// a9s-pgrestore with a clean libpq environment: no PG* variable and never a developer's ~/.pgpass.
+pub fn pgrestore_cmd() -> std::process::Command {
+    let mut c = crate::cmd("a9s-pgrestore");
+    for v in PG_ENV {
+        c.env_remove(v);
+    }
+    c.env_remove("PGCLIENTENCODING");
+    c.env("PGPASSFILE", "/nonexistent/pgpass");
+    c
+}
+
+/// A pg_dumpall output without the lines that legitimately differ between two runs: the `\restrict` keys and
+/// the version comments.
+pub fn normalized_dump(dump: &[u8]) -> String {
+    let text = String::from_utf8_lossy(dump);
+    text.lines()
+        .filter(|l| {
+            !l.starts_with("\\restrict ")
+                && !l.starts_with("\\unrestrict ")
+                && !l.starts_with("-- Dumped from database version")
+                && !l.starts_with("-- Dumped by pg_dump version")
+                && !l.starts_with("-- Dumped by pg_dumpall version")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -4,32 +4,11 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use a9s_tests::pg::{free_port, Cluster, Options, PG_ENV};
-use a9s_tests::{assert_status, cmd, stderr};
+use a9s_tests::pg::{free_port, normalized_dump, pgrestore_cmd, Cluster, Options, PG_ENV};
+use a9s_tests::{assert_status, run_with_input, stderr};
 
-/// a9s-pgrestore with a clean libpq environment.
 fn pgrestore() -> Command {
-    let mut c = cmd("a9s-pgrestore");
-    for v in PG_ENV {
-        c.env_remove(v);
-    }
-    c.env_remove("PGCLIENTENCODING");
-    // Never a developer's ~/.pgpass.
-    c.env("PGPASSFILE", "/nonexistent/pgpass");
-    c
-}
-
-/// Runs a9s-pgrestore with `input` on stdin.
-fn run_with_input(mut c: Command, input: &[u8]) -> Output {
-    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-    let mut stdin = child.stdin.take().unwrap();
-    let data = input.to_vec();
-    let w = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let out = child.wait_with_output().expect("wait");
-    w.join().unwrap();
-    out
+    pgrestore_cmd()
 }
 
 /// Restores `script` into database `db` of `pg` over TCP.
@@ -37,21 +16,6 @@ fn restore(pg: &Cluster, db: &str, extra: &[&str], script: &str) -> Output {
     let mut c = pgrestore();
     c.args(pg.conn_args()).args(["-d", db]).args(extra);
     run_with_input(c, script.as_bytes())
-}
-
-/// A dump without the lines that legitimately differ between two pg_dumpall runs.
-fn normalized(dump: &[u8]) -> String {
-    let text = String::from_utf8_lossy(dump);
-    text.lines()
-        .filter(|l| {
-            !l.starts_with("\\restrict ")
-                && !l.starts_with("\\unrestrict ")
-                && !l.starts_with("-- Dumped from database version")
-                && !l.starts_with("-- Dumped by pg_dump version")
-                && !l.starts_with("-- Dumped by pg_dumpall version")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// As [`normalized`], with the rows of each COPY block sorted: COPY fills free space left on earlier pages, so
@@ -186,7 +150,7 @@ fn round_trip_stdin_and_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dump.sql");
     std::fs::write(&file, &dump).unwrap();
-    let expected = normalized(&dump);
+    let expected = normalized_dump(&dump);
     let by_psql = {
         let ref_cluster = Cluster::start();
         let mut psql = Command::new(a9s_tests::pg::pg_bin("psql"));
@@ -196,7 +160,7 @@ fn round_trip_stdin_and_file() {
         psql.args(["-X", "--quiet"]).args(ref_cluster.socket_args()).args(["-d", "postgres", "-f"]).arg(&file);
         let out = psql.output().unwrap();
         assert_status(&out, 0);
-        normalized(&ref_cluster.pg_dumpall())
+        normalized_dump(&ref_cluster.pg_dumpall())
     };
 
     for via_file in [false, true] {
@@ -217,12 +181,12 @@ fn round_trip_stdin_and_file() {
         let again = dst.pg_dumpall();
         assert_same(
             &rows_sorted(&expected),
-            &rows_sorted(&normalized(&again)),
+            &rows_sorted(&normalized_dump(&again)),
             &format!("source vs a9s-pgrestore (file={via_file})"),
             &err,
         );
         // Exactly what psql makes of the same dump, row order included.
-        assert_same(&by_psql, &normalized(&again), &format!("psql vs a9s-pgrestore (file={via_file})"), &err);
+        assert_same(&by_psql, &normalized_dump(&again), &format!("psql vs a9s-pgrestore (file={via_file})"), &err);
         // Same values, not only the same dump text.
         assert_eq!(
             dst.psql("l1", "SELECT string_agg(t, '|' ORDER BY id) FROM lt"),

@@ -8,34 +8,17 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use a9s_tests::pg::{Cluster, PG_ENV};
-use a9s_tests::{assert_status, cmd, stderr};
+use a9s_tests::pg::{normalized_dump, pgrestore_cmd, Cluster};
+use a9s_tests::{assert_status, run_with_input, stderr};
 
 /// Small chunks: every table of more than a few hundred rows goes parallel.
 const CHUNK: &str = "16384";
 
 /// a9s-pgrestore with a clean libpq environment and tiny chunks.
 fn pgrestore() -> Command {
-    let mut c = cmd("a9s-pgrestore");
-    for v in PG_ENV {
-        c.env_remove(v);
-    }
-    c.env_remove("PGCLIENTENCODING");
-    c.env("PGPASSFILE", "/nonexistent/pgpass");
+    let mut c = pgrestore_cmd();
     c.env("A9S_PGRESTORE_CHUNK_BYTES", CHUNK);
     c
-}
-
-fn run_with_input(mut c: Command, input: &[u8]) -> Output {
-    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-    let mut stdin = child.stdin.take().unwrap();
-    let data = input.to_vec();
-    let w = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let out = child.wait_with_output().expect("wait");
-    w.join().unwrap();
-    out
 }
 
 /// Restores `script` into `pg` (starting in `db`) with `--jobs N` and a JSON summary; returns the output and
@@ -48,21 +31,6 @@ fn restore(pg: &Cluster, db: &str, jobs: usize, extra: &[&str], script: &[u8]) -
     let out = run_with_input(c, script);
     let summary = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("no summary ({e}): {}", stderr(&out)));
     (out, serde_json::from_str(&summary).unwrap())
-}
-
-/// A dump without the lines that legitimately differ between two pg_dumpall runs.
-fn normalized(dump: &[u8]) -> String {
-    let text = String::from_utf8_lossy(dump);
-    text.lines()
-        .filter(|l| {
-            !l.starts_with("\\restrict ")
-                && !l.starts_with("\\unrestrict ")
-                && !l.starts_with("-- Dumped from database version")
-                && !l.starts_with("-- Dumped by pg_dump version")
-                && !l.starts_with("-- Dumped by pg_dumpall version")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 const SETUP_GLOBALS: &str = r#"
@@ -138,7 +106,7 @@ fn jobs_2_and_4_restore_what_jobs_1_does() {
         assert_status(&out, 0);
         let err = stderr(&out);
         assert_eq!(table_sums(&dst), expected, "--jobs {jobs}: data differ\n{err}");
-        schemas.push(normalized(&dst.pg_dumpall_args(&["--schema-only"])));
+        schemas.push(normalized_dump(&dst.pg_dumpall_args(&["--schema-only"])));
         rows.push(summary["rows_copied"].as_u64().unwrap());
         let parallel = summary["parallel_copies"].as_u64().unwrap();
         let indexes = summary["parallel_indexes"].as_u64().unwrap();
@@ -154,7 +122,7 @@ fn jobs_2_and_4_restore_what_jobs_1_does() {
     }
     assert_eq!(schemas[1], schemas[0], "--jobs 2 schema differs from --jobs 1");
     assert_eq!(schemas[2], schemas[0], "--jobs 4 schema differs from --jobs 1");
-    assert_eq!(schemas[0], normalized(&src.pg_dumpall_args(&["--schema-only"])), "schema differs from the source");
+    assert_eq!(schemas[0], normalized_dump(&src.pg_dumpall_args(&["--schema-only"])), "schema differs from the source");
     assert!(rows.iter().all(|r| *r == rows[0] && *r > 14_000), "{rows:?}");
 }
 
