@@ -674,7 +674,14 @@ impl<'o> Runner<'o> {
                 Flow::Go
             }
             CopyOutcome::Failed { error, data_left } => {
-                let flow = self.statement_error(&error, line, first, text);
+                // A bad row is reported at its own line, as with --jobs: the server counts data rows from 1 in
+                // its `COPY t, line N` context, and the data starts on the line after the statement's last.
+                let row_line = error
+                    .as_db_error()
+                    .and_then(|db| db.where_())
+                    .and_then(parallel::copy_context_line)
+                    .map(|n| line + text.iter().filter(|&&b| b == b'\n').count() as u64 + n);
+                let flow = self.statement_error(&error, row_line.unwrap_or(line), first, text);
                 if data_left {
                     self.after_failed_copy(flow, input)
                 } else {

@@ -295,7 +295,8 @@ fn failing_copy_skips_its_data_and_goes_on() {
     assert_status(&out, 1);
     let err = stderr(&out);
     assert!(err.contains("line 2: ERROR: relation \"nonexistent\" does not exist (42P01)"), "{err}");
-    assert!(err.contains("line 6: ERROR: invalid input syntax for type integer: \"not-an-int\" (22P02)"), "{err}");
+    // Reported at the bad row's own line (the COPY is at line 6, its second row at line 8).
+    assert!(err.contains("line 8: ERROR: invalid input syntax for type integer: \"not-an-int\" (22P02)"), "{err}");
     assert!(err.contains("2 errors"), "{err}");
     assert_eq!(pg.psql("postgres", "SELECT count(*) FROM sp.victim"), "0", "a data row ran as SQL");
     assert_eq!(pg.psql("postgres", "SELECT string_agg(i::text, ',' ORDER BY i) FROM sp.ct"), "10,20");
