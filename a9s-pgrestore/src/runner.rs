@@ -959,11 +959,13 @@ impl<'o> Runner<'o> {
     fn summary_text(&self) -> String {
         let s = &self.summary;
         let dbs: Vec<String> = s.databases.iter().map(|d| quote_conninfo_value(d)).collect();
+        let sessions = match dbs.len() {
+            0 => "no session".to_string(),
+            1 => format!("1 session ({})", dbs[0]),
+            n => format!("{n} sessions ({})", dbs.join(", ")),
+        };
         let mut t = format!(
-            "{PROG}: {} session{} ({}), {} statements, {} COPY with {} rows, {} in {} lines, {:.1} s; {} error{}",
-            s.databases.len(),
-            if s.databases.len() == 1 { "" } else { "s" },
-            dbs.join(", "),
+            "{PROG}: {sessions}, {} statements, {} COPY with {} rows, {} in {} lines, {:.1} s; {} error{}",
             s.statements,
             s.copy_commands,
             s.rows_copied,
