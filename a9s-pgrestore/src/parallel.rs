@@ -934,8 +934,8 @@ enum Streamed {
     Io(String),
 }
 
-/// The `postgres::Error` inside a CopyInWriter's io::Error, if there is one.
-fn io_to_pg(e: std::io::Error) -> std::result::Result<postgres::Error, String> {
+/// The `postgres::Error` inside a CopyInWriter's io::Error, if there is one (the runner's COPY uses it too).
+pub(crate) fn io_to_pg(e: std::io::Error) -> std::result::Result<postgres::Error, String> {
     let text = a9s_core::error::describe_io(&e);
     match e.into_inner().map(|inner| inner.downcast::<postgres::Error>()) {
         Some(Ok(pg)) => Ok(*pg),

@@ -1307,7 +1307,7 @@ fn notice_text(db: &str, line: u64, n: &postgres::error::DbError) -> String {
 }
 
 fn io_failure(e: std::io::Error, data_left: bool) -> CopyOutcome {
-    match io_to_pg(e) {
+    match parallel::io_to_pg(e) {
         Ok(error) => CopyOutcome::Failed { error, data_left },
         Err(message) => CopyOutcome::Broken { message, data_left },
     }
@@ -1341,15 +1341,6 @@ enum CopyOutcome {
 /// The `\.` line that ends COPY data.
 fn is_copy_end(line: &[u8]) -> bool {
     matches!(line, b"\\.\n" | b"\\.\r\n" | b"\\.")
-}
-
-/// The `postgres::Error` inside a CopyInWriter's io::Error, if there is one.
-fn io_to_pg(e: std::io::Error) -> std::result::Result<postgres::Error, String> {
-    let text = a9s_core::error::describe_io(&e);
-    match e.into_inner().map(|inner| inner.downcast::<postgres::Error>()) {
-        Some(Ok(pg)) => Ok(*pg),
-        _ => Err(text),
-    }
 }
 
 fn describe_pg_error(e: &postgres::Error) -> String {

@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use crate::s3::{free_port, wait_for_port};
+use crate::free_port;
+use crate::s3::wait_for_port;
 
 /// Azurite's well-known development account and key (published by Microsoft; not a secret).
 pub const ACCOUNT: &str = "devstoreaccount1";

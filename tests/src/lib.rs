@@ -69,3 +69,8 @@ pub fn run_with_input(mut c: Command, input: &[u8]) -> Output {
     w.join().expect("writer");
     out
 }
+
+/// A TCP port free right now on 127.0.0.1 (the server started next binds it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("local addr").port()
+}

@@ -12,7 +12,6 @@
 //! user except the optional password user ([`Options::password_user`]), which needs `scram-sha-256` (or
 //! `md5`) over TCP and the socket alike.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -434,10 +433,7 @@ impl Drop for Cluster {
     }
 }
 
-/// A TCP port free right now on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
+pub use crate::free_port;
 
 fn run_ok(c: &mut Command, what: &str) {
     let out = c.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("run {what}: {e}"));

@@ -7,10 +7,12 @@
 //! s3.put("bkt", &[("key".to_string(), std::path::PathBuf::from("/tmp/file"))]);
 //! ```
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::free_port;
 
 /// Variables of the AWS SDKs and CLI that must not leak from the developer's environment into a test.
 pub const AWS_ENV: &[&str] = &[
@@ -39,11 +41,6 @@ pub struct Moto {
     child: Child,
     pub port: u16,
     _log: tempfile::TempDir,
-}
-
-/// A free TCP port on 127.0.0.1 (free when asked; the server binds it right after).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("local addr").port()
 }
 
 /// Waits until something accepts connections on the port, or panics with `what` and the log.
