@@ -12,8 +12,6 @@ pub mod naming;
 pub mod parts;
 #[cfg(feature = "pg")]
 pub mod pg;
-#[cfg(feature = "pg")]
-pub mod pg_admin;
 pub mod progress;
 pub mod secret;
 #[cfg(feature = "store")]

@@ -1,6 +1,7 @@
 //! What the runner must know about a statement before sending it: is it a `COPY … FROM stdin` (its data
 //! follows in the script), a `SET client_encoding` (handled here, never sent: the session stays UTF-8), a
-//! `SET standard_conforming_strings` (the lexer must follow it), or pg_dumpall's bare `CREATE ROLE x`.
+//! session setting (replayed on other sessions), pg_dumpall's bare `CREATE ROLE x`; and which meta-commands
+//! and statements a restore cannot run exactly as psql (they stop it).
 //!
 //! A small tokenizer over the statement's bytes: the statement is already split, so only its first words
 //! matter, but quotes and comments must not fool it.
@@ -137,11 +138,12 @@ fn at_end(t: &mut Tokens) -> bool {
 pub enum Copy {
     /// `COPY <table> … FROM STDIN`: data lines follow up to `\.`. Holds the table as written.
     FromStdin(String),
-    /// `COPY … TO STDOUT`: would print data, which a restore never wants.
+    /// `COPY … TO STDOUT`: psql prints the data; a restore runs it (a query may have effects) and drops them.
     ToStdout,
 }
 
-/// Recognizes `COPY … FROM STDIN` and `COPY … TO STDOUT`.
+/// Recognizes `COPY … FROM STDIN` and `COPY … TO STDOUT` (and their swapped spellings, which the server
+/// accepts).
 pub fn copy_kind(stmt: &[u8]) -> Option<Copy> {
     let mut t = Tokens::new(stmt);
     if !is_word(t.next().as_ref(), "copy") {
@@ -166,12 +168,15 @@ pub fn copy_kind(stmt: &[u8]) -> Option<Copy> {
             Tok::Punct(b'(') => depth += 1,
             Tok::Punct(b')') => depth -= 1,
             Tok::Word(w) if depth == 0 => {
-                if w == "stdin" && is_word(prev.as_ref(), "from") {
+                // The server takes FROM STDOUT as FROM STDIN and TO STDIN as TO STDOUT; so does psql.
+                let from = is_word(prev.as_ref(), "from");
+                let to = is_word(prev.as_ref(), "to");
+                if (w == "stdin" || w == "stdout") && from {
                     let end = table_end.unwrap_or(before);
                     let table = String::from_utf8_lossy(&stmt[table_start..end]).trim().to_string();
                     return Some(Copy::FromStdin(table));
                 }
-                if w == "stdout" && is_word(prev.as_ref(), "to") {
+                if (w == "stdout" || w == "stdin") && to {
                     return Some(Copy::ToStdout);
                 }
             }
@@ -185,16 +190,6 @@ pub fn copy_kind(stmt: &[u8]) -> Option<Copy> {
 /// (`DEFAULT` for a reset).
 pub fn set_client_encoding(stmt: &[u8]) -> Option<String> {
     set_value(stmt, "client_encoding")
-}
-
-/// `SET standard_conforming_strings = on|off`.
-pub fn set_standard_conforming_strings(stmt: &[u8]) -> Option<bool> {
-    let v = set_value(stmt, "standard_conforming_strings")?;
-    match v.to_ascii_lowercase().as_str() {
-        "on" | "true" | "yes" | "1" => Some(true),
-        "off" | "false" | "no" | "0" => Some(false),
-        _ => None,
-    }
 }
 
 fn set_value(stmt: &[u8], name: &str) -> Option<String> {
@@ -330,8 +325,6 @@ mod tests {
         assert_eq!(set_client_encoding(b"RESET client_encoding;").as_deref(), Some("DEFAULT"));
         assert_eq!(set_client_encoding(b"SET client_encoding = 'UTF8'; SELECT 1"), None);
         assert_eq!(set_client_encoding(b"SET search_path = '';"), None);
-        assert_eq!(set_standard_conforming_strings(b"SET standard_conforming_strings = on;"), Some(true));
-        assert_eq!(set_standard_conforming_strings(b"SET standard_conforming_strings = 'off';"), Some(false));
     }
 
     #[test]
@@ -369,10 +362,69 @@ mod tests {
         fn never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
             let _ = copy_kind(&bytes);
             let _ = set_client_encoding(&bytes);
-            let _ = set_standard_conforming_strings(&bytes);
             let _ = session_setting(&bytes);
             let _ = bare_create_role(&bytes);
             let _ = first_line(&bytes, 10);
         }
     }
+}
+
+/// The meta-commands a restore runs (psql's names); every other one stops it before it would run.
+pub const META_COMMANDS: &[&str] = &["connect", "c", "encoding", "restrict", "unrestrict"];
+
+/// Why psql might read a meta-command's arguments differently from the lexer: a backquote (psql would run a
+/// shell command and use its output) or a reference to a variable psql sets itself (it would put its value
+/// there). `None` when neither is present.
+pub fn meta_args_unsure(args: &[String]) -> Option<String> {
+    for a in args {
+        if a.contains('`') {
+            return Some(format!(
+                "argument {a} holds a backquote, which psql would run as a shell command; a restore never runs one"
+            ));
+        }
+        let b = a.as_bytes();
+        for (i, _) in b.iter().enumerate().filter(|(_, &c)| c == b':') {
+            let rest = &b[i + 1..];
+            let rest = rest.strip_prefix(b"'").or_else(|| rest.strip_prefix(b"\"")).unwrap_or(rest);
+            let name_len = rest.iter().take_while(|&&c| c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80).count();
+            if crate::lexer::PSQL_VARIABLES.iter().any(|v| v.as_bytes() == &rest[..name_len]) {
+                return Some(format!(
+                    "argument {a} refers to a psql variable, which psql would replace by its own value"
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// A statement of several statements joined by `\;` (psql sends them as one query) that holds a COPY: the
+/// server would start the COPY's data transfer in the middle of the query, which cannot be followed here.
+pub fn is_compound_with_copy(stmt: &[u8]) -> bool {
+    let mut t = Tokens::new(stmt);
+    let (mut parts, mut copy, mut at_start, mut depth) = (0, false, true, 0i32);
+    while let Some(tok) = t.next() {
+        match &tok {
+            Tok::Punct(b';') if depth == 0 => at_start = true,
+            _ => {
+                if at_start {
+                    parts += 1;
+                    copy |= matches!(&tok, Tok::Word(w) if w == "copy");
+                    at_start = false;
+                }
+                match tok {
+                    Tok::Punct(b'(') => depth += 1,
+                    Tok::Punct(b')') => depth -= 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    copy && parts > 1
+}
+
+/// A `COPY … FROM STDIN` in binary format (`COPY BINARY t`, `WITH BINARY`, `FORMAT binary`): psql reads every
+/// remaining byte of its input as the data. Any `binary` word counts: in doubt, it is taken as binary.
+pub fn is_binary_copy(stmt: &[u8]) -> bool {
+    let mut t = Tokens::new(stmt);
+    std::iter::from_fn(|| t.next()).any(|tok| matches!(tok, Tok::Word(w) if w == "binary"))
 }

@@ -17,8 +17,9 @@ pub enum Item {
     /// A complete SQL statement: the bytes exactly as they appeared (including comments inside it and the
     /// terminating `;`), with leading whitespace/blank lines and comments-only prefix lines stripped is OK but the
     /// text sent must be byte-identical in meaning. `first_line` is the 1-based input line where the
-    /// statement's first non-whitespace byte is.
-    Sql { text: Vec<u8>, first_line: u64 },
+    /// statement's first non-whitespace byte is. `variable`: the first reference to a variable psql sets
+    /// itself (`:DBNAME`, `:'USER'`, `:{?x}`), which psql would replace and a restore cannot.
+    Sql { text: Vec<u8>, first_line: u64, variable: Option<String> },
     /// A backslash meta-command: name without the backslash (e.g. "connect", "restrict", "encoding", "."),
     /// its arguments as psql parses them (quotes removed: `"Quoted Name"` -> `Quoted Name` with `""` -> `"`,
     /// `'a b'` -> `a b` with psql's backslash escapes in single quotes), and its line.
@@ -57,6 +58,55 @@ const ROUTINE_IDENTS: usize = 4;
 /// Enough identifiers for `COPY BINARY db.schema.table FROM STDIN`.
 const COPY_IDENTS: usize = 8;
 
+/// The variables psql 15 sets by itself (src/bin/psql: every `SetVariable` of a fixed name). A script that
+/// refers to one (`:DBNAME`, `:'USER'`) gets it replaced by psql; a9s-pgrestore cannot know every value psql
+/// would use, so such a statement stops the restore instead of running something else.
+pub const PSQL_VARIABLES: &[&str] = &[
+    "AUTOCOMMIT",
+    "COMP_KEYWORD_CASE",
+    "DBNAME",
+    "ECHO",
+    "ECHO_HIDDEN",
+    "ENCODING",
+    "ERROR",
+    "FETCH_COUNT",
+    "HIDE_TABLEAM",
+    "HIDE_TOAST_COMPRESSION",
+    "HISTCONTROL",
+    "HISTFILE",
+    "HISTSIZE",
+    "HOST",
+    "IGNOREEOF",
+    "LASTOID",
+    "LAST_ERROR_MESSAGE",
+    "LAST_ERROR_SQLSTATE",
+    "ON_ERROR_ROLLBACK",
+    "ON_ERROR_STOP",
+    "PORT",
+    "PROMPT1",
+    "PROMPT2",
+    "PROMPT3",
+    "QUIET",
+    "ROW_COUNT",
+    "SERVER_VERSION_NAME",
+    "SERVER_VERSION_NUM",
+    "SHOW_ALL_RESULTS",
+    "SHOW_CONTEXT",
+    "SINGLELINE",
+    "SINGLESTEP",
+    "SQLSTATE",
+    "USER",
+    "VERBOSITY",
+    "VERSION",
+    "VERSION_NAME",
+    "VERSION_NUM",
+];
+
+/// psqlscan.l's `variable_char`.
+fn is_variable_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80
+}
+
 /// psql's SQL lexer, fed one line at a time. See the module documentation.
 #[derive(Debug, Clone)]
 pub struct Lexer {
@@ -76,6 +126,8 @@ pub struct Lexer {
     /// The partial statement holds more than whitespace and comments.
     significant: bool,
     line_no: u64,
+    /// The first psql variable reference in the partial statement that psql would replace (see [`Item::Sql`]).
+    variable: Option<String>,
 }
 
 impl Default for Lexer {
@@ -214,6 +266,7 @@ impl Lexer {
             first_line: 0,
             significant: false,
             line_no: 0,
+            variable: None,
         }
     }
 
@@ -246,14 +299,29 @@ impl Lexer {
     /// Items after a `;` on the same line follow in order. A line with a `\n` before its end is accepted (the byte
     /// counts as whitespace), but meta-commands then run to the end of the whole slice.
     pub fn push_line(&mut self, line: &[u8], out: &mut Vec<Item>) {
-        self.line_no += 1;
-        let line = if self.line_no == 1 { line.strip_prefix(BOM).unwrap_or(line) } else { line };
+        let mut from = 0;
+        while let Some(next) = self.push_part(line, from, out) {
+            from = next;
+        }
+    }
+
+    /// Lexes `line` from byte `from` (0: a new line) up to the end of the first meta-command it meets, and
+    /// returns where the rest of the line starts (`None`: the line is done). psql runs a meta-command before it
+    /// lexes the rest of its line, and throws that rest away when the command fails (`HandleSlashCmds`): the
+    /// caller runs the command, then either goes on from the returned offset or drops the rest of the line.
+    pub fn push_part(&mut self, line: &[u8], from: usize, out: &mut Vec<Item>) -> Option<usize> {
+        let mut i = from;
+        if from == 0 {
+            self.line_no += 1;
+            if self.line_no == 1 && line.starts_with(BOM) {
+                i = BOM.len();
+            }
+        }
         let n = line.len();
         // psql lexes the line without its newline.
         let end = if line.last() == Some(&b'\n') { n - 1 } else { n };
         // Start of the part of this line that belongs to the current statement and is not yet in `buf`.
-        let mut seg: Option<usize> = if self.buf.is_empty() { None } else { Some(0) };
-        let mut i = 0;
+        let mut seg: Option<usize> = if self.buf.is_empty() { None } else { Some(i) };
         while i < n {
             match self.state {
                 State::Initial => {
@@ -274,12 +342,9 @@ impl Lexer {
                         }
                         let (item, after) = parse_meta(line, i, end, self.line_no);
                         out.push(item);
-                        i = after;
-                        // A meta-command inside a statement leaves the partial statement buffered.
-                        if !self.buf.is_empty() {
-                            seg = Some(i);
-                        }
-                        continue;
+                        // A meta-command inside a statement leaves the partial statement buffered; on resuming,
+                        // the rest of the line continues it.
+                        return (after < n).then_some(after);
                     }
                     if seg.is_none() {
                         seg = Some(i);
@@ -315,7 +380,11 @@ impl Lexer {
                             if self.paren_depth == 0 && self.begin_depth == 0 {
                                 let s = seg.take().unwrap_or(i - 1);
                                 self.buf.extend_from_slice(&line[s..i]);
-                                out.push(Item::Sql { text: mem::take(&mut self.buf), first_line: self.first_line });
+                                out.push(Item::Sql {
+                                    text: mem::take(&mut self.buf),
+                                    first_line: self.first_line,
+                                    variable: self.variable.take(),
+                                });
                                 self.end_statement();
                             }
                         }
@@ -333,6 +402,7 @@ impl Lexer {
                             i += 2;
                             seg = Some(i);
                         }
+                        b':' => i = self.colon(line, i, end),
                         b'0'..=b'9' => i = number_end(line, i),
                         _ if is_ident_start(c) => i = self.word(line, i),
                         _ => i += 1,
@@ -408,6 +478,7 @@ impl Lexer {
         if let Some(s) = seg {
             self.buf.extend_from_slice(&line[s..]);
         }
+        None
     }
 
     /// End of input: a non-empty remainder (text after the last `;` that is not only whitespace/comments)
@@ -423,7 +494,7 @@ impl Lexer {
             } else if text.last() == Some(&b'\n') {
                 text.pop();
             }
-            out.push(Item::Sql { text, first_line: self.first_line });
+            out.push(Item::Sql { text, first_line: self.first_line, variable: self.variable.take() });
         }
         self.end_statement();
         self.state = State::Initial;
@@ -434,9 +505,51 @@ impl Lexer {
     }
 
     fn end_statement(&mut self) {
+        self.variable = None;
         self.ident_count = 0;
         self.copy_count = 0;
         self.significant = false;
+    }
+
+    /// A `:` outside quotes and comments, as psqlscan.l reads it: `::` is a cast; `:name`, `:'name'` and
+    /// `:"name"` are replaced by psql when the variable is set, and `:{?name}` always. Returns the index past
+    /// what psql takes as one token.
+    fn colon(&mut self, line: &[u8], i: usize, end: usize) -> usize {
+        let var_end = |from: usize| (from..end).find(|&j| !is_variable_char(line[j])).unwrap_or(end);
+        match line.get(i + 1).copied().filter(|_| i + 1 < end) {
+            Some(b':') => i + 2,
+            Some(q @ (b'\'' | b'"')) => {
+                let e = var_end(i + 2);
+                if e > i + 2 && e < end && line[e] == q {
+                    self.note_variable(&line[i + 2..e]);
+                    e + 1
+                } else {
+                    i + 1
+                }
+            }
+            Some(b'{') if line.get(i + 2) == Some(&b'?') => {
+                let e = var_end(i + 3);
+                if e > i + 3 && e < end && line[e] == b'}' {
+                    // Replaced by TRUE or FALSE whether or not the variable is set.
+                    self.variable.get_or_insert_with(|| String::from_utf8_lossy(&line[i..=e]).into_owned());
+                    e + 1
+                } else {
+                    i + 1
+                }
+            }
+            Some(c) if is_variable_char(c) => {
+                let e = var_end(i + 1);
+                self.note_variable(&line[i + 1..e]);
+                e
+            }
+            _ => i + 1,
+        }
+    }
+
+    fn note_variable(&mut self, name: &[u8]) {
+        if self.variable.is_none() && PSQL_VARIABLES.iter().any(|v| v.as_bytes() == name) {
+            self.variable = Some(format!(":{}", String::from_utf8_lossy(name)));
+        }
     }
 
     /// After a literal's closing quote (`after` is the index past it): psql's xqs lookahead for a continuation.
@@ -764,7 +877,7 @@ mod tests {
     use super::*;
 
     fn sql(text: &str, first_line: u64) -> Item {
-        Item::Sql { text: text.as_bytes().to_vec(), first_line }
+        Item::Sql { text: text.as_bytes().to_vec(), first_line, variable: None }
     }
 
     fn meta(name: &str, args: &[&str], line: u64) -> Item {
@@ -1158,7 +1271,7 @@ mod tests {
         let input = b"INSERT INTO t VALUES ('caf\xe9;'), (\"\xe9;\"), (\xe9$$;);\nSELECT 2;\n";
         let items = split_all(input);
         assert_eq!(items.len(), 2);
-        assert_eq!(items[0], Item::Sql { text: input[..input.len() - 11].to_vec(), first_line: 1 });
+        assert_eq!(items[0], Item::Sql { text: input[..input.len() - 11].to_vec(), first_line: 1, variable: None });
         // An identifier may start with a high byte, and then `$$` inside it is no quote.
         assert_eq!(split_all(b"SELECT \xe9$$;\n").len(), 1);
     }
@@ -1335,7 +1448,7 @@ mod tests {
                 let mut line = 1u64;
                 for (stmt, item) in stmts.iter().zip(&items) {
                     let expected = format!("{stmt};");
-                    prop_assert_eq!(item, &Item::Sql { text: expected.clone().into_bytes(), first_line: line });
+                    prop_assert_eq!(item, &Item::Sql { text: expected.clone().into_bytes(), first_line: line, variable: None });
                     line += expected.matches('\n').count() as u64 + 1;
                 }
                 let joined: String = items

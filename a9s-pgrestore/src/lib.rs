@@ -22,7 +22,7 @@ use std::ffi::OsString;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
 
-use a9s_core::pg::{ConnArgs, Target};
+use a9s_core::pg::{ConnArgs, Session, Target};
 use a9s_core::{Error, Result};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
@@ -167,7 +167,7 @@ impl StepHooks {
 }
 
 impl Hooks for StepHooks {
-    fn before_restore(&mut self, client: &mut postgres::Client, _target: &Target) -> Result<()> {
+    fn before_restore(&mut self, client: &mut Session, _target: &Target) -> Result<()> {
         let reports = self.steps.before_restore(client)?;
         self.print(reports);
         Ok(())

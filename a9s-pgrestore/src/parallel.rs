@@ -25,9 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use a9s_core::pg::error_chain;
-use postgres::error::SqlState;
-use postgres::Client;
+use a9s_core::pg::error::{describe, io_to_pg, is_session_lost};
+use a9s_core::pg::Session;
 
 /// Chunk size: large, so that each is one big write and the dealing costs nothing next to the server's work.
 pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
@@ -242,7 +241,7 @@ pub fn is_text_copy(stmt: &[u8]) -> bool {
 /// Whether the main session is inside a transaction block (the script ran `BEGIN`): then other sessions would
 /// not see what it did, and could wait on its locks, so the work stays on it. In autocommit, `now()` (the
 /// transaction's start) is this statement's own timestamp.
-pub fn in_transaction_block(client: &mut Client) -> std::result::Result<bool, postgres::Error> {
+pub fn in_transaction_block(client: &mut Session) -> std::result::Result<bool, postgres::Error> {
     let mut inside = false;
     for m in client.simple_query("SELECT pg_catalog.now() <> pg_catalog.statement_timestamp()")? {
         if let postgres::SimpleQueryMessage::Row(r) = m {
@@ -250,40 +249,6 @@ pub fn in_transaction_block(client: &mut Client) -> std::result::Result<bool, po
         }
     }
     Ok(inside)
-}
-
-/// Whether an error means the session is gone: closed, a connection-class SQLSTATE, a shutdown, or I/O on the
-/// socket (no server error at all). The runner applies the same rule to its own session.
-pub fn is_lost(e: &postgres::Error, session_closed: bool) -> bool {
-    if e.is_closed() || session_closed {
-        return true;
-    }
-    match e.code() {
-        Some(c) => {
-            c.code().starts_with("08")
-                || *c == SqlState::ADMIN_SHUTDOWN
-                || *c == SqlState::CRASH_SHUTDOWN
-                || *c == SqlState::CANNOT_CONNECT_NOW
-        }
-        None => e.as_db_error().is_none() && !e.to_string().contains("unexpected message"),
-    }
-}
-
-/// `ERROR: message (SQLSTATE); DETAIL: …; HINT: …`, as the runner prints a statement's error.
-pub fn describe(e: &postgres::Error) -> (String, Option<String>) {
-    match e.as_db_error() {
-        Some(db) => {
-            let mut msg = format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
-            if let Some(d) = db.detail() {
-                msg += &format!("; DETAIL: {d}");
-            }
-            if let Some(h) = db.hint() {
-                msg += &format!("; HINT: {h}");
-            }
-            (msg, Some(db.code().code().to_string()))
-        }
-        None => (format!("ERROR: {}", error_chain(e)), None),
-    }
 }
 
 // ----- the sessions -----
@@ -343,7 +308,7 @@ type Settings = Arc<Vec<(String, String)>>;
 
 /// Opens one more session on the main session's server, user and database. The line it is given is where the
 /// session's notices are attributed: the worker sets it to the line of the statement it runs.
-pub type Connect = Arc<dyn Fn(Arc<AtomicU64>) -> a9s_core::Result<Client> + Send + Sync>;
+pub type Connect = Arc<dyn Fn(Arc<AtomicU64>) -> a9s_core::Result<Session> + Send + Sync>;
 
 enum Cmd {
     Copy {
@@ -587,7 +552,7 @@ impl<T> Pool<T> {
                             decided_err.get_or_insert(m);
                         }
                         Err(Failure::Sql(e)) => {
-                            decided_err.get_or_insert_with(|| describe(&e).0);
+                            decided_err.get_or_insert_with(|| describe(&e));
                         }
                     }
                 }
@@ -716,7 +681,7 @@ struct WorkerState {
     line: Arc<AtomicU64>,
     /// `None` after the session had to be dropped (a COPY refused at its start leaves it out of step); reopened
     /// for the next job.
-    client: Option<Client>,
+    client: Option<Session>,
     applied: Vec<(String, String)>,
 }
 
@@ -741,7 +706,7 @@ impl WorkerState {
     }
 
     /// The session, reopened if needed, with the script's settings applied.
-    fn session(&mut self, settings: &[(String, String)]) -> std::result::Result<&mut Client, Failure> {
+    fn session(&mut self, settings: &[(String, String)]) -> std::result::Result<&mut Session, Failure> {
         if self.client.as_ref().is_some_and(|c| c.is_closed()) {
             return Err(Failure::Lost(format!("the connection of worker session {} was closed", self.id)));
         }
@@ -754,8 +719,8 @@ impl WorkerState {
         let client = self.client.as_mut().expect("connected");
         for sql in &replay {
             if let Err(e) = client.batch_execute(sql) {
-                if is_lost(&e, client.is_closed()) {
-                    return Err(Failure::Lost(describe(&e).0));
+                if is_session_lost(&e, client.is_closed()) {
+                    return Err(Failure::Lost(describe(&e)));
                 }
                 return Err(Failure::Sql(e));
             }
@@ -765,8 +730,8 @@ impl WorkerState {
     }
 
     fn failure(&self, e: postgres::Error) -> Failure {
-        if is_lost(&e, self.client.as_ref().is_none_or(|c| c.is_closed())) {
-            Failure::Lost(describe(&e).0)
+        if is_session_lost(&e, self.client.as_ref().is_none_or(|c| c.is_closed())) {
+            Failure::Lost(describe(&e))
         } else {
             Failure::Sql(e)
         }
@@ -932,15 +897,6 @@ enum Streamed {
     Refused(postgres::Error, bool),
     /// Writing failed without a server error.
     Io(String),
-}
-
-/// The `postgres::Error` inside a CopyInWriter's io::Error, if there is one (the runner's COPY uses it too).
-pub(crate) fn io_to_pg(e: std::io::Error) -> std::result::Result<postgres::Error, String> {
-    let text = a9s_core::error::describe_io(&e);
-    match e.into_inner().map(|inner| inner.downcast::<postgres::Error>()) {
-        Some(Ok(pg)) => Ok(*pg),
-        _ => Err(text),
-    }
 }
 
 #[cfg(test)]

@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use a9s_core::io::human_bytes;
-use a9s_core::pg::{error_chain, is_conninfo, parse_dbname_arg, quote_conninfo_value, Target};
+use a9s_core::pg::error::{describe, error_chain, io_to_pg, is_session_lost, sqlstate};
+use a9s_core::pg::Session;
+use a9s_core::pg::{quote_conninfo_value, Reconnect, Target};
 use a9s_core::progress::Progress;
 use a9s_core::Result;
 use postgres::error::SqlState;
-use postgres::Client;
 use serde::Serialize;
 
 use crate::classify::{self, Copy};
@@ -64,7 +65,7 @@ pub struct Options {
 /// Steps before and after the script (issue 4's cluster steps plug in here).
 pub trait Hooks {
     /// On the first session, before the first line of the script is read.
-    fn before_restore(&mut self, _client: &mut Client, _target: &Target) -> Result<()> {
+    fn before_restore(&mut self, _client: &mut Session, _target: &Target) -> Result<()> {
         Ok(())
     }
     /// After the script, whatever its outcome (check `summary.exit_code`); `target` is the first session's.
@@ -120,6 +121,8 @@ pub struct Summary {
 
 enum Flow {
     Go,
+    /// psql throws the rest of the line away after a meta-command that failed (`HandleSlashCmds`).
+    SkipRestOfLine,
     Stop(i32),
 }
 
@@ -138,7 +141,7 @@ pub struct Runner<'o> {
     /// The first session's target; `\connect` keeps its server and user.
     base: Target,
     target: Target,
-    client: Option<Client>,
+    client: Option<Session>,
     lexer: Lexer,
     enc: InputEncoding,
     restrict: Option<String>,
@@ -159,6 +162,8 @@ pub struct Runner<'o> {
     connect_failed: bool,
     /// `--jobs`: the other sessions on the current database, opened at its first parallel step.
     pool: Option<Pool<PendingIndex>>,
+    /// The last COPY's end-of-data line as it came (`\.` and its line end), sent to the server as psql does.
+    copy_end: Vec<u8>,
 }
 
 impl<'o> Runner<'o> {
@@ -183,6 +188,7 @@ impl<'o> Runner<'o> {
             notice_db: Arc::new(Mutex::new(String::new())),
             connect_failed: false,
             pool: None,
+            copy_end: Vec::new(),
         }
     }
 
@@ -241,6 +247,14 @@ impl<'o> Runner<'o> {
                 return exit::CONNECTION;
             }
         }
+        // A standby takes no writes: refuse before reading a byte of the script, not statement by statement.
+        if let Err(e) =
+            a9s_core::pg::admin::refuse_if_in_recovery(self.client.as_mut().expect("connected"), PROG, exit::CONNECTION)
+        {
+            eprintln!("{PROG}: {}", e.message);
+            self.connect_failed = true;
+            return e.code;
+        }
         if let Err(e) = hooks.before_restore(self.client.as_mut().expect("connected"), &self.base) {
             eprintln!("{PROG}: {}", e.message);
             return e.code;
@@ -259,34 +273,28 @@ impl<'o> Runner<'o> {
                 line.drain(..3);
             }
             self.check_framing(&line);
-            let data: &[u8] = match &self.enc {
-                Ok(enc) => match enc.to_utf8(&line, &mut self.conv) {
-                    Ok(false) => &line,
-                    Ok(true) => &self.conv,
-                    Err(at) => {
-                        let reason = format!(
-                            "byte 0x{:02X} at column {} has no Unicode equivalent in encoding {}",
-                            line[at],
-                            at + 1,
-                            enc.name()
-                        );
-                        self.poisoned.get_or_insert((self.line, reason));
-                        &self.conv
+            if let Some(converted) = self.transcode(&line) {
+                line = converted;
+            }
+            let mut from = 0;
+            loop {
+                let next = self.lexer.push_part(&line, from, &mut items);
+                let mut skip_rest = false;
+                for item in items.drain(..) {
+                    match self.handle(item, input) {
+                        Flow::Go => {}
+                        Flow::SkipRestOfLine => skip_rest = true,
+                        Flow::Stop(code) => return code,
                     }
-                },
-                Err(name) => {
-                    if !line.is_ascii() {
-                        let reason = format!("non-ASCII text in encoding {name}, which a9s-pgrestore cannot convert");
-                        self.poisoned.get_or_insert((self.line, reason));
-                    }
-                    &line
                 }
-            };
-            self.lexer.push_line(data, &mut items);
-            for item in items.drain(..) {
-                if let Flow::Stop(code) = self.handle(item, input) {
-                    return code;
+                match next {
+                    Some(at) if !skip_rest => from = at,
+                    _ => break,
                 }
+            }
+            // psql reads standard_conforming_strings from the server when it starts lexing a line.
+            if let Flow::Stop(code) = self.follow_server_settings() {
+                return code;
             }
             // COPY data lines bypass the lexer; it must still count them for its line numbers.
             let lag = self.line.saturating_sub(self.lexer.line_number());
@@ -320,6 +328,64 @@ impl<'o> Runner<'o> {
         } else {
             exit::OK
         }
+    }
+
+    /// The line in UTF-8 when the input encoding needs converting (`None`: as it is). A byte that cannot be
+    /// converted poisons the statement it belongs to (it is reported, not run).
+    fn transcode(&mut self, line: &[u8]) -> Option<Vec<u8>> {
+        match &self.enc {
+            Ok(enc) => match enc.to_utf8(line, &mut self.conv) {
+                Ok(false) => None,
+                Ok(true) => Some(std::mem::take(&mut self.conv)),
+                Err(at) => {
+                    let reason = format!(
+                        "byte 0x{:02X} at column {} has no Unicode equivalent in encoding {}",
+                        line[at],
+                        at + 1,
+                        enc.name()
+                    );
+                    self.poisoned.get_or_insert((self.line, reason));
+                    Some(std::mem::take(&mut self.conv))
+                }
+            },
+            Err(name) => {
+                if !line.is_ascii() {
+                    let reason = format!("non-ASCII text in encoding {name}, which a9s-pgrestore cannot convert");
+                    self.poisoned.get_or_insert((self.line, reason));
+                }
+                None
+            }
+        }
+    }
+
+    /// Takes the server's word for the settings that change how the script is read, as psql does from the
+    /// server's ParameterStatus reports, however they changed (SET, set_config, a DO block, a function, the
+    /// role's or database's own setting at `\connect`).
+    fn follow_server_settings(&mut self) -> Flow {
+        let Some(session) = self.client.as_ref() else { return Flow::Go };
+        // psql: on only if the server says "on".
+        let scs = session.parameter("standard_conforming_strings") == Some("on");
+        self.lexer.set_standard_conforming_strings(scs);
+        // The session's client_encoding stays UTF8 (the input is converted instead, see `set_input_encoding`);
+        // if the script changed it some other way the server now reads our UTF-8 as something else.
+        match session.parameter("client_encoding") {
+            Some(e) if !e.eq_ignore_ascii_case("UTF8") => {
+                let msg = format!(
+                    "the script changed client_encoding to {e} in a way a9s-pgrestore does not follow (only SET \
+                     client_encoding and \\encoding are followed); the restore stopped here, nothing after line {} \
+                     ran",
+                    self.line
+                );
+                self.stop(self.line, msg, String::new())
+            }
+            _ => Flow::Go,
+        }
+    }
+
+    /// Stops the restore (exit 3) because going on could run what psql would not: reported as an error.
+    fn stop(&mut self, line: u64, message: String, statement: String) -> Flow {
+        self.error(line, None, message, statement);
+        Flow::Stop(exit::STOPPED)
     }
 
     /// Reads one line (with its `\n`) into `buf`; returns its length, 0 at the end.
@@ -364,28 +430,20 @@ impl<'o> Runner<'o> {
 
     /// Connects to `target`, printing the server's notices and warnings as psql does (on stderr, with the
     /// line of the statement that caused them).
-    fn open(&mut self, target: &Target) -> Result<Client> {
+    fn open(&mut self, target: &Target) -> Result<Session> {
         *self.notice_db.lock().expect("notice db") = quote_conninfo_value(&target.dbname);
         let (line, db) = (self.notice_line.clone(), self.notice_db.clone());
-        target.connect_with_notices(move |n| {
+        target.connect_with_notices(Arc::new(move |n| {
             let db = db.lock().map(|d| d.clone()).unwrap_or_default();
             eprintln!("{}", notice_text(&db, line.load(Ordering::Relaxed), n));
-        })
+        }))
     }
 
     /// Makes `client` the current session: learns its encoding and string syntax, as psql does on connect.
-    fn adopt(&mut self, mut client: Client, target: Target) -> std::result::Result<(), postgres::Error> {
-        let mut server_encoding = String::new();
-        let mut scs = true;
-        for m in client.simple_query(
-            "SELECT pg_catalog.current_setting('server_encoding'), \
-             pg_catalog.current_setting('standard_conforming_strings')",
-        )? {
-            if let postgres::SimpleQueryMessage::Row(r) = m {
-                server_encoding = r.get(0).unwrap_or_default().to_string();
-                scs = r.get(1) == Some("on");
-            }
-        }
+    fn adopt(&mut self, client: Session, target: Target) -> std::result::Result<(), postgres::Error> {
+        // Both are reported by the server at start-up (ParameterStatus).
+        let server_encoding = client.parameter("server_encoding").unwrap_or_default().to_string();
+        let scs = client.parameter("standard_conforming_strings") == Some("on");
         self.enc = match self.opts.client_encoding {
             Some(e) => Ok(e),
             None => Encoding::parse(&server_encoding).ok_or(server_encoding),
@@ -397,54 +455,6 @@ impl<'o> Runner<'o> {
         self.target = target;
         self.settings.clear();
         Ok(())
-    }
-
-    /// Opens the current database again and re-applies the script's session settings. Needed after a COPY that
-    /// the server refused before its data: tokio-postgres then answers every later request with the previous
-    /// one's response (it sends Sync twice), so that session can no longer be trusted.
-    fn reopen(&mut self, line: u64) -> Flow {
-        self.client = None;
-        let target = self.target.clone();
-        let client = match self.open(&target) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("{PROG}: line {line}: reopening the session failed: {}; the restore stopped here", e.message);
-                return Flow::Stop(exit::CONNECTION);
-            }
-        };
-        let settings = std::mem::take(&mut self.settings);
-        let enc = self.enc.clone();
-        let target = self.target.clone();
-        let dbs = self.summary.databases.len();
-        if let Err(e) = self.adopt(client, target) {
-            eprintln!(
-                "{PROG}: line {line}: reopening the session failed: {}; the restore stopped here",
-                error_chain(&e)
-            );
-            return Flow::Stop(exit::CONNECTION);
-        }
-        // The same database, not a new one; the script's encoding and settings still apply.
-        self.summary.databases.truncate(dbs);
-        self.enc = enc;
-        for (_, sql) in &settings {
-            let client = self.client.as_mut().expect("connected");
-            if let Err(e) = client.batch_execute(sql) {
-                eprintln!(
-                    "{PROG}: line {line}: re-applying `{sql}` on the reopened session failed: {}",
-                    describe_pg_error(&e)
-                );
-            }
-            if let Some(on) = classify::set_standard_conforming_strings(sql.as_bytes()) {
-                self.lexer.set_standard_conforming_strings(on);
-            }
-        }
-        self.settings = settings;
-        self.note(
-            line,
-            "the session was reopened after the failed COPY and the script's session settings re-applied \
-                         (an open transaction block, if any, is gone)",
-        );
-        Flow::Go
     }
 
     fn handle<R: BufRead>(&mut self, item: Item, input: &mut R) -> Flow {
@@ -462,7 +472,15 @@ impl<'o> Runner<'o> {
                 self.poisoned = None;
                 self.meta(&name, &args, line)
             }
-            Item::Sql { text, first_line } => self.statement(&text, first_line, input),
+            Item::Sql { first_line, variable: Some(var), .. } => {
+                let msg = format!(
+                    "the statement refers to the psql variable {var}, which psql would replace by its own value; \
+                     a9s-pgrestore runs only what it can run exactly as psql, so the restore stopped here, before \
+                     this statement"
+                );
+                self.stop(first_line, msg, String::new())
+            }
+            Item::Sql { text, first_line, variable: None } => self.statement(&text, first_line, input),
         }
     }
 
@@ -512,7 +530,7 @@ impl<'o> Runner<'o> {
 
     /// Whether an error means the session is gone.
     fn is_lost(&self, e: &postgres::Error) -> bool {
-        crate::parallel::is_lost(e, self.client.as_ref().is_some_and(|c| c.is_closed()))
+        is_session_lost(e, self.client.as_ref().is_some_and(|c| c.is_closed()))
     }
 
     fn lost(&mut self, e: &postgres::Error, line: u64) -> Flow {
@@ -522,7 +540,7 @@ impl<'o> Runner<'o> {
              check the server's log, then restore again into a fresh cluster",
             self.target.describe(),
             self.line,
-            describe_pg_error(e)
+            describe(e)
         );
         Flow::Stop(exit::CONNECTION)
     }
@@ -542,16 +560,8 @@ impl<'o> Runner<'o> {
                     return Flow::Go;
                 }
             }
-            let mut msg = format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
-            if let Some(d) = db.detail() {
-                msg += &format!("; DETAIL: {d}");
-            }
-            if let Some(h) = db.hint() {
-                msg += &format!("; HINT: {h}");
-            }
-            return self.fail(line, Some(db.code().code().to_string()), msg, first.to_string());
         }
-        self.fail(line, None, format!("ERROR: {}", describe_pg_error(e)), first.to_string())
+        self.fail(line, sqlstate(e), describe(e), first.to_string())
     }
 
     // ----- statements -----
@@ -561,21 +571,29 @@ impl<'o> Runner<'o> {
         let line = first_line + skipped;
         if let Some((bad, reason)) = self.poisoned.take() {
             if let Some(Copy::FromStdin(_)) = classify::copy_kind(text) {
-                let flow = self.fail(line, None, format!("not executed: line {bad}: {reason}"), first);
-                return self.after_failed_copy(flow, input);
+                let msg = format!(
+                    "not executed: line {bad}: {reason}; psql would send it, have it refused and run the COPY's data \
+                     lines as SQL: the restore stopped here"
+                );
+                return self.stop(line, msg, first);
             }
             return self.fail(line, None, format!("not executed: line {bad}: {reason}"), first);
         }
+        if classify::is_compound_with_copy(text) {
+            let msg = "a COPY joined to other statements with \\; (sent as one query): psql would stream its data \
+                       from the middle of the query, which a9s-pgrestore does not reproduce; the restore stopped \
+                       here, before this statement"
+                .to_string();
+            return self.stop(line, msg, first);
+        }
         match classify::copy_kind(text) {
             Some(Copy::FromStdin(table)) => return self.copy_in(text, &table, line, &first, input),
-            Some(Copy::ToStdout) => {
-                return self.fail(line, None, "COPY … TO STDOUT is not run by a restore".into(), first);
-            }
+            Some(Copy::ToStdout) => return self.copy_out(text, line, first),
             None => {}
         }
         if let Some(value) = classify::set_client_encoding(text) {
             // Not sent: the session stays UTF-8; the input is converted from here on instead.
-            return self.set_input_encoding(&value, line, first);
+            return self.set_input_encoding(&value, line, first, text);
         }
         let Ok(sql) = std::str::from_utf8(text) else {
             let msg = format!("not executed: the statement is not valid UTF-8 (input encoding {})", self.enc_name());
@@ -591,13 +609,26 @@ impl<'o> Runner<'o> {
         match client.batch_execute(sql) {
             Ok(()) => {
                 self.summary.statements += 1;
-                if let Some(on) = classify::set_standard_conforming_strings(text) {
-                    self.lexer.set_standard_conforming_strings(on);
-                }
                 if let Some(key) = classify::session_setting(text) {
                     self.settings.retain(|(k, _)| *k != key);
                     self.settings.push((key, sql.to_string()));
                 }
+                Flow::Go
+            }
+            Err(e) => self.statement_error(&e, line, &first, text),
+        }
+    }
+
+    /// `COPY … TO STDOUT`: run as psql runs it (its query may have effects); the data are dropped, where psql
+    /// would print them.
+    fn copy_out(&mut self, text: &[u8], line: u64, first: String) -> Flow {
+        let Ok(sql) = std::str::from_utf8(text) else {
+            return self.fail(line, None, "not executed: the statement is not valid UTF-8".into(), first);
+        };
+        self.notice_line.store(line, Ordering::Relaxed);
+        match self.client.as_mut().expect("connected").copy_out(sql) {
+            Ok(_) => {
+                self.summary.statements += 1;
                 Flow::Go
             }
             Err(e) => self.statement_error(&e, line, &first, text),
@@ -611,36 +642,42 @@ impl<'o> Runner<'o> {
         }
     }
 
-    fn set_input_encoding(&mut self, value: &str, line: u64, first: String) -> Flow {
-        let enc = if value.eq_ignore_ascii_case("default") {
-            let mut server = String::new();
-            if let Some(c) = self.client.as_mut() {
-                if let Ok(rows) = c.simple_query("SELECT pg_catalog.current_setting('server_encoding')") {
-                    for m in rows {
-                        if let postgres::SimpleQueryMessage::Row(r) = m {
-                            server = r.get(0).unwrap_or_default().to_string();
-                        }
+    /// `SET client_encoding`: not sent (the session stays UTF-8); the input is converted from here on, which
+    /// reads the script exactly as the server would in that encoding. A name the server does not know is sent,
+    /// for the server's own error; a real encoding a9s-pgrestore cannot convert stops the restore.
+    fn set_input_encoding(&mut self, value: &str, line: u64, first: String, text: &[u8]) -> Flow {
+        let name = if value.eq_ignore_ascii_case("default") {
+            self.client.as_ref().and_then(|c| c.parameter("server_encoding")).unwrap_or_default().to_string()
+        } else {
+            value.to_string()
+        };
+        if let Some(e) = Encoding::parse(&name) {
+            self.enc = Ok(e);
+            self.summary.statements += 1;
+            return Flow::Go;
+        }
+        match self.server_knows_encoding(&name) {
+            Ok(false) => {
+                let sql = String::from_utf8_lossy(text).into_owned();
+                match self.client.as_mut().expect("connected").batch_execute(&sql) {
+                    Err(e) => self.statement_error(&e, line, &first, text),
+                    Ok(()) => {
+                        let msg = format!(
+                            "SET client_encoding to {name} was accepted by the server but not \
+                                           understood here; the restore stopped here"
+                        );
+                        self.stop(line, msg, first)
                     }
                 }
             }
-            Encoding::parse(&server).ok_or(server)
-        } else {
-            Encoding::parse(value).ok_or(value.to_string())
-        };
-        match enc {
-            Ok(e) => {
-                self.enc = Ok(e);
-                self.summary.statements += 1;
-                Flow::Go
-            }
-            Err(name) => {
-                self.enc = Err(name.clone());
+            Ok(true) => {
                 let msg = format!(
-                    "client_encoding {name} is not supported (a9s-pgrestore converts UTF8, SQL_ASCII, LATIN1, LATIN9 \
-                     and WIN1252); non-ASCII lines that follow will fail"
+                    "client_encoding {name}: a9s-pgrestore converts only UTF8, SQL_ASCII, LATIN1, LATIN9 and WIN1252, \
+                     so it cannot read what follows as psql would; the restore stopped here, before this statement"
                 );
-                self.fail(line, None, msg, first)
+                self.stop(line, msg, first)
             }
+            Err(flow) => flow,
         }
     }
 
@@ -648,13 +685,26 @@ impl<'o> Runner<'o> {
 
     fn copy_in<R: BufRead>(&mut self, text: &[u8], table: &str, line: u64, first: &str, input: &mut R) -> Flow {
         let Ok(sql) = std::str::from_utf8(text) else {
-            let flow =
-                self.fail(line, None, "not executed: the COPY statement is not valid UTF-8".into(), first.into());
-            return self.after_failed_copy(flow, input);
+            // The server would refuse it, and psql would run the data lines as SQL.
+            let msg = "the COPY statement is not valid UTF-8: the server would refuse it and psql would run its data \
+                       lines as SQL; the restore stopped here"
+                .to_string();
+            return self.stop(line, msg, first.into());
         };
+        if classify::is_binary_copy(text) {
+            let msg = "COPY in binary format from the script: psql would read the rest of the script as its data; \
+                       the restore stopped here, before it"
+                .to_string();
+            return self.stop(line, msg, first.into());
+        }
         self.notice_line.store(line, Ordering::Relaxed);
         let mut prefix = Prefetched::default();
         if self.opts.jobs > 1 && parallel::is_text_copy(text) {
+            // The sessions of --jobs would each be refused; find out first, on the main session, with a COPY
+            // that is started and at once abandoned (no row, no effect).
+            if let Err(e) = self.probe_copy(sql) {
+                return self.copy_refused(&e, line, first);
+            }
             match self.parallel_copy(sql, table, line, first, input) {
                 Ok(flow) => return flow,
                 Err(p) => prefix = p,
@@ -715,16 +765,25 @@ impl<'o> Runner<'o> {
                     flow
                 }
             }
-            CopyOutcome::StartRefused { error, data_left } => {
-                let flow = self.statement_error(&error, line, first, text);
-                let flow = if data_left { self.after_failed_copy(flow, input) } else { flow };
-                match flow {
-                    Flow::Go => self.reopen(line),
-                    stop => stop,
-                }
-            }
+            CopyOutcome::StartRefused { error } => self.copy_refused(&error, line, first),
             CopyOutcome::InputError(code) => Flow::Stop(code),
         }
+    }
+
+    /// The server refused a COPY before its data. psql would now read the data lines as SQL statements (and run
+    /// any that parse); a restore never does, so it stops here (exit 3), having run what psql ran up to here.
+    fn copy_refused(&mut self, error: &postgres::Error, line: u64, first: &str) -> Flow {
+        if self.is_lost(error) {
+            return self.lost(error, line);
+        }
+        let msg = format!(
+            "{}; the COPY was refused before its data, and psql would now run its data lines as SQL — \
+             a9s-pgrestore never does, so the restore stopped here",
+            describe(error)
+        );
+        self.summary.statements_failed += 1;
+        self.error(line, sqlstate(error), msg, first.to_string());
+        Flow::Stop(exit::STOPPED)
     }
 
     /// After a COPY that failed: its data lines are skipped up to `\.`, never run as SQL.
@@ -744,9 +803,19 @@ impl<'o> Runner<'o> {
         }
     }
 
+    /// Starts `sql` (a COPY FROM STDIN) on the main session and abandons it at once: whether the server accepts
+    /// it, without loading anything.
+    fn probe_copy(&mut self, sql: &str) -> std::result::Result<(), postgres::Error> {
+        let session = self.client.as_mut().expect("connected");
+        let statement = session.prepare(sql)?;
+        // Dropped unfinished: CopyFail, and the server ends the COPY with nothing loaded.
+        drop(session.copy_in(&statement)?);
+        Ok(())
+    }
+
     fn stream_copy<R: BufRead>(
         &mut self,
-        client: &mut Client,
+        client: &mut Session,
         sql: &str,
         table: &str,
         line: u64,
@@ -757,13 +826,16 @@ impl<'o> Runner<'o> {
         // Prepared apart, so that a refused COPY can be told from a broken session (see `reopen`).
         let statement = match client.prepare(sql) {
             Ok(s) => s,
-            Err(error) => return CopyOutcome::Failed { error, data_left },
+            Err(error) => return CopyOutcome::StartRefused { error },
         };
         let mut writer = match client.copy_in(&statement) {
             Ok(w) => w,
-            Err(error) => return CopyOutcome::StartRefused { error, data_left },
+            Err(error) => return CopyOutcome::StartRefused { error },
         };
         let mut chunk: Vec<u8> = prefix.data;
+        if prefix.complete {
+            chunk.extend_from_slice(&self.copy_end);
+        }
         chunk.reserve(COPY_CHUNK + 64 * 1024);
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
         let enc = self.enc.clone();
@@ -789,6 +861,9 @@ impl<'o> Runner<'o> {
                 Err(code) => return CopyOutcome::InputError(code),
             }
             if is_copy_end(&buf) {
+                // psql sends the end marker too: the server checks it (a `\.` ending in CR after rows ending in
+                // LF is an error there) and ignores anything after it.
+                chunk.extend_from_slice(&buf);
                 break;
             }
             let data: &[u8] = match &enc {
@@ -844,105 +919,130 @@ impl<'o> Runner<'o> {
 
     // ----- meta-commands -----
 
+    /// A meta-command, as psql 15 runs it in a script — or, for any that a restore cannot run exactly, a stop
+    /// before it (exit 3): nothing after it runs.
     fn meta(&mut self, name: &str, args: &[String], line: u64) -> Flow {
         let shown = meta_text(name, args);
         if self.restrict.is_some() && name != "unrestrict" {
-            return self.fail(
+            // psql: an error, the rest of the line thrown away, and the script goes on.
+            self.error(
                 line,
                 None,
-                format!("\\{name} refused: meta-commands are not allowed between \\restrict and \\unrestrict"),
+                format!("\\{name} refused: backslash commands are restricted; only \\unrestrict is allowed"),
                 shown,
             );
+            return self.after_error(line);
+        }
+        if !classify::META_COMMANDS.contains(&name) {
+            let msg = format!(
+                "meta-command \\{name} is not supported: a9s-pgrestore runs only \\connect (\\c), \\encoding, \\restrict \
+                 and \\unrestrict, and never runs a program or reads a file a script names; the restore stopped \
+                 here, nothing after line {line} ran"
+            );
+            return self.stop(line, msg, shown);
+        }
+        if let Some(why) = classify::meta_args_unsure(args) {
+            let msg = format!("\\{name}: {why}; the restore stopped here, nothing after line {line} ran");
+            return self.stop(line, msg, shown);
         }
         match name {
             "connect" | "c" => self.connect(args, line, shown),
-            "restrict" => match (args.first(), &self.restrict) {
-                (None, _) => self.fail(line, None, "\\restrict needs a key".into(), shown),
-                (Some(_), Some(_)) => self.fail(line, None, "\\restrict: already restricted".into(), shown),
-                (Some(key), None) => {
+            "restrict" => match args.first().filter(|k| !k.is_empty()) {
+                None => self.meta_error(line, "\\restrict: missing required argument", shown),
+                Some(key) => {
                     self.restrict = Some(key.clone());
                     Flow::Go
                 }
             },
-            "unrestrict" => match (args.first(), &self.restrict) {
-                (_, None) => self.fail(line, None, "\\unrestrict without a \\restrict before it".into(), shown),
+            "unrestrict" => match (args.first().filter(|k| !k.is_empty()), &self.restrict) {
+                (None, _) => self.meta_error(line, "\\unrestrict: missing required argument", shown),
+                (Some(_), None) => self.meta_error(line, "\\unrestrict: not currently in restricted mode", shown),
                 (Some(k), Some(key)) if k == key => {
                     self.restrict = None;
                     Flow::Go
                 }
-                _ => self.fail(
-                    line,
-                    None,
-                    "\\unrestrict: wrong key (it must repeat the key of the \\restrict before it); meta-commands stay \
-                     refused"
-                        .into(),
-                    shown,
-                ),
+                _ => self.meta_error(line, "\\unrestrict: wrong key (meta-commands stay refused)", shown),
             },
             "encoding" => match args.first() {
+                // psql prints the encoding.
                 None => Flow::Go,
-                Some(e) => match Encoding::parse(e) {
-                    Some(enc) => {
-                        self.enc = Ok(enc);
-                        Flow::Go
-                    }
-                    None => {
-                        self.enc = Err(e.clone());
-                        let msg = format!(
-                            "\\encoding {e} is not supported (a9s-pgrestore converts UTF8, SQL_ASCII, LATIN1, LATIN9 \
-                             and WIN1252); non-ASCII lines that follow will fail"
-                        );
-                        self.fail(line, None, msg, shown)
-                    }
-                },
+                Some(e) => self.encoding_command(e, line, shown),
             },
-            _ => self.fail(
-                line,
-                None,
-                format!(
-                    "meta-command \\{name} refused, not executed (a9s-pgrestore runs only \\connect, \\encoding, \
-                     \\restrict and \\unrestrict; it never runs shell commands or reads other files)"
-                ),
-                shown,
-            ),
+            _ => unreachable!("META_COMMANDS lists the commands handled here"),
         }
     }
 
-    /// `\connect` as pg_dump writes it: a database name, or `-reuse-previous=on "dbname='…'"`.
-    /// A failed `\connect` stops the restore (exit 2), as psql does in a script.
+    /// A meta-command failed as it fails in psql: reported and counted, the rest of its line dropped.
+    fn meta_error(&mut self, line: u64, message: &str, shown: String) -> Flow {
+        self.error(line, None, message.to_string(), shown);
+        self.after_error(line)
+    }
+
+    /// After an error that psql survives: `--on-error-stop` stops, else the rest of the line is dropped.
+    fn after_error(&mut self, line: u64) -> Flow {
+        if self.opts.on_error_stop {
+            eprintln!("{PROG}: stopped at line {line} (--on-error-stop); the restore is incomplete");
+            Flow::Stop(exit::STOPPED)
+        } else {
+            Flow::SkipRestOfLine
+        }
+    }
+
+    /// `\encoding NAME`: psql sets the session's client encoding, and the server reads the script's bytes in
+    /// it from then on. Here the session stays UTF-8 and the input is converted instead, which is the same for
+    /// every encoding a9s-pgrestore converts. A name the server does not know is psql's error; a real encoding
+    /// that a9s-pgrestore cannot convert is a stop, since lines in it would be read differently.
+    fn encoding_command(&mut self, name: &str, line: u64, shown: String) -> Flow {
+        if let Some(enc) = Encoding::parse(name) {
+            self.enc = Ok(enc);
+            return Flow::Go;
+        }
+        match self.server_knows_encoding(name) {
+            Ok(false) => {
+                self.error(
+                    line,
+                    None,
+                    format!("{name}: invalid encoding name or conversion procedure not found"),
+                    shown,
+                );
+                // \encoding never drops the rest of its line, even when it fails.
+                Flow::Go
+            }
+            Ok(true) => {
+                let msg = format!(
+                    "\\encoding {name}: a9s-pgrestore converts only UTF8, SQL_ASCII, LATIN1, LATIN9 and WIN1252, so it \
+                     cannot read what follows as psql would; the restore stopped here, nothing after line {line} ran"
+                );
+                self.stop(line, msg, shown)
+            }
+            Err(flow) => flow,
+        }
+    }
+
+    /// Whether the server knows an encoding name (`pg_char_to_encoding`), as libpq's `PQsetClientEncoding`
+    /// would find out.
+    fn server_knows_encoding(&mut self, name: &str) -> std::result::Result<bool, Flow> {
+        let session = self.client.as_mut().expect("connected");
+        match session.query_one("SELECT pg_catalog.pg_char_to_encoding($1) >= 0", &[&name]) {
+            Ok(row) => Ok(row.get(0)),
+            Err(e) => Err(self.lost(&e, self.line)),
+        }
+    }
+
+    /// `\connect` in every form psql 15 accepts (see [`a9s_core::pg::Reconnect`]). Arguments psql refuses
+    /// before connecting are an error and the old session is kept; a failed connection stops the restore
+    /// (exit 2): psql, in a script, closes the old one and runs nothing more of the script's statements.
     fn connect(&mut self, args: &[String], line: u64, shown: String) -> Flow {
-        let positional: Vec<&String> = args.iter().filter(|a| !a.starts_with("-reuse-previous")).collect();
+        let env = a9s_core::pg::Env::process();
+        let target = match Reconnect::parse(args).and_then(|r| self.target.reconnect(&r, PROG, &env)) {
+            Ok(t) => t,
+            Err(e) => return self.meta_error(line, &format!("\\connect: {}", e.message), shown),
+        };
         let refuse = |me: &mut Self, why: String| {
             me.connect_failed = true;
             me.error(line, None, format!("\\connect failed: {why}; the restore stopped here"), shown.clone());
             Flow::Stop(exit::CONNECTION)
         };
-        if positional.iter().skip(1).any(|a| a.as_str() != "-") {
-            return refuse(self, "only another database on the same server and user is supported".into());
-        }
-        let mut dbname = self.target.dbname.clone();
-        match positional.first().map(|s| s.as_str()) {
-            None | Some("-") => {}
-            Some(a) if is_conninfo(a) => {
-                match parse_dbname_arg(a) {
-                    Ok(pairs) => {
-                        for (k, v) in pairs {
-                            if k == "dbname" {
-                                dbname = v;
-                            } else {
-                                return refuse(
-                                self,
-                                format!("\"{k}\" in its connection string: only dbname is supported (same server and user)"),
-                            );
-                            }
-                        }
-                    }
-                    Err(e) => return refuse(self, e.message),
-                }
-            }
-            Some(a) => dbname = a.to_string(),
-        }
-        let target = self.target.with_dbname(&dbname);
         // The old session ends first, as in psql (and so it holds no locks the new one could wait on); so do the
         // --jobs sessions on the old database.
         self.pool = None;
@@ -1037,6 +1137,8 @@ impl Runner<'_> {
             Err(code) => return DataLine::Input(code),
         }
         if is_copy_end(&out[start..]) {
+            self.copy_end.clear();
+            self.copy_end.extend_from_slice(&out[start..]);
             out.truncate(start);
             return DataLine::End;
         }
@@ -1135,6 +1237,17 @@ impl Runner<'_> {
                                 return Feed::Chunk(chunks.take().expect("a full chunk"));
                             }
                         }
+                        DataLine::End if self.copy_end != b"\\.\n" => {
+                            // The server would check this marker against the rows' line ends in one stream; over
+                            // several sessions it cannot. Rare outside hand-made scripts.
+                            let msg = format!(
+                                "COPY {table}: the end-of-data line at line {} is not the `\\.` with a plain newline \
+                                 that pg_dump writes; run without --jobs to have the server judge it as under psql",
+                                self.line
+                            );
+                            stop = Some(FeedStop::Message(msg, false));
+                            return Feed::Stop;
+                        }
                         DataLine::End => {
                             ended = true;
                             return chunks.take().map_or(Feed::End, Feed::Chunk);
@@ -1188,7 +1301,7 @@ impl Runner<'_> {
             },
             parallel::CopyOutcome::Failed { line: row, error } => {
                 self.summary.statements_failed += 1;
-                let (msg, sqlstate) = parallel::describe(&error);
+                let (msg, sqlstate) = (describe(&error), sqlstate(&error));
                 let msg = format!(
                     "{msg}; in the data of COPY {table} (line {line}), rolled back on all {jobs} sessions: none of \
                      its rows were loaded"
@@ -1275,7 +1388,9 @@ impl Runner<'_> {
         let db = quote_conninfo_value(&target.dbname);
         let connect: parallel::Connect = Arc::new(move |line: Arc<AtomicU64>| {
             let db = db.clone();
-            target.connect_with_notices(move |n| eprintln!("{}", notice_text(&db, line.load(Ordering::Relaxed), n)))
+            target.connect_with_notices(Arc::new(move |n| {
+                eprintln!("{}", notice_text(&db, line.load(Ordering::Relaxed), n))
+            }))
         });
         match Pool::open(connect, &self.target.dbname, self.opts.jobs) {
             Ok(pool) => {
@@ -1307,7 +1422,7 @@ fn notice_text(db: &str, line: u64, n: &postgres::error::DbError) -> String {
 }
 
 fn io_failure(e: std::io::Error, data_left: bool) -> CopyOutcome {
-    match parallel::io_to_pg(e) {
+    match io_to_pg(e) {
         Ok(error) => CopyOutcome::Failed { error, data_left },
         Err(message) => CopyOutcome::Broken { message, data_left },
     }
@@ -1320,10 +1435,10 @@ enum CopyOutcome {
         error: postgres::Error,
         data_left: bool,
     },
-    /// The server refused the COPY at its start (after the prepare): the session is out of step.
+    /// The server refused the COPY before its data (at the prepare or the start; after the latter the session
+    /// is out of step, which is no matter: the restore stops).
     StartRefused {
         error: postgres::Error,
-        data_left: bool,
     },
     /// Writing failed without a server error.
     Broken {
@@ -1341,13 +1456,6 @@ enum CopyOutcome {
 /// The `\.` line that ends COPY data.
 fn is_copy_end(line: &[u8]) -> bool {
     matches!(line, b"\\.\n" | b"\\.\r\n" | b"\\.")
-}
-
-fn describe_pg_error(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
-        None => error_chain(e),
-    }
 }
 
 fn meta_text(name: &str, args: &[String]) -> String {

@@ -14,10 +14,11 @@
 
 use std::time::{Duration, Instant};
 
-use a9s_core::pg_admin::{self, quote_ident, sql_error};
+use a9s_core::pg::admin::{self as pg_admin, quote_ident};
+use a9s_core::pg::error::{describe, is_session_lost, sql_error};
+use a9s_core::pg::Session;
 use a9s_core::{Error, Result};
 use postgres::error::SqlState;
-use postgres::Client;
 use serde::Serialize;
 
 /// The clap options of the steps, for `#[command(flatten)]` in a9s-pgrestore's CLI.
@@ -119,7 +120,7 @@ impl ClusterSteps {
     }
 
     /// The steps before the restore, on the session the restore will use.
-    pub fn before_restore(&self, client: &mut Client) -> Result<Vec<StepReport>> {
+    pub fn before_restore(&self, client: &mut Session) -> Result<Vec<StepReport>> {
         let mut out = Vec::new();
         if let Some(r) = &self.rename_database {
             // Refuse before the restore what would make the rename fail after it.
@@ -132,7 +133,7 @@ impl ClusterSteps {
     }
 
     /// The steps after a restore that succeeded, on a session to [`maintenance_database`].
-    pub fn after_restore(&self, client: &mut Client) -> Result<Vec<StepReport>> {
+    pub fn after_restore(&self, client: &mut Session) -> Result<Vec<StepReport>> {
         let mut out = Vec::new();
         if let Some(r) = &self.rename_database {
             out.push(rename_database(client, &r.old, &r.new, self.dry_run)?);
@@ -201,7 +202,7 @@ const BACKEND_COLUMNS: &str = "pid, coalesce(usename::text, ''), coalesce(datnam
                                coalesce(application_name, ''), coalesce(backend_type, '')";
 
 fn backends(
-    client: &mut Client,
+    client: &mut Session,
     filter: &str,
     params: &[&(dyn postgres::types::ToSql + Sync)],
 ) -> Result<Vec<Backend>> {
@@ -226,7 +227,7 @@ const TERMINATE_WAIT: Duration = Duration::from_secs(10);
 
 /// Terminates `targets`, waits until they are gone; returns how many were terminated. Fails, naming them, when
 /// some could not be terminated or are still there after [`TERMINATE_WAIT`].
-fn terminate(client: &mut Client, targets: &[Backend], report: &mut StepReport) -> Result<()> {
+fn terminate(client: &mut Session, targets: &[Backend], report: &mut StepReport) -> Result<()> {
     let mut refused = Vec::new();
     let mut signalled = Vec::new();
     for b in targets {
@@ -239,8 +240,8 @@ fn terminate(client: &mut Client, targets: &[Backend], report: &mut StepReport) 
                     report.lines.push(format!("terminated {}", b.describe()));
                 }
             }
-            Err(e) if pg_admin::is_connection_error(&e) => return Err(sql_error("terminating sessions", &e)),
-            Err(e) => refused.push(format!("{}: {}", b.describe(), pg_admin::describe(&e))),
+            Err(e) if is_session_lost(&e, false) => return Err(sql_error("terminating sessions", &e)),
+            Err(e) => refused.push(format!("{}: {}", b.describe(), describe(&e))),
         }
     }
     if !refused.is_empty() {
@@ -273,8 +274,8 @@ fn terminate(client: &mut Client, targets: &[Backend], report: &mut StepReport) 
 }
 
 /// `--terminate-connections`: terminates every other client backend and WAL sender on the server.
-pub fn terminate_connections(client: &mut Client, dry_run: bool) -> Result<StepReport> {
-    pg_admin::refuse_if_in_recovery(client, "a9s-pgrestore")?;
+pub fn terminate_connections(client: &mut Session, dry_run: bool) -> Result<StepReport> {
+    pg_admin::refuse_if_in_recovery(client, "a9s-pgrestore", a9s_core::error::exit::FAILURE)?;
     let role = pg_admin::current_role(client)?;
     if !role.superuser {
         // Without pg_read_all_stats, other roles' sessions show no backend_type in pg_stat_activity: they would
@@ -318,7 +319,7 @@ struct Db {
     owned: bool,
 }
 
-fn database(client: &mut Client, name: &str) -> Result<Option<Db>> {
+fn database(client: &mut Session, name: &str) -> Result<Option<Db>> {
     let row = client
         .query_opt("SELECT pg_has_role(current_user, datdba, 'MEMBER') FROM pg_database WHERE datname = $1", &[&name])
         .map_err(|e| sql_error(&format!("looking up database {name}"), &e))?;
@@ -326,8 +327,8 @@ fn database(client: &mut Client, name: &str) -> Result<Option<Db>> {
 }
 
 /// Refusals that do not depend on the restore: a standby, a session on OLD or NEW, missing privileges.
-fn check_rename_possible(client: &mut Client, r: &Rename) -> Result<()> {
-    pg_admin::refuse_if_in_recovery(client, "a9s-pgrestore")?;
+fn check_rename_possible(client: &mut Session, r: &Rename) -> Result<()> {
+    pg_admin::refuse_if_in_recovery(client, "a9s-pgrestore", a9s_core::error::exit::FAILURE)?;
     let role = pg_admin::current_role(client)?;
     if !role.superuser && !role.createdb {
         return Err(Error::failure(format!(
@@ -355,7 +356,7 @@ fn check_rename_possible(client: &mut Client, r: &Rename) -> Result<()> {
 /// `--rename-database OLD=NEW`: terminates the sessions on both, drops NEW if it exists, renames OLD to NEW.
 /// Refuses when OLD does not exist (a dry run only notes it: the restore creates OLD) and when `client` is
 /// connected to OLD or NEW.
-pub fn rename_database(client: &mut Client, old: &str, new: &str, dry_run: bool) -> Result<StepReport> {
+pub fn rename_database(client: &mut Session, old: &str, new: &str, dry_run: bool) -> Result<StepReport> {
     let r = parse_rename(&format!("{old}={new}")).map_err(|e| Error::usage(format!("--rename-database: {e}")))?;
     let mut report = StepReport::new("rename-database", dry_run);
     let current = pg_admin::current_database(client)?;
@@ -408,7 +409,7 @@ pub fn rename_database(client: &mut Client, old: &str, new: &str, dry_run: bool)
 
 /// Ends the sessions on `dbs`, then runs `stmt`; again when a session came back in between ("database is being
 /// accessed by other users"), a few times.
-fn retry_in_use(client: &mut Client, dbs: &[&str], stmt: &str, report: &mut StepReport) -> Result<()> {
+fn retry_in_use(client: &mut Session, dbs: &[&str], stmt: &str, report: &mut StepReport) -> Result<()> {
     const ATTEMPTS: usize = 5;
     for attempt in 1..=ATTEMPTS {
         let sessions = backends(client, "datname = ANY($1)", &[&dbs])?;

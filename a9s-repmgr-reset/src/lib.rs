@@ -9,11 +9,12 @@
 use std::ffi::OsString;
 use std::io::Write;
 
-use a9s_core::pg_admin::{self, quote_ident, quote_literal, sql_error};
+use a9s_core::pg::admin::{self as pg_admin, quote_ident, quote_literal};
+use a9s_core::pg::error::{describe, is_session_lost, sql_error};
+use a9s_core::pg::Session;
 use a9s_core::{Error, Result};
 use clap::{CommandFactory, FromArgMatches, Parser};
 use postgres::error::SqlState;
-use postgres::{Client, GenericClient};
 use serde::Serialize;
 
 /// The database a9s deployments keep repmgr's state in.
@@ -139,7 +140,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
 }
 
 /// Connects as libpq would, except that the database is repmgr_cluster unless -d names one.
-fn connect(args: &a9s_core::pg::ConnArgs) -> Result<Client> {
+fn connect(args: &a9s_core::pg::ConnArgs) -> Result<Session> {
     let names_db = match &args.dbname {
         Some(d) => a9s_core::pg::parse_dbname_arg(d)?.iter().any(|(k, v)| k == "dbname" && !v.is_empty()),
         None => false,
@@ -283,7 +284,7 @@ impl Report {
 }
 
 /// Things worth telling before a reset: other sessions on the database (repmgrd still running?).
-pub fn warnings(client: &mut Client, opts: &Options) -> Result<Vec<String>> {
+pub fn warnings(client: &mut Session, opts: &Options) -> Result<Vec<String>> {
     if !opts.truncate {
         return Ok(Vec::new());
     }
@@ -318,8 +319,8 @@ pub fn warnings(client: &mut Client, opts: &Options) -> Result<Vec<String>> {
 }
 
 /// Checks everything, then empties repmgr's tables and/or drops the inactive slots as `opts` says.
-pub fn reset(client: &mut Client, opts: &Options) -> Result<Report> {
-    pg_admin::refuse_if_in_recovery(client, "a9s-repmgr-reset")?;
+pub fn reset(client: &mut Session, opts: &Options) -> Result<Report> {
+    pg_admin::refuse_if_in_recovery(client, "a9s-repmgr-reset", a9s_core::error::exit::FAILURE)?;
     let database = pg_admin::current_database(client)?;
     let role = pg_admin::current_role(client)?;
     let mut tables = Vec::new();
@@ -386,14 +387,14 @@ const LIST_TABLES: &str =
     "SELECT c.relname::text, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                            WHERE n.nspname = 'repmgr' AND c.relkind = 'r' ORDER BY c.relname";
 
-fn list_tables(client: &mut impl GenericClient) -> Result<Vec<Table>> {
+fn list_tables(client: &mut Session) -> Result<Vec<Table>> {
     let rows = client.query(LIST_TABLES, &[]).map_err(|e| sql_error("listing the tables of schema repmgr", &e))?;
     Ok(rows.iter().map(|r| Table { name: r.get(0), oid: r.get(1) }).collect())
 }
 
 /// Schema repmgr exists, the role may use it and empty each table, and nothing outside the schema references
 /// its tables (TRUNCATE would have to empty that too: the runbook's CASCADE would do it silently).
-fn check_schema(client: &mut Client, database: &str, role: &str) -> Result<Vec<Table>> {
+fn check_schema(client: &mut Session, database: &str, role: &str) -> Result<Vec<Table>> {
     let schema = client
         .query_opt("SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = 'repmgr'", &[])
         .map_err(|e| sql_error("looking for schema repmgr", &e))?;
@@ -463,16 +464,30 @@ fn check_schema(client: &mut Client, database: &str, role: &str) -> Result<Vec<T
 
 /// Locks, counts and (unless a dry run) empties the tables in one transaction. Returns the counts and the
 /// TRUNCATE statement.
-fn empty_tables(client: &mut Client, tables: &[Table], opts: &Options) -> Result<(Vec<TableRows>, String)> {
+fn empty_tables(client: &mut Session, tables: &[Table], opts: &Options) -> Result<(Vec<TableRows>, String)> {
     let names: Vec<String> = tables.iter().map(Table::qualified).collect();
     // ONLY: a child table that inherits from a repmgr table but lives elsewhere is not repmgr's. Without
     // CASCADE, as checked above: nothing outside the schema is emptied.
     let truncate = format!("TRUNCATE ONLY {}", names.join(", "));
-    let mut tx = client
-        .build_transaction()
-        .read_only(opts.dry_run)
-        .start()
+    client
+        .batch_execute(if opts.dry_run { "BEGIN READ ONLY" } else { "BEGIN" })
         .map_err(|e| sql_error("starting the transaction", &e))?;
+    let result = in_transaction(client, tables, &names, &truncate, opts);
+    if result.is_err() {
+        // Nothing of it may stay: the tables are emptied all together or not at all.
+        let _ = client.batch_execute("ROLLBACK");
+    }
+    result.map(|counts| (counts, truncate))
+}
+
+/// The body of [`empty_tables`]'s transaction.
+fn in_transaction(
+    tx: &mut Session,
+    tables: &[Table],
+    names: &[String],
+    truncate: &str,
+    opts: &Options,
+) -> Result<Vec<TableRows>> {
     if !opts.dry_run {
         tx.batch_execute(&format!("SET LOCAL lock_timeout = {}", u64::from(opts.lock_timeout_secs) * 1000))
             .map_err(|e| sql_error("setting lock_timeout", &e))?;
@@ -488,30 +503,30 @@ fn empty_tables(client: &mut Client, tables: &[Table], opts: &Options) -> Result
             return Err(sql_error("locking repmgr's tables", &e));
         }
         // Listed before the lock: a table created or dropped meanwhile would be missed or fail the count.
-        if list_tables(&mut tx)? != tables {
+        if list_tables(tx)? != tables {
             return Err(Error::failure(
                 "the tables of schema repmgr changed while a9s-repmgr-reset started: run it again; nothing was changed",
             ));
         }
     }
     let mut counts = Vec::with_capacity(tables.len());
-    for (t, name) in tables.iter().zip(&names) {
+    for (t, name) in tables.iter().zip(names) {
         let row = tx
             .query_one(&format!("SELECT count(*) FROM ONLY {name}"), &[])
             .map_err(|e| sql_error(&format!("counting the rows of {name}"), &e))?;
         counts.push(TableRows { table: t.qualified(), rows: row.get(0) });
     }
     if opts.dry_run {
-        tx.rollback().map_err(|e| sql_error("ending the read-only transaction", &e))?;
+        tx.batch_execute("ROLLBACK").map_err(|e| sql_error("ending the read-only transaction", &e))?;
     } else {
-        tx.batch_execute(&truncate).map_err(|e| sql_error("emptying repmgr's tables (nothing was changed)", &e))?;
-        tx.commit().map_err(|e| sql_error("committing (nothing was changed)", &e))?;
+        tx.batch_execute(truncate).map_err(|e| sql_error("emptying repmgr's tables (nothing was changed)", &e))?;
+        tx.batch_execute("COMMIT").map_err(|e| sql_error("committing (nothing was changed)", &e))?;
     }
-    Ok((counts, truncate))
+    Ok(counts)
 }
 
 /// Lists the replication slots and drops (or, in a dry run, would drop) the inactive ones.
-fn drop_inactive_slots(client: &mut Client, dry_run: bool) -> Result<(Vec<Slot>, Vec<String>)> {
+fn drop_inactive_slots(client: &mut Session, dry_run: bool) -> Result<(Vec<Slot>, Vec<String>)> {
     let rows = client
         .query(
             "SELECT slot_name::text, slot_type, database::text, active FROM pg_replication_slots ORDER BY slot_name",
@@ -539,13 +554,13 @@ fn drop_inactive_slots(client: &mut Client, dry_run: bool) -> Result<(Vec<Slot>,
 
 /// Drops one slot unless it is active. PostgreSQL refuses to drop an active slot (it does not wait), which is
 /// what makes this safe when a standby connects between listing and dropping.
-pub fn drop_slot(client: &mut Client, name: &str) -> Result<SlotAction> {
+pub fn drop_slot(client: &mut Session, name: &str) -> Result<SlotAction> {
     match client.execute("SELECT pg_drop_replication_slot($1)", &[&name]) {
         Ok(_) => Ok(SlotAction::Dropped),
         Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) => Ok(SlotAction::SkippedBecameActive),
         Err(e) if e.code() == Some(&SqlState::UNDEFINED_OBJECT) => Ok(SlotAction::SkippedGone),
-        Err(e) if pg_admin::is_connection_error(&e) => Err(sql_error(&format!("dropping slot {name}"), &e)),
-        Err(e) => Ok(SlotAction::Failed(pg_admin::describe(&e))),
+        Err(e) if is_session_lost(&e, false) => Err(sql_error(&format!("dropping slot {name}"), &e)),
+        Err(e) => Ok(SlotAction::Failed(describe(&e))),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod pg;
 pub mod pg_extra;
 pub mod programs;
 pub mod s3;
+pub mod scriptgen;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

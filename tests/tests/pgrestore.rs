@@ -249,14 +249,15 @@ fn unknown_meta_command_is_refused_not_run() {
         m = marker.display()
     );
     let out = restore(&pg, "postgres", &[], &script);
-    assert_status(&out, 1);
+    // The first one stops the restore: nothing after it runs.
+    assert_status(&out, 3);
     let err = stderr(&out);
-    assert!(err.contains("postgres line 2: meta-command \\! refused, not executed"), "{err}");
+    assert!(err.contains("postgres line 2: meta-command \\! is not supported"), "{err}");
     assert!(err.contains(&format!("in: \\! touch {}", marker.display())), "{err}");
-    assert!(err.contains("line 3: meta-command \\i refused"), "{err}");
-    assert!(err.contains("line 5: meta-command \\o refused"), "{err}");
+    assert!(err.contains("nothing after line 2 ran"), "{err}");
     assert!(!marker.exists(), "a shell command ran");
-    assert_eq!(pg.psql("postgres", "SELECT count(*) FROM m2"), "0");
+    assert_eq!(pg.psql("postgres", "SELECT count(*) FROM m1"), "0");
+    assert_eq!(pg.psql("postgres", "SELECT to_regclass('m2') IS NULL"), "t");
 }
 
 #[test]
@@ -270,7 +271,7 @@ fn restrict_refuses_meta_commands_until_unrestrict() {
     assert_status(&out, 1);
     let err = stderr(&out);
     assert!(
-        err.contains("postgres line 3: \\connect refused: meta-commands are not allowed between \\restrict"),
+        err.contains("postgres line 3: \\connect refused: backslash commands are restricted; only \\unrestrict"),
         "{err}"
     );
     assert!(err.contains("line 4: \\encoding refused"), "{err}");
@@ -285,22 +286,38 @@ fn restrict_refuses_meta_commands_until_unrestrict() {
 fn failing_copy_skips_its_data_and_goes_on() {
     let pg = Cluster::start();
     pg.psql("postgres", "CREATE SCHEMA sp; CREATE TABLE sp.victim (i int); CREATE TABLE sp.ct (i int)");
-    // The session settings made before a refused COPY still hold after it (the session is reopened).
     let script = "SELECT pg_catalog.set_config('search_path', 'sp', false);\n\
-                  COPY nonexistent (a) FROM stdin;\nDROP TABLE victim;\n1\tx\n\\.\n\
-                  COPY ct (i) FROM stdin;\n1\nnot-an-int\n3\n\\.\n\
+                  COPY ct (i) FROM stdin;\n1\nnot-an-int\nDROP TABLE victim;\n\\.\n\
                   COPY ct (i) FROM stdin;\n10\n20\n\\.\n\
                   CREATE TABLE after_copy (i int);\n";
     let out = restore(&pg, "postgres", &[], script);
     assert_status(&out, 1);
     let err = stderr(&out);
-    assert!(err.contains("line 2: ERROR: relation \"nonexistent\" does not exist (42P01)"), "{err}");
-    // Reported at the bad row's own line (the COPY is at line 6, its second row at line 8).
-    assert!(err.contains("line 8: ERROR: invalid input syntax for type integer: \"not-an-int\" (22P02)"), "{err}");
-    assert!(err.contains("2 errors"), "{err}");
+    // Reported at the bad row's own line (the COPY is at line 2, its second row at line 4).
+    assert!(err.contains("line 4: ERROR: invalid input syntax for type integer: \"not-an-int\" (22P02)"), "{err}");
+    assert!(err.contains("1 error"), "{err}");
     assert_eq!(pg.psql("postgres", "SELECT count(*) FROM sp.victim"), "0", "a data row ran as SQL");
     assert_eq!(pg.psql("postgres", "SELECT string_agg(i::text, ',' ORDER BY i) FROM sp.ct"), "10,20");
     assert_eq!(pg.psql("postgres", "SELECT count(*) FROM sp.after_copy"), "0");
+}
+
+#[test]
+fn copy_refused_before_its_data_stops_the_restore() {
+    // psql 15 would read the data lines of a COPY the server refused as SQL, and run `DROP TABLE victim`.
+    let pg = Cluster::start();
+    pg.psql("postgres", "CREATE SCHEMA sp; CREATE TABLE sp.victim (i int)");
+    for jobs in ["1", "2"] {
+        let script = "SELECT pg_catalog.set_config('search_path', 'sp', false);\n\
+                      COPY nonexistent (a) FROM stdin;\nDROP TABLE victim;\n1\tx\n\\.\n\
+                      CREATE TABLE after_copy (i int);\n";
+        let out = restore(&pg, "postgres", &["--jobs", jobs], script);
+        assert_status(&out, 3);
+        let err = stderr(&out);
+        assert!(err.contains("line 2: ERROR: relation \"nonexistent\" does not exist (42P01)"), "{err}");
+        assert!(err.contains("psql would now run its data lines as SQL"), "{err}");
+        assert_eq!(pg.psql("postgres", "SELECT count(*) FROM sp.victim"), "0", "a data row ran as SQL");
+        assert_eq!(pg.psql("postgres", "SELECT to_regclass('sp.after_copy') IS NULL"), "t");
+    }
 }
 
 #[test]
@@ -480,10 +497,11 @@ fn encodings_win1252_and_unsupported() {
     let mut c = pgrestore();
     c.args(pg.conn_args()).args(["-d", "w"]);
     let out = run_with_input(c, &script);
-    assert_status(&out, 1);
+    // A real encoding that cannot be converted here stops the restore before anything is read in it.
+    assert_status(&out, 3);
     let err = stderr(&out);
     assert!(err.contains("line 7: not executed: line 7: byte 0x81 at column 28 has no Unicode equivalent"), "{err}");
-    assert!(err.contains("line 8: client_encoding EUC_JP is not supported"), "{err}");
+    assert!(err.contains("line 8: client_encoding EUC_JP: a9s-pgrestore converts only"), "{err}");
     assert_eq!(pg.psql("w", "SELECT string_agg(t, '|' ORDER BY t) FROM e"), "caf\u{e9}|€ “q”");
     // Stored as WIN1252 bytes in the database.
     assert_eq!(

@@ -9,6 +9,7 @@ use a9s_tests::pg::{Cluster, Options, PG_ENV};
 use a9s_tests::pg_extra::{make_standby, wait_until, Session, WalReceiver};
 use a9s_tests::{assert_status, cmd, stderr};
 
+use a9s_core::pg::{ConnArgs, Session as PgSession, Target};
 use a9s_pgrestore::steps;
 
 /// repmgr's state as a primary and two standbys leave it: nodes, events, monitoring history, a voting term.
@@ -95,8 +96,14 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn connect(pg: &Cluster, db: &str) -> postgres::Client {
-    postgres::Client::connect(&pg.conninfo(db), postgres::NoTls).expect("connect")
+fn connect(pg: &Cluster, db: &str) -> PgSession {
+    session(&pg.conninfo(db))
+}
+
+/// A session as the programs open one (a9s_core's libpq-style target).
+fn session(conninfo: &str) -> PgSession {
+    let args = ConnArgs { dbname: Some(conninfo.to_string()), ..Default::default() };
+    Target::resolve(&args, "a9s-tests").expect("target").connect().expect("connect")
 }
 
 #[test]
@@ -379,11 +386,7 @@ fn pgrestore_steps_terminate_and_rename() {
     assert!(e.message.contains("the session is on database d_old") && e.message.contains("connect to postgres"), "{e}");
     drop(on_old);
     pg.psql("postgres", "CREATE ROLE deployer LOGIN CREATEDB");
-    let mut as_deployer = postgres::Client::connect(
-        &format!("host=127.0.0.1 port={} user=deployer dbname=postgres", pg.port),
-        postgres::NoTls,
-    )
-    .unwrap();
+    let mut as_deployer = session(&format!("host=127.0.0.1 port={} user=deployer dbname=postgres", pg.port));
     let e = steps::rename_database(&mut as_deployer, "d_old", "d_new", false).unwrap_err();
     assert!(e.message.contains("role deployer does not own database d_old"), "{e}");
     for dry_run in [true, false] {

@@ -1,0 +1,91 @@
+//! The one place that decides what a PostgreSQL error means for a program: is the session gone (exit
+//! [`EXIT_BADCONN`], as psql's "connection lost"), or did one statement fail; and the one way to word it.
+
+use crate::error::{exit, Error};
+
+/// Exit status for "cannot connect" / "connection lost", as psql (`EXIT_BADCONN`).
+pub const EXIT_BADCONN: i32 = 2;
+
+/// True when the error means the session can no longer be used: the client saw the socket close or fail, the
+/// server ended the session (SQLSTATE class 08 "connection exception", class 57P "operator intervention":
+/// admin or crash shutdown, cannot connect now, database dropped, idle-session timeout — each sent with FATAL),
+/// any FATAL or PANIC, or the client lost step with the server ("unexpected message"). Anything else is one
+/// statement's failure and the session goes on. `session_closed` is the client's own view of its socket.
+pub fn is_session_lost(e: &postgres::Error, session_closed: bool) -> bool {
+    if session_closed || e.is_closed() {
+        return true;
+    }
+    if let Some(db) = e.as_db_error() {
+        let c = db.code().code();
+        return c.starts_with("08") || c.starts_with("57P") || matches!(db.severity(), "FATAL" | "PANIC");
+    }
+    // Not from the server. A broken socket, or a protocol message the client did not expect: after either the
+    // client and server no longer agree on what comes next, so nothing more may be sent. tokio-postgres has no
+    // public kind for the latter, hence the text. A parameter the client could not encode or a row it could
+    // not decode leaves the session in step: a statement error.
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    io || e.to_string().contains("unexpected message")
+}
+
+/// The server's error as psql words it, on one line: `ERROR: message (SQLSTATE); DETAIL: …; HINT: …`; an error
+/// of the client library as `ERROR: its text` ("connection lost" when it has none).
+pub fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
+            if let Some(d) = db.detail() {
+                s += &format!("; DETAIL: {d}");
+            }
+            if let Some(h) = db.hint() {
+                s += &format!("; HINT: {h}");
+            }
+            s
+        }
+        None => match error_chain(e) {
+            s if s.is_empty() => "connection lost".to_string(),
+            s => format!("ERROR: {s}"),
+        },
+    }
+}
+
+/// The SQLSTATE of a server error, for summaries.
+pub fn sqlstate(e: &postgres::Error) -> Option<String> {
+    e.as_db_error().map(|db| db.code().code().to_string())
+}
+
+/// An [`Error`] for a failed step: exit [`EXIT_BADCONN`] when the session is gone, 1 otherwise; `what` says what
+/// the program was doing.
+pub fn sql_error(what: &str, e: &postgres::Error) -> Error {
+    let code = if is_session_lost(e, false) { EXIT_BADCONN } else { exit::FAILURE };
+    Error::new(code, format!("{what}: {}", describe(e)))
+}
+
+/// An error and its sources in one line, without std's "(os error N)".
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        let t = x.to_string();
+        if !s.contains(&t) {
+            s += ": ";
+            s += &t;
+        }
+        src = x.source();
+    }
+    while let Some(i) = s.find(" (os error") {
+        match s[i..].find(')') {
+            Some(j) => s.replace_range(i..i + j + 1, ""),
+            None => break,
+        }
+    }
+    s
+}
+
+/// The `postgres::Error` inside an `io::Error` from a COPY writer, if there is one; else the I/O error's text.
+pub fn io_to_pg(e: std::io::Error) -> std::result::Result<postgres::Error, String> {
+    let text = crate::error::describe_io(&e);
+    match e.into_inner().map(|inner| inner.downcast::<postgres::Error>()) {
+        Some(Ok(pg)) => Ok(*pg),
+        _ => Err(text),
+    }
+}
