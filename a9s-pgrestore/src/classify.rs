@@ -300,6 +300,139 @@ pub fn first_line(stmt: &[u8], max: usize) -> (u64, String) {
     (newlines, short)
 }
 
+/// The meta-commands a restore runs (psql's names); every other one stops it before it would run.
+pub const META_COMMANDS: &[&str] = &["connect", "c", "encoding", "restrict", "unrestrict"];
+
+/// Why psql might read a meta-command's arguments differently from the lexer: a backquote (psql would run a
+/// shell command and use its output) or a reference to a variable psql sets itself (it would put its value
+/// there). `None` when neither is present.
+pub fn meta_args_unsure(args: &[String]) -> Option<String> {
+    for a in args {
+        if a.contains('`') {
+            return Some(format!(
+                "argument {a} holds a backquote, which psql would run as a shell command; a restore never runs one"
+            ));
+        }
+        let b = a.as_bytes();
+        for (i, _) in b.iter().enumerate().filter(|(_, &c)| c == b':') {
+            let rest = &b[i + 1..];
+            let rest = rest.strip_prefix(b"'").or_else(|| rest.strip_prefix(b"\"")).unwrap_or(rest);
+            let name_len = rest.iter().take_while(|&&c| c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80).count();
+            if crate::lexer::PSQL_VARIABLES.iter().any(|v| v.as_bytes() == &rest[..name_len]) {
+                return Some(format!(
+                    "argument {a} refers to a psql variable, which psql would replace by its own value"
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// A statement of several statements joined by `\;` (psql sends them as one query) that holds a COPY: the
+/// server would start the COPY's data transfer in the middle of the query, which cannot be followed here.
+pub fn is_compound_with_copy(stmt: &[u8]) -> bool {
+    let (mut parts, mut copy, mut at_start, mut depth) = (0, false, true, 0i32);
+    for tok in Tokens::new(stmt) {
+        match &tok {
+            Tok::Punct(b';') if depth == 0 => at_start = true,
+            _ => {
+                if at_start {
+                    parts += 1;
+                    copy |= matches!(&tok, Tok::Word(w) if w == "copy");
+                    at_start = false;
+                }
+                match tok {
+                    Tok::Punct(b'(') => depth += 1,
+                    Tok::Punct(b')') => depth -= 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    copy && parts > 1
+}
+
+/// A `COPY … FROM STDIN` in binary format (`COPY BINARY t`, `WITH BINARY`, `FORMAT binary`): psql reads every
+/// remaining byte of its input as the data. Any `binary` word counts: in doubt, it is taken as binary.
+pub fn is_binary_copy(stmt: &[u8]) -> bool {
+    Tokens::new(stmt).any(|tok| matches!(tok, Tok::Word(w) if w == "binary"))
+}
+
+/// `CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] name ON …`, as pg_dump writes them after the data,
+/// which may run on any session. An index without a name is not: two at once could pick the same one.
+pub fn is_create_index(stmt: &[u8]) -> bool {
+    let (_, first) = crate::classify::first_line(stmt, 200);
+    let words: Vec<String> = first.split_ascii_whitespace().take(8).map(|w| w.to_ascii_lowercase()).collect();
+    let mut w = words.iter().map(String::as_str).peekable();
+    if w.next() != Some("create") {
+        return false;
+    }
+    w.next_if_eq(&"unique");
+    if w.next() != Some("index") {
+        return false;
+    }
+    w.next_if_eq(&"concurrently");
+    if w.next_if_eq(&"if").is_some() && (w.next() != Some("not") || w.next() != Some("exists")) {
+        return false;
+    }
+    // The name, then ON; an unnamed index has ON (or nothing on this line) right away.
+    matches!(w.next(), Some(name) if name != "on") && w.next() == Some("on")
+}
+
+/// `ALTER TABLE [ONLY] t ADD CONSTRAINT c PRIMARY KEY|UNIQUE (…)`, which pg_dump writes after the data and
+/// which builds an index: one table's lock, like CREATE INDEX, so such statements may run side by side too.
+/// Not foreign keys (they lock two tables) nor anything with more than one action.
+pub fn is_add_key_constraint(stmt: &[u8]) -> bool {
+    // Past pg_dump's comment lines before the statement.
+    let (skipped, _) = crate::classify::first_line(stmt, 1);
+    let start = match skipped {
+        0 => 0,
+        n => stmt.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(n as usize - 1).map_or(0, |(i, _)| i + 1),
+    };
+    let text = String::from_utf8_lossy(&stmt[start..]).to_ascii_lowercase();
+    let words: Vec<&str> = text.split_ascii_whitespace().collect();
+    if words.len() < 7 || words[0] != "alter" || words[1] != "table" {
+        return false;
+    }
+    let Some(add) = words.iter().position(|w| *w == "add") else { return false };
+    if words.get(add + 1) != Some(&"constraint") {
+        return false;
+    }
+    let key = match (words.get(add + 3), words.get(add + 4)) {
+        (Some(&"primary"), Some(k)) => k.starts_with("key"),
+        (Some(u), _) => *u == "unique" || u.starts_with("unique("),
+        _ => false,
+    };
+    key && !has_second_action(&text)
+}
+
+/// Whether an ALTER TABLE's text has a second action or refers to another table (a conservative test).
+fn has_second_action(text: &str) -> bool {
+    // Commas inside the column list are fine; one after the closing parenthesis starts another action.
+    let after = text.rfind(')').map_or("", |i| &text[i + 1..]);
+    after.contains(',') || text.contains(" references ") || text.contains(" foreign ")
+}
+
+/// Statements that may run on any `--jobs` session, side by side with others of their kind: index builds.
+pub fn is_index_build(stmt: &[u8]) -> bool {
+    is_create_index(stmt) || is_add_key_constraint(stmt)
+}
+
+/// Whether a `COPY … FROM stdin` statement uses the text format, where every row is one line (pg_dump's). CSV
+/// rows may span lines and binary data has none: such a COPY stays on one session.
+pub fn is_text_copy(stmt: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(stmt).to_ascii_lowercase();
+    let words: Vec<&str> =
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
+    let Some(copy) = words.iter().position(|w| *w == "copy") else { return false };
+    // `COPY BINARY t FROM stdin` is the old syntax.
+    if words.get(copy + 1) == Some(&"binary") {
+        return false;
+    }
+    let Some(stdin) = words.iter().position(|w| *w == "stdin") else { return false };
+    !words[stdin..].iter().any(|w| *w == "csv" || *w == "binary")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,64 +500,43 @@ mod tests {
             let _ = first_line(&bytes, 10);
         }
     }
-}
 
-/// The meta-commands a restore runs (psql's names); every other one stops it before it would run.
-pub const META_COMMANDS: &[&str] = &["connect", "c", "encoding", "restrict", "unrestrict"];
-
-/// Why psql might read a meta-command's arguments differently from the lexer: a backquote (psql would run a
-/// shell command and use its output) or a reference to a variable psql sets itself (it would put its value
-/// there). `None` when neither is present.
-pub fn meta_args_unsure(args: &[String]) -> Option<String> {
-    for a in args {
-        if a.contains('`') {
-            return Some(format!(
-                "argument {a} holds a backquote, which psql would run as a shell command; a restore never runs one"
-            ));
-        }
-        let b = a.as_bytes();
-        for (i, _) in b.iter().enumerate().filter(|(_, &c)| c == b':') {
-            let rest = &b[i + 1..];
-            let rest = rest.strip_prefix(b"'").or_else(|| rest.strip_prefix(b"\"")).unwrap_or(rest);
-            let name_len = rest.iter().take_while(|&&c| c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80).count();
-            if crate::lexer::PSQL_VARIABLES.iter().any(|v| v.as_bytes() == &rest[..name_len]) {
-                return Some(format!(
-                    "argument {a} refers to a psql variable, which psql would replace by its own value"
-                ));
-            }
-        }
+    #[test]
+    fn key_constraints() {
+        let pk = b"--\n-- Name: t t_pkey; Type: CONSTRAINT\n--\n\nALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (id);";
+        assert!(is_add_key_constraint(pk));
+        assert!(is_index_build(pk));
+        assert!(is_add_key_constraint(b"ALTER TABLE ONLY s.\"Odd Tbl\"\n    ADD CONSTRAINT u UNIQUE (a, b);"));
+        assert!(is_add_key_constraint(b"ALTER TABLE t ADD CONSTRAINT u UNIQUE(a);"));
+        assert!(!is_add_key_constraint(
+            b"ALTER TABLE ONLY public.c\n    ADD CONSTRAINT c_fk FOREIGN KEY (p) REFERENCES public.p(id);"
+        ));
+        assert!(!is_add_key_constraint(b"ALTER TABLE t ADD CONSTRAINT k PRIMARY KEY (a), ADD COLUMN b int;"));
+        assert!(!is_add_key_constraint(b"ALTER TABLE t ADD CONSTRAINT ck CHECK (a > 0);"));
+        assert!(!is_add_key_constraint(b"ALTER TABLE t OWNER TO app;"));
+        assert!(!is_index_build(b"CREATE TABLE t (a int PRIMARY KEY);"));
     }
-    None
-}
-
-/// A statement of several statements joined by `\;` (psql sends them as one query) that holds a COPY: the
-/// server would start the COPY's data transfer in the middle of the query, which cannot be followed here.
-pub fn is_compound_with_copy(stmt: &[u8]) -> bool {
-    let mut t = Tokens::new(stmt);
-    let (mut parts, mut copy, mut at_start, mut depth) = (0, false, true, 0i32);
-    while let Some(tok) = t.next() {
-        match &tok {
-            Tok::Punct(b';') if depth == 0 => at_start = true,
-            _ => {
-                if at_start {
-                    parts += 1;
-                    copy |= matches!(&tok, Tok::Word(w) if w == "copy");
-                    at_start = false;
-                }
-                match tok {
-                    Tok::Punct(b'(') => depth += 1,
-                    Tok::Punct(b')') => depth -= 1,
-                    _ => {}
-                }
-            }
-        }
+    #[test]
+    fn text_copy() {
+        assert!(is_text_copy(b"COPY public.t (a, b) FROM stdin;"));
+        assert!(is_text_copy(b"COPY \"csv\" (binary) FROM stdin;"));
+        assert!(!is_text_copy(b"COPY t FROM stdin WITH (FORMAT csv);"));
+        assert!(!is_text_copy(b"COPY t FROM STDIN CSV HEADER;"));
+        assert!(!is_text_copy(b"COPY t FROM stdin (FORMAT binary);"));
+        assert!(!is_text_copy(b"copy binary t from stdin;"));
     }
-    copy && parts > 1
-}
-
-/// A `COPY … FROM STDIN` in binary format (`COPY BINARY t`, `WITH BINARY`, `FORMAT binary`): psql reads every
-/// remaining byte of its input as the data. Any `binary` word counts: in doubt, it is taken as binary.
-pub fn is_binary_copy(stmt: &[u8]) -> bool {
-    let mut t = Tokens::new(stmt);
-    std::iter::from_fn(|| t.next()).any(|tok| matches!(tok, Tok::Word(w) if w == "binary"))
+    #[test]
+    fn create_index() {
+        assert!(is_create_index(b"--\n-- Name: i; Type: INDEX\n--\n\nCREATE INDEX i ON s.t USING btree (a);"));
+        assert!(is_create_index(b"CREATE UNIQUE INDEX u ON t (a);"));
+        assert!(is_create_index(b"CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);"));
+        assert!(is_create_index(b"CREATE INDEX \"On\" ON ONLY t (a);"));
+        assert!(!is_create_index(b"create  index on t (a);"), "unnamed");
+        assert!(!is_create_index(b"CREATE INDEX CONCURRENTLY ON t (a);"), "unnamed");
+        assert!(!is_create_index(b"CREATE INDEX IF EXISTS i ON t (a);"));
+        assert!(!is_create_index(b"CREATE INDEXED_THING;"));
+        assert!(!is_create_index(b"CREATE TABLE t (a int);"));
+        assert!(!is_create_index(b"ALTER TABLE ONLY t ADD CONSTRAINT p PRIMARY KEY (a);"));
+        assert!(!is_create_index(b"-- CREATE INDEX i ON t (a);\nSELECT 1;"));
+    }
 }

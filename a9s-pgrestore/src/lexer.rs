@@ -900,6 +900,77 @@ mod tests {
     }
 
     #[test]
+    fn standard_conforming_strings_switch() {
+        let line = "INSERT INTO t VALUES ('C:\\'); DROP TABLE important; --');\n";
+        let mut on = Lexer::new();
+        let mut items = Vec::new();
+        on.push_line(line.as_bytes(), &mut items);
+        assert_eq!(items.len(), 2, "with the setting on, the backslash is a character: two statements");
+        let mut off = Lexer::new();
+        off.set_standard_conforming_strings(false);
+        let mut items = Vec::new();
+        off.push_line(line.as_bytes(), &mut items);
+        assert_eq!(items.len(), 1, "with the setting off, \\' hides the quote: one statement");
+        // A literal opened before the switch keeps the kind it was opened with.
+        let mut l = Lexer::new();
+        let mut items = Vec::new();
+        l.push_line(b"SELECT 'a\\\n", &mut items);
+        l.set_standard_conforming_strings(false);
+        l.push_line(b"';\n", &mut items);
+        assert_eq!(items.len(), 1);
+        // E'' strings take escapes either way.
+        let mut l = Lexer::new();
+        let mut items = Vec::new();
+        l.push_line(b"SELECT E'a\\'; b';\n", &mut items);
+        assert_eq!(items.len(), 1);
+    }
+
+    #[test]
+    fn push_part_stops_after_each_meta_command() {
+        let mut l = Lexer::new();
+        let mut items = Vec::new();
+        let line = b"SELECT 1; \\echo x \\\\ SELECT 2;\n";
+        let next = l.push_part(line, 0, &mut items);
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert!(matches!(&items[1], Item::Meta { name, .. } if name == "echo"));
+        let at = next.expect("more on the line");
+        items.clear();
+        assert_eq!(l.push_part(line, at, &mut items), None);
+        assert_eq!(texts_of(&items), vec!["SELECT 2;".to_string()]);
+    }
+
+    fn texts_of(items: &[Item]) -> Vec<String> {
+        items
+            .iter()
+            .map(|i| match i {
+                Item::Sql { text, .. } => String::from_utf8_lossy(text).into_owned(),
+                Item::Meta { name, .. } => format!("\\{name}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn psql_variables_are_flagged() {
+        let var = |sql: &str| match split_all(sql.as_bytes()).pop() {
+            Some(Item::Sql { variable, .. }) => variable,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(var("SELECT :'DBNAME';").as_deref(), Some(":DBNAME"));
+        assert_eq!(var("SELECT :USER;").as_deref(), Some(":USER"));
+        assert_eq!(var("SELECT :\"HOST\";").as_deref(), Some(":HOST"));
+        assert_eq!(var("SELECT :{?anything};").as_deref(), Some(":{?anything}"));
+        for plain in [
+            "SELECT 1::int;",
+            "SELECT ':DBNAME';",
+            "SELECT a[1:2] FROM t;",
+            "SELECT :undefined_var;",
+            "-- :DBNAME\nSELECT 1;",
+        ] {
+            assert_eq!(var(plain), None, "{plain}");
+        }
+    }
+
+    #[test]
     fn simple_statements_and_lines() {
         assert_eq!(split("SELECT 1;\nSELECT 2;\n"), vec![sql("SELECT 1;", 1), sql("SELECT 2;", 2)]);
     }

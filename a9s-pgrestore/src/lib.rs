@@ -1,15 +1,17 @@
 //! a9s-pgrestore: runs a pg_dumpall script against PostgreSQL exactly as `psql --quiet postgres < dump`
-//! would (the runbook's "Recover Backup" step), natively, with a clear account of every error.
+//! would (the runbook's "Recover Backup" step), natively, with a clear account of every error — and never runs
+//! what psql would not: where it cannot be sure what psql would do, it stops (exit 3).
 //!
 //! - [`lexer`]: psql's statement splitting, a pure function over bytes.
-//! - [`classify`]: what a statement is (COPY from stdin, SET client_encoding, pg_dumpall's CREATE ROLE).
+//! - [`classify`]: what a statement is (COPY from stdin, SET client_encoding, an index build, …) and which
+//!   meta-commands a restore runs.
 //! - [`encoding`]: input transcoding to UTF-8 for LATIN1/LATIN9/WIN1252 sections.
-//! - [`runner`]: the sessions, statements, COPY streaming and meta-commands; [`runner::Hooks`] is where steps
-//!   before and after the restore plug in.
-//! - [`parallel`]: `--jobs`, a large COPY loaded over several sessions at once, CREATE INDEX spread over them.
+//! - [`runner`]: the restore: statements, COPY streaming, meta-commands, errors and the summary;
+//!   [`runner::Hooks`] is where steps before and after the restore plug in.
+//! - [`parallel`]: the `--jobs` session pool.
 //! - [`steps`]: those steps, `--terminate-connections` and `--rename-database`.
 //!
-//! Connection handling (libpq conventions) is shared: [`a9s_core::pg`].
+//! Connections, sessions and PostgreSQL errors are shared: [`a9s_core::pg`].
 
 pub mod classify;
 pub mod encoding;

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use a9s_core::pg::error::{describe, io_to_pg, is_session_lost};
+use a9s_core::pg::error::{copy_context_line, describe, io_to_pg, is_session_lost};
 use a9s_core::pg::Session;
 
 /// Chunk size: large, so that each is one big write and the dealing costs nothing next to the server's work.
@@ -123,27 +123,6 @@ impl ChunkBuilder {
     }
 }
 
-/// The row number N of the server's `COPY t, line N[, column …]` context (a session's own count, from 1),
-/// from an error's `where_`. Several context lines (a trigger's) may precede it; the COPY one is the last.
-pub fn copy_context_line(context: &str) -> Option<u64> {
-    let l = context.lines().rev().find(|l| l.starts_with("COPY "))?;
-    let mut rest = l;
-    // The relation's name comes first and could itself contain ", line ": take the first one followed by a
-    // number that ends the context or is followed by `,` or `:`.
-    while let Some(i) = rest.find(", line ") {
-        let after = &rest[i + 7..];
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        if digits > 0 {
-            let tail = &after[digits..];
-            if tail.is_empty() || tail.starts_with(',') || tail.starts_with(':') {
-                return after[..digits].parse().ok();
-            }
-        }
-        rest = after;
-    }
-    None
-}
-
 /// The script line of row `n` (from 1) of a session that received `chunks` — `(first script line, lines)` in
 /// the order it sent them.
 pub fn script_line(chunks: &[(u64, u64)], n: u64) -> Option<u64> {
@@ -161,81 +140,6 @@ pub fn script_line(chunks: &[(u64, u64)], n: u64) -> Option<u64> {
 /// them: one `(key, statement)` per setting, in the order of their last change).
 pub fn settings_to_replay(applied: &[(String, String)], current: &[(String, String)]) -> Vec<String> {
     current.iter().filter(|s| !applied.contains(s)).map(|(_, sql)| sql.clone()).collect()
-}
-
-/// `CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] name ON …`, as pg_dump writes them after the data,
-/// which may run on any session. An index without a name is not: two at once could pick the same one.
-pub fn is_create_index(stmt: &[u8]) -> bool {
-    let (_, first) = crate::classify::first_line(stmt, 200);
-    let words: Vec<String> = first.split_ascii_whitespace().take(8).map(|w| w.to_ascii_lowercase()).collect();
-    let mut w = words.iter().map(String::as_str).peekable();
-    if w.next() != Some("create") {
-        return false;
-    }
-    w.next_if_eq(&"unique");
-    if w.next() != Some("index") {
-        return false;
-    }
-    w.next_if_eq(&"concurrently");
-    if w.next_if_eq(&"if").is_some() && (w.next() != Some("not") || w.next() != Some("exists")) {
-        return false;
-    }
-    // The name, then ON; an unnamed index has ON (or nothing on this line) right away.
-    matches!(w.next(), Some(name) if name != "on") && w.next() == Some("on")
-}
-
-/// `ALTER TABLE [ONLY] t ADD CONSTRAINT c PRIMARY KEY|UNIQUE (…)`, which pg_dump writes after the data and
-/// which builds an index: one table's lock, like CREATE INDEX, so such statements may run side by side too.
-/// Not foreign keys (they lock two tables) nor anything with more than one action.
-pub fn is_add_key_constraint(stmt: &[u8]) -> bool {
-    // Past pg_dump's comment lines before the statement.
-    let (skipped, _) = crate::classify::first_line(stmt, 1);
-    let start = match skipped {
-        0 => 0,
-        n => stmt.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(n as usize - 1).map_or(0, |(i, _)| i + 1),
-    };
-    let text = String::from_utf8_lossy(&stmt[start..]).to_ascii_lowercase();
-    let words: Vec<&str> = text.split_ascii_whitespace().collect();
-    if words.len() < 7 || words[0] != "alter" || words[1] != "table" {
-        return false;
-    }
-    let Some(add) = words.iter().position(|w| *w == "add") else { return false };
-    if words.get(add + 1) != Some(&"constraint") {
-        return false;
-    }
-    let key = match (words.get(add + 3), words.get(add + 4)) {
-        (Some(&"primary"), Some(k)) => k.starts_with("key"),
-        (Some(u), _) => *u == "unique" || u.starts_with("unique("),
-        _ => false,
-    };
-    key && !has_second_action(&text)
-}
-
-/// Whether an ALTER TABLE's text has a second action or refers to another table (a conservative test).
-fn has_second_action(text: &str) -> bool {
-    // Commas inside the column list are fine; one after the closing parenthesis starts another action.
-    let after = text.rfind(')').map_or("", |i| &text[i + 1..]);
-    after.contains(',') || text.contains(" references ") || text.contains(" foreign ")
-}
-
-/// Statements that may run on any `--jobs` session, side by side with others of their kind: index builds.
-pub fn is_index_build(stmt: &[u8]) -> bool {
-    is_create_index(stmt) || is_add_key_constraint(stmt)
-}
-
-/// Whether a `COPY … FROM stdin` statement uses the text format, where every row is one line (pg_dump's). CSV
-/// rows may span lines and binary data has none: such a COPY stays on one session.
-pub fn is_text_copy(stmt: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(stmt).to_ascii_lowercase();
-    let words: Vec<&str> =
-        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
-    let Some(copy) = words.iter().position(|w| *w == "copy") else { return false };
-    // `COPY BINARY t FROM stdin` is the old syntax.
-    if words.get(copy + 1) == Some(&"binary") {
-        return false;
-    }
-    let Some(stdin) = words.iter().position(|w| *w == "stdin") else { return false };
-    !words[stdin..].iter().any(|w| *w == "csv" || *w == "binary")
 }
 
 /// Whether the main session is inside a transaction block (the script ran `BEGIN`): then other sessions would
@@ -946,21 +850,6 @@ mod tests {
     }
 
     #[test]
-    fn context_lines() {
-        assert_eq!(copy_context_line("COPY t, line 5"), Some(5));
-        assert_eq!(copy_context_line("COPY t, line 12, column v: \"x\""), Some(12));
-        assert_eq!(copy_context_line("COPY big, line 3: \"3\tabc\""), Some(3));
-        assert_eq!(copy_context_line("COPY weird, line x, line 9, column a: \"\""), Some(9));
-        assert_eq!(
-            copy_context_line("PL/pgSQL function f() line 3 at RAISE\nCOPY t, line 41"),
-            Some(41),
-            "a trigger's context comes first"
-        );
-        assert_eq!(copy_context_line("SQL statement \"SELECT 1\""), None);
-        assert_eq!(copy_context_line(""), None);
-    }
-
-    #[test]
     fn lines_map_back_to_the_script() {
         // A session got the chunks starting at script lines 100 (10 rows) and 300 (5 rows).
         let chunks = [(100, 10), (300, 5)];
@@ -987,47 +876,6 @@ mod tests {
             s("role", "SET ROLE app;"),
         ];
         assert_eq!(settings_to_replay(&b, &c), vec!["SET ROLE app;"]);
-    }
-
-    #[test]
-    fn key_constraints() {
-        let pk = b"--\n-- Name: t t_pkey; Type: CONSTRAINT\n--\n\nALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (id);";
-        assert!(is_add_key_constraint(pk));
-        assert!(is_index_build(pk));
-        assert!(is_add_key_constraint(b"ALTER TABLE ONLY s.\"Odd Tbl\"\n    ADD CONSTRAINT u UNIQUE (a, b);"));
-        assert!(is_add_key_constraint(b"ALTER TABLE t ADD CONSTRAINT u UNIQUE(a);"));
-        assert!(!is_add_key_constraint(
-            b"ALTER TABLE ONLY public.c\n    ADD CONSTRAINT c_fk FOREIGN KEY (p) REFERENCES public.p(id);"
-        ));
-        assert!(!is_add_key_constraint(b"ALTER TABLE t ADD CONSTRAINT k PRIMARY KEY (a), ADD COLUMN b int;"));
-        assert!(!is_add_key_constraint(b"ALTER TABLE t ADD CONSTRAINT ck CHECK (a > 0);"));
-        assert!(!is_add_key_constraint(b"ALTER TABLE t OWNER TO app;"));
-        assert!(!is_index_build(b"CREATE TABLE t (a int PRIMARY KEY);"));
-    }
-
-    #[test]
-    fn text_copy() {
-        assert!(is_text_copy(b"COPY public.t (a, b) FROM stdin;"));
-        assert!(is_text_copy(b"COPY \"csv\" (binary) FROM stdin;"));
-        assert!(!is_text_copy(b"COPY t FROM stdin WITH (FORMAT csv);"));
-        assert!(!is_text_copy(b"COPY t FROM STDIN CSV HEADER;"));
-        assert!(!is_text_copy(b"COPY t FROM stdin (FORMAT binary);"));
-        assert!(!is_text_copy(b"copy binary t from stdin;"));
-    }
-
-    #[test]
-    fn create_index() {
-        assert!(is_create_index(b"--\n-- Name: i; Type: INDEX\n--\n\nCREATE INDEX i ON s.t USING btree (a);"));
-        assert!(is_create_index(b"CREATE UNIQUE INDEX u ON t (a);"));
-        assert!(is_create_index(b"CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);"));
-        assert!(is_create_index(b"CREATE INDEX \"On\" ON ONLY t (a);"));
-        assert!(!is_create_index(b"create  index on t (a);"), "unnamed");
-        assert!(!is_create_index(b"CREATE INDEX CONCURRENTLY ON t (a);"), "unnamed");
-        assert!(!is_create_index(b"CREATE INDEX IF EXISTS i ON t (a);"));
-        assert!(!is_create_index(b"CREATE INDEXED_THING;"));
-        assert!(!is_create_index(b"CREATE TABLE t (a int);"));
-        assert!(!is_create_index(b"ALTER TABLE ONLY t ADD CONSTRAINT p PRIMARY KEY (a);"));
-        assert!(!is_create_index(b"-- CREATE INDEX i ON t (a);\nSELECT 1;"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod fixtures;
 pub mod pg;
 pub mod pg_extra;
 pub mod programs;
+pub mod psql_diff;
 pub mod s3;
 pub mod scriptgen;
 

@@ -89,3 +89,44 @@ pub fn io_to_pg(e: std::io::Error) -> std::result::Result<postgres::Error, Strin
         _ => Err(text),
     }
 }
+
+/// The row number N of the server's `COPY t, line N[, column …]` context (a session's own count, from 1),
+/// from an error's `where_`. Several context lines (a trigger's) may precede it; the COPY one is the last.
+pub fn copy_context_line(context: &str) -> Option<u64> {
+    let l = context.lines().rev().find(|l| l.starts_with("COPY "))?;
+    let mut rest = l;
+    // The relation's name comes first and could itself contain ", line ": take the first one followed by a
+    // number that ends the context or is followed by `,` or `:`.
+    while let Some(i) = rest.find(", line ") {
+        let after = &rest[i + 7..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            let tail = &after[digits..];
+            if tail.is_empty() || tail.starts_with(',') || tail.starts_with(':') {
+                return after[..digits].parse().ok();
+            }
+        }
+        rest = after;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_lines() {
+        assert_eq!(copy_context_line("COPY t, line 5"), Some(5));
+        assert_eq!(copy_context_line("COPY t, line 12, column v: \"x\""), Some(12));
+        assert_eq!(copy_context_line("COPY big, line 3: \"3\tabc\""), Some(3));
+        assert_eq!(copy_context_line("COPY weird, line x, line 9, column a: \"\""), Some(9));
+        assert_eq!(
+            copy_context_line("PL/pgSQL function f() line 3 at RAISE\nCOPY t, line 41"),
+            Some(41),
+            "a trigger's context comes first"
+        );
+        assert_eq!(copy_context_line("SQL statement \"SELECT 1\""), None);
+        assert_eq!(copy_context_line(""), None);
+    }
+}

@@ -1,0 +1,357 @@
+//! `COPY … FROM stdin` on the main session: its data streamed from the script as psql streams it, and what
+//! happens when the server refuses it before, during or after its data. `COPY … TO STDOUT` is in the runner.
+
+use super::*;
+
+impl Runner<'_> {
+    pub(super) fn copy_in<R: BufRead>(
+        &mut self,
+        text: &[u8],
+        table: &str,
+        line: u64,
+        first: &str,
+        input: &mut R,
+    ) -> Flow {
+        let Ok(sql) = std::str::from_utf8(text) else {
+            // The server would refuse it, and psql would run the data lines as SQL.
+            let msg = "the COPY statement is not valid UTF-8: the server would refuse it and psql would run its data \
+                       lines as SQL; the restore stopped here"
+                .to_string();
+            return self.stop(line, msg, first.into());
+        };
+        if classify::is_binary_copy(text) {
+            let msg = "COPY in binary format from the script: psql would read the rest of the script as its data; \
+                       the restore stopped here, before it"
+                .to_string();
+            return self.stop(line, msg, first.into());
+        }
+        self.notice_line.store(line, Ordering::Relaxed);
+        let mut prefix = Prefetched::default();
+        if self.opts.jobs > 1 && classify::is_text_copy(text) {
+            // The sessions of --jobs would each be refused; find out first, on the main session, with a COPY
+            // that is started and at once abandoned (no row, no effect).
+            if let Err(e) = self.probe_copy(sql) {
+                return self.copy_refused(&e, line, first);
+            }
+            match self.parallel_copy(sql, table, line, first, input) {
+                Ok(flow) => return flow,
+                Err(p) => prefix = p,
+            }
+        }
+        self.progress.set_detail(format!("database {}, COPY {table}", self.target.dbname));
+        // Out of `self` while the writer borrows it, so lines can be read meanwhile.
+        let mut client = self.client.take().expect("connected");
+        let result = self.stream_copy(&mut client, sql, table, line, input, prefix);
+        self.client = Some(client);
+        self.progress.set_detail(format!("database {}", self.target.dbname));
+        match result {
+            CopyOutcome::Done(rows) => {
+                self.summary.statements += 1;
+                self.summary.copy_commands += 1;
+                self.summary.rows_copied += rows;
+                Flow::Go
+            }
+            CopyOutcome::Failed { error, data_left } => {
+                // A bad row is reported at its own line, as with --jobs: the server counts data rows from 1 in
+                // its `COPY t, line N` context, and the data starts on the line after the statement's last.
+                let row_line = error
+                    .as_db_error()
+                    .and_then(|db| db.where_())
+                    .and_then(a9s_core::pg::error::copy_context_line)
+                    .map(|n| line + text.iter().filter(|&&b| b == b'\n').count() as u64 + n);
+                let flow = self.statement_error(&error, row_line.unwrap_or(line), first, text);
+                if data_left {
+                    self.after_failed_copy(flow, input)
+                } else {
+                    flow
+                }
+            }
+            CopyOutcome::Refused { message, data_left } => {
+                let flow = self.fail(line, None, message, first.into());
+                if data_left {
+                    self.after_failed_copy(flow, input)
+                } else {
+                    flow
+                }
+            }
+            CopyOutcome::Broken { message, data_left } => {
+                if self.client.as_ref().is_some_and(|c| c.is_closed()) {
+                    self.progress.finish();
+                    eprintln!(
+                        "{PROG}: connection to {} lost at line {} during COPY {table} (started at line {line}): \
+                         {message}; the restore is incomplete — check the server's log, then restore again into a \
+                         fresh cluster",
+                        self.target.describe(),
+                        self.line
+                    );
+                    return Flow::Stop(exit::CONNECTION);
+                }
+                let flow = self.fail(line, None, format!("COPY {table} failed: {message}"), first.into());
+                if data_left {
+                    self.after_failed_copy(flow, input)
+                } else {
+                    flow
+                }
+            }
+            CopyOutcome::StartRefused { error } => self.copy_refused(&error, line, first),
+            CopyOutcome::InputError(code) => Flow::Stop(code),
+        }
+    }
+
+    /// The server refused a COPY before its data. psql would now read the data lines as SQL statements (and run
+    /// any that parse); a restore never does, so it stops here (exit 3), having run what psql ran up to here.
+    pub(super) fn copy_refused(&mut self, error: &postgres::Error, line: u64, first: &str) -> Flow {
+        if self.is_lost(error) {
+            return self.lost(error, line);
+        }
+        let msg = format!(
+            "{}; the COPY was refused before its data, and psql would now run its data lines as SQL — \
+             a9s-pgrestore never does, so the restore stopped here",
+            describe(error)
+        );
+        self.summary.statements_failed += 1;
+        self.error(line, sqlstate(error), msg, first.to_string());
+        Flow::Stop(exit::STOPPED)
+    }
+
+    /// After a COPY that failed: its data lines are skipped up to `\.`, never run as SQL.
+    pub(super) fn after_failed_copy<R: BufRead>(&mut self, flow: Flow, input: &mut R) -> Flow {
+        if let Flow::Stop(code) = flow {
+            return Flow::Stop(code);
+        }
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match self.read_line(input, &mut buf) {
+                Ok(0) => return Flow::Go,
+                Ok(_) if is_copy_end(&buf) => return Flow::Go,
+                Ok(_) => {}
+                Err(code) => return Flow::Stop(code),
+            }
+        }
+    }
+
+    /// Starts `sql` (a COPY FROM STDIN) on the main session and abandons it at once: whether the server accepts
+    /// it, without loading anything.
+    pub(super) fn probe_copy(&mut self, sql: &str) -> std::result::Result<(), postgres::Error> {
+        let session = self.client.as_mut().expect("connected");
+        let statement = session.prepare(sql)?;
+        // Dropped unfinished: CopyFail, and the server ends the COPY with nothing loaded.
+        drop(session.copy_in(&statement)?);
+        Ok(())
+    }
+
+    pub(super) fn stream_copy<R: BufRead>(
+        &mut self,
+        client: &mut Session,
+        sql: &str,
+        table: &str,
+        line: u64,
+        input: &mut R,
+        prefix: Prefetched,
+    ) -> CopyOutcome {
+        let data_left = !prefix.complete;
+        // Prepared apart, so that a refused COPY can be told from a broken session (see `reopen`).
+        let statement = match client.prepare(sql) {
+            Ok(s) => s,
+            Err(error) => return CopyOutcome::StartRefused { error },
+        };
+        let mut writer = match client.copy_in(&statement) {
+            Ok(w) => w,
+            Err(error) => return CopyOutcome::StartRefused { error },
+        };
+        let mut chunk: Vec<u8> = prefix.data;
+        if prefix.complete {
+            chunk.extend_from_slice(&self.copy_end);
+        }
+        chunk.reserve(COPY_CHUNK + 64 * 1024);
+        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let enc = self.enc.clone();
+        loop {
+            if !data_left {
+                // All the data came with the prefix.
+                break;
+            }
+            buf.clear();
+            match self.read_line(input, &mut buf) {
+                Ok(0) => {
+                    // psql would end the COPY here and keep what came; a cut stream must not look complete.
+                    drop(writer);
+                    return CopyOutcome::Refused {
+                        message: format!(
+                            "input ended inside the data of COPY {table} (started at line {line}): the dump is \
+                             truncated; the COPY was aborted"
+                        ),
+                        data_left: false,
+                    };
+                }
+                Ok(_) => {}
+                Err(code) => return CopyOutcome::InputError(code),
+            }
+            if is_copy_end(&buf) {
+                // psql sends the end marker too: the server checks it (a `\.` ending in CR after rows ending in
+                // LF is an error there) and ignores anything after it.
+                chunk.extend_from_slice(&buf);
+                break;
+            }
+            let data: &[u8] = match &enc {
+                Ok(e) => match e.to_utf8(&buf, &mut self.conv) {
+                    Ok(false) => &buf,
+                    Ok(true) => &self.conv,
+                    Err(at) => {
+                        drop(writer);
+                        return CopyOutcome::Refused {
+                            message: format!(
+                                "COPY {table} aborted at line {}: byte 0x{:02X} at column {} has no Unicode \
+                                 equivalent in encoding {}",
+                                self.line,
+                                buf[at],
+                                at + 1,
+                                e.name()
+                            ),
+                            data_left: true,
+                        };
+                    }
+                },
+                Err(name) if !buf.is_ascii() => {
+                    let msg = format!(
+                        "COPY {table} aborted at line {}: non-ASCII data in encoding {name}, which a9s-pgrestore \
+                         cannot convert",
+                        self.line
+                    );
+                    drop(writer);
+                    return CopyOutcome::Refused { message: msg, data_left: true };
+                }
+                Err(_) => &buf,
+            };
+            chunk.extend_from_slice(data);
+            if chunk.len() >= COPY_CHUNK {
+                if let Err(e) = writer.write_all(&chunk) {
+                    drop(writer);
+                    return io_failure(e, true);
+                }
+                chunk.clear();
+            }
+        }
+        if !chunk.is_empty() {
+            if let Err(e) = writer.write_all(&chunk) {
+                drop(writer);
+                return io_failure(e, false);
+            }
+        }
+        match writer.finish() {
+            Ok(rows) => CopyOutcome::Done(rows),
+            Err(error) => CopyOutcome::Failed { error, data_left: false },
+        }
+    }
+
+    /// Reads the next COPY data line onto the end of `out`, converted to UTF-8 as `stream_copy` converts it.
+    pub(super) fn copy_data_line<R: BufRead>(&mut self, input: &mut R, out: &mut Vec<u8>, table: &str) -> DataLine {
+        let start = out.len();
+        match self.read_line(input, out) {
+            Ok(0) => return DataLine::Eof,
+            Ok(_) => {}
+            Err(code) => return DataLine::Input(code),
+        }
+        if is_copy_end(&out[start..]) {
+            self.copy_end.clear();
+            self.copy_end.extend_from_slice(&out[start..]);
+            out.truncate(start);
+            return DataLine::End;
+        }
+        let bad = match self.enc.clone() {
+            Ok(e) => match e.to_utf8(&out[start..], &mut self.conv) {
+                Ok(false) => None,
+                Ok(true) => {
+                    out.truncate(start);
+                    out.extend_from_slice(&self.conv);
+                    None
+                }
+                Err(at) => Some(format!(
+                    "COPY {table} aborted at line {}: byte 0x{:02X} at column {} has no Unicode equivalent in \
+                     encoding {}",
+                    self.line,
+                    out[start + at],
+                    at + 1,
+                    e.name()
+                )),
+            },
+            Err(name) if !out[start..].is_ascii() => Some(format!(
+                "COPY {table} aborted at line {}: non-ASCII data in encoding {name}, which a9s-pgrestore cannot \
+                 convert",
+                self.line
+            )),
+            Err(_) => None,
+        };
+        match bad {
+            None => DataLine::Data,
+            Some(msg) => {
+                out.truncate(start);
+                DataLine::Bad(msg)
+            }
+        }
+    }
+}
+
+/// COPY data goes to the server in chunks of about this size: few, large CopyData messages.
+pub(super) const COPY_CHUNK: usize = 256 * 1024;
+
+/// COPY data already read (and converted) before the COPY was sent: with `--jobs`, the first chunk, which shows
+/// whether the table is small enough to stay on the main session.
+#[derive(Default)]
+pub(super) struct Prefetched {
+    pub(super) data: Vec<u8>,
+    /// The `\.` line came: `data` is all of it.
+    pub(super) complete: bool,
+}
+
+/// One COPY data line read by [`Runner::copy_data_line`].
+pub(super) enum DataLine {
+    /// Appended, converted to UTF-8.
+    Data,
+    /// The `\.` line.
+    End,
+    /// The input ended.
+    Eof,
+    /// A line that cannot be converted: the message.
+    Bad(String),
+    /// The input could not be read (reported): the exit status.
+    Input(i32),
+}
+
+pub(super) fn io_failure(e: std::io::Error, data_left: bool) -> CopyOutcome {
+    match io_to_pg(e) {
+        Ok(error) => CopyOutcome::Failed { error, data_left },
+        Err(message) => CopyOutcome::Broken { message, data_left },
+    }
+}
+
+pub(super) enum CopyOutcome {
+    Done(u64),
+    /// The server refused or the session broke.
+    Failed {
+        error: postgres::Error,
+        data_left: bool,
+    },
+    /// The server refused the COPY before its data (at the prepare or the start; after the latter the session
+    /// is out of step, which is no matter: the restore stops).
+    StartRefused {
+        error: postgres::Error,
+    },
+    /// Writing failed without a server error.
+    Broken {
+        message: String,
+        data_left: bool,
+    },
+    /// We aborted it.
+    Refused {
+        message: String,
+        data_left: bool,
+    },
+    InputError(i32),
+}
+
+/// The `\.` line that ends COPY data.
+pub(super) fn is_copy_end(line: &[u8]) -> bool {
+    matches!(line, b"\\.\n" | b"\\.\r\n" | b"\\.")
+}

@@ -1,0 +1,91 @@
+//! Reading the script: lines, the dump's framing (is its closing line there?), the input encoding.
+
+use super::*;
+
+impl Runner<'_> {
+    /// The line in UTF-8 when the input encoding needs converting (`None`: as it is). A byte that cannot be
+    /// converted poisons the statement it belongs to (it is reported, not run).
+    pub(super) fn transcode(&mut self, line: &[u8]) -> Option<Vec<u8>> {
+        match &self.enc {
+            Ok(enc) => match enc.to_utf8(line, &mut self.conv) {
+                Ok(false) => None,
+                Ok(true) => Some(std::mem::take(&mut self.conv)),
+                Err(at) => {
+                    let reason = format!(
+                        "byte 0x{:02X} at column {} has no Unicode equivalent in encoding {}",
+                        line[at],
+                        at + 1,
+                        enc.name()
+                    );
+                    self.poisoned.get_or_insert((self.line, reason));
+                    Some(std::mem::take(&mut self.conv))
+                }
+            },
+            Err(name) => {
+                if !line.is_ascii() {
+                    let reason = format!("non-ASCII text in encoding {name}, which a9s-pgrestore cannot convert");
+                    self.poisoned.get_or_insert((self.line, reason));
+                }
+                None
+            }
+        }
+    }
+
+    /// Reads one line (with its `\n`) into `buf`; returns its length, 0 at the end.
+    pub(super) fn read_line<R: BufRead>(
+        &mut self,
+        input: &mut R,
+        buf: &mut Vec<u8>,
+    ) -> std::result::Result<usize, i32> {
+        match input.read_until(b'\n', buf) {
+            Ok(0) => Ok(0),
+            Ok(n) => {
+                self.line += 1;
+                self.progress.add(n as u64);
+                Ok(n)
+            }
+            Err(e) => {
+                self.progress.finish();
+                eprintln!(
+                    "{PROG}: cannot read the input after line {}: {}; the restore is incomplete",
+                    self.line,
+                    a9s_core::error::describe_io(&e)
+                );
+                Err(exit::ERRORS)
+            }
+        }
+    }
+
+    pub(super) fn check_framing(&mut self, line: &[u8]) {
+        if !line.starts_with(b"-- PostgreSQL database") {
+            return;
+        }
+        let l = line.strip_suffix(b"\n").unwrap_or(line);
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        const PAIRS: [(&[u8], &[u8]); 2] = [
+            (b"-- PostgreSQL database cluster dump", b"-- PostgreSQL database cluster dump complete"),
+            (b"-- PostgreSQL database dump", b"-- PostgreSQL database dump complete"),
+        ];
+        for (head, tail) in PAIRS {
+            if l == head && self.line <= 10 && self.framing.trailer.is_none() {
+                self.framing.trailer = Some(tail);
+            } else if Some(l) == self.framing.trailer {
+                self.framing.seen_trailer = true;
+            }
+        }
+    }
+
+    pub(super) fn enc_name(&self) -> String {
+        match &self.enc {
+            Ok(e) => e.name().to_string(),
+            Err(n) => n.clone(),
+        }
+    }
+}
+
+/// A pg_dump or pg_dumpall header seen, and whether its closing line came.
+#[derive(Default)]
+pub(super) struct DumpFraming {
+    pub(super) trailer: Option<&'static [u8]>,
+    pub(super) seen_trailer: bool,
+}

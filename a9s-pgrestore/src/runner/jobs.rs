@@ -1,0 +1,256 @@
+//! `--jobs`: the glue between the runner and the session pool ([`crate::parallel`]): large COPY blocks dealt
+//! out over the sessions, index builds run side by side, and the barrier that keeps everything else in order.
+
+use super::*;
+
+impl Runner<'_> {
+    /// Loads a COPY whose data is larger than one chunk over the `--jobs` sessions, all or nothing. A smaller
+    /// one, or one inside a transaction block, stays on the main session: then its data read so far comes back.
+    pub(super) fn parallel_copy<R: BufRead>(
+        &mut self,
+        sql: &str,
+        table: &str,
+        line: u64,
+        first: &str,
+        input: &mut R,
+    ) -> std::result::Result<Flow, Prefetched> {
+        let limit = if self.opts.chunk_bytes == 0 { parallel::DEFAULT_CHUNK_BYTES } else { self.opts.chunk_bytes };
+        let mut chunks = ChunkBuilder::new(limit);
+        loop {
+            match self.copy_data_line(input, chunks.buffer(), table) {
+                DataLine::Data => {
+                    chunks.pushed(self.line);
+                    if chunks.is_full() {
+                        break;
+                    }
+                }
+                DataLine::End => {
+                    return Err(Prefetched { data: chunks.take().map(|c| c.data).unwrap_or_default(), complete: true })
+                }
+                // The main session's COPY meets the end of the input and says so.
+                DataLine::Eof => {
+                    return Err(Prefetched { data: chunks.take().map(|c| c.data).unwrap_or_default(), complete: false })
+                }
+                DataLine::Bad(msg) => {
+                    let flow = self.fail(line, None, msg, first.into());
+                    return Ok(self.after_failed_copy(flow, input));
+                }
+                DataLine::Input(code) => return Ok(Flow::Stop(code)),
+            }
+        }
+        // Other sessions would not see a table created in the main session's open transaction block (and
+        // would wait for its locks): such a COPY stays on the main session, as does one that cannot be checked.
+        if !matches!(parallel::in_transaction_block(self.client.as_mut().expect("connected")), Ok(false)) {
+            return Err(Prefetched { data: chunks.take().map(|c| c.data).unwrap_or_default(), complete: false });
+        }
+        if let Flow::Stop(code) = self.ensure_pool(line) {
+            return Ok(Flow::Stop(code));
+        }
+        let mut pool = self.pool.take().expect("sessions open");
+        let jobs = pool.jobs();
+        self.progress.set_detail(format!("database {}, COPY {table} over {jobs} sessions", self.target.dbname));
+        let settings = self.settings.clone();
+        let first_chunk = chunks.take().expect("a full chunk");
+        let mut stop: Option<FeedStop> = None;
+        let mut ended = false;
+        let result = {
+            let mut feed = || -> Feed {
+                if ended {
+                    return Feed::End;
+                }
+                loop {
+                    match self.copy_data_line(input, chunks.buffer(), table) {
+                        DataLine::Data => {
+                            chunks.pushed(self.line);
+                            if chunks.is_full() {
+                                return Feed::Chunk(chunks.take().expect("a full chunk"));
+                            }
+                        }
+                        DataLine::End if self.copy_end != b"\\.\n" => {
+                            // The server would check this marker against the rows' line ends in one stream; over
+                            // several sessions it cannot. Rare outside hand-made scripts.
+                            let msg = format!(
+                                "COPY {table}: the end-of-data line at line {} is not the `\\.` with a plain newline \
+                                 that pg_dump writes; run without --jobs to have the server judge it as under psql",
+                                self.line
+                            );
+                            stop = Some(FeedStop::Message(msg, false));
+                            return Feed::Stop;
+                        }
+                        DataLine::End => {
+                            ended = true;
+                            return chunks.take().map_or(Feed::End, Feed::Chunk);
+                        }
+                        DataLine::Eof => {
+                            let msg = format!(
+                                "input ended inside the data of COPY {table} (started at line {line}): the dump is \
+                                 truncated; the COPY was aborted"
+                            );
+                            stop = Some(FeedStop::Message(msg, false));
+                            return Feed::Stop;
+                        }
+                        DataLine::Bad(msg) => {
+                            stop = Some(FeedStop::Message(msg, true));
+                            return Feed::Stop;
+                        }
+                        DataLine::Input(code) => {
+                            stop = Some(FeedStop::Input(code));
+                            return Feed::Stop;
+                        }
+                    }
+                }
+            };
+            pool.copy(sql, line, &settings, first_chunk, &mut feed)
+        };
+        self.pool = Some(pool);
+        self.progress.set_detail(format!("database {}", self.target.dbname));
+        let skip = |me: &mut Self, flow: Flow, input: &mut R, data_left: bool| {
+            if data_left {
+                me.after_failed_copy(flow, input)
+            } else {
+                flow
+            }
+        };
+        let data_left = !result.fed_to_end;
+        Ok(match result.outcome {
+            parallel::CopyOutcome::Done { rows, .. } => {
+                self.summary.statements += 1;
+                self.summary.copy_commands += 1;
+                self.summary.parallel_copies += 1;
+                self.summary.rows_copied += rows;
+                Flow::Go
+            }
+            parallel::CopyOutcome::Stopped => match stop {
+                Some(FeedStop::Input(code)) => Flow::Stop(code),
+                Some(FeedStop::Message(msg, left)) => {
+                    let flow = self.fail(line, None, msg, first.into());
+                    skip(self, flow, input, left)
+                }
+                None => Flow::Go,
+            },
+            parallel::CopyOutcome::Failed { line: row, error } => {
+                self.summary.statements_failed += 1;
+                let (msg, sqlstate) = (describe(&error), sqlstate(&error));
+                let msg = format!(
+                    "{msg}; in the data of COPY {table} (line {line}), rolled back on all {jobs} sessions: none of \
+                     its rows were loaded"
+                );
+                let flow = self.fail(row.unwrap_or(line), sqlstate, msg, first.into());
+                skip(self, flow, input, data_left)
+            }
+            parallel::CopyOutcome::Lost(m) => {
+                self.progress.finish();
+                eprintln!(
+                    "{PROG}: a --jobs session to {} was lost during COPY {table} (started at line {line}; last line \
+                     read: {}): {m}; the restore is incomplete — check the server's log, then restore again into a \
+                     fresh cluster",
+                    self.target.describe(),
+                    self.line
+                );
+                Flow::Stop(exit::CONNECTION)
+            }
+            parallel::CopyOutcome::Partial { message } => {
+                let msg = format!(
+                    "COPY {table}: COMMIT failed on a --jobs session after others had committed ({message}): the \
+                     table is partly loaded — empty it and load it again"
+                );
+                let flow = self.fail(line, None, msg, first.into());
+                skip(self, flow, input, data_left)
+            }
+        })
+    }
+
+    /// Runs an index build on a `--jobs` session; `None` when it must run on the main session (inside a
+    /// transaction block), after the sessions are idle.
+    pub(super) fn parallel_index(&mut self, sql: &str, line: u64, first: &str, text: &[u8]) -> Option<Flow> {
+        if !matches!(parallel::in_transaction_block(self.client.as_mut().expect("connected")), Ok(false)) {
+            return match self.barrier() {
+                Flow::Go => None,
+                stop => Some(stop),
+            };
+        }
+        if let Flow::Stop(code) = self.ensure_pool(line) {
+            return Some(Flow::Stop(code));
+        }
+        let settings = self.settings.clone();
+        let pending = PendingIndex { first: first.to_string(), text: text.to_vec() };
+        self.pool.as_mut().expect("sessions open").exec(sql.to_string(), &settings, line, pending);
+        self.summary.parallel_indexes += 1;
+        Some(Flow::Go)
+    }
+
+    /// Waits until the `--jobs` sessions are idle and reports what they ran, in script order.
+    pub(super) fn barrier(&mut self) -> Flow {
+        let Some(pool) = self.pool.as_mut() else { return Flow::Go };
+        for done in pool.wait_idle() {
+            self.notice_line.store(done.line, Ordering::Relaxed);
+            match done.result {
+                Ok(()) => self.summary.statements += 1,
+                Err(parallel::Failure::Sql(e)) => {
+                    if let Flow::Stop(code) = self.statement_error(&e, done.line, &done.tag.first, &done.tag.text) {
+                        return Flow::Stop(code);
+                    }
+                }
+                Err(parallel::Failure::Lost(m)) => {
+                    self.progress.finish();
+                    eprintln!(
+                        "{PROG}: a --jobs session to {} was lost at line {} (last line read: {}): {m}; the restore \
+                         is incomplete — check the server's log, then restore again into a fresh cluster",
+                        self.target.describe(),
+                        done.line,
+                        self.line
+                    );
+                    return Flow::Stop(exit::CONNECTION);
+                }
+            }
+        }
+        Flow::Go
+    }
+
+    /// Opens the `--jobs` sessions on the current database if they are not open yet.
+    pub(super) fn ensure_pool(&mut self, line: u64) -> Flow {
+        if self.pool.as_ref().is_some_and(|p| p.dbname() == self.target.dbname) {
+            return Flow::Go;
+        }
+        self.pool = None;
+        let target = self.target.clone();
+        let db = quote_conninfo_value(&target.dbname);
+        let connect: parallel::Connect = Arc::new(move |line: Arc<AtomicU64>| {
+            let db = db.clone();
+            target.connect_with_notices(Arc::new(move |n| {
+                eprintln!("{}", notice_text(&db, line.load(Ordering::Relaxed), n))
+            }))
+        });
+        match Pool::open(connect, &self.target.dbname, self.opts.jobs) {
+            Ok(pool) => {
+                self.pool = Some(pool);
+                Flow::Go
+            }
+            Err(e) => {
+                self.progress.finish();
+                self.connect_failed = true;
+                eprintln!(
+                    "{PROG}: {} line {line}: cannot open the {} sessions of --jobs: {}; the restore stopped here",
+                    self.db(),
+                    self.opts.jobs,
+                    e.message
+                );
+                Flow::Stop(exit::CONNECTION)
+            }
+        }
+    }
+}
+
+/// An index build running on a `--jobs` session: what its error report needs.
+#[derive(Debug)]
+pub(super) struct PendingIndex {
+    pub(super) first: String,
+    pub(super) text: Vec<u8>,
+}
+
+/// Why a parallel COPY's feed stopped.
+pub(super) enum FeedStop {
+    /// An error to report; whether data lines are left to skip.
+    Message(String, bool),
+    Input(i32),
+}

@@ -1,0 +1,541 @@
+//! Runs a psql script (a pg_dumpall) over `postgres` sessions the way psql does: line by line through the
+//! lexer, each statement sent alone with the simple query protocol, `COPY … FROM stdin` data streamed through
+//! copy-in, the few meta-commands a dump contains honoured and every other one refused.
+//!
+//! Generic over the input (`impl BufRead`) so tests can drive it; the CLI in lib.rs only wires options.
+
+use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use a9s_core::io::human_bytes;
+use a9s_core::pg::error::{describe, error_chain, io_to_pg, is_session_lost, sqlstate};
+use a9s_core::pg::Session;
+use a9s_core::pg::{quote_conninfo_value, Reconnect, Target};
+use a9s_core::progress::Progress;
+use a9s_core::Result;
+use postgres::error::SqlState;
+use serde::Serialize;
+
+use crate::classify::{self, Copy};
+use crate::encoding::Encoding;
+use crate::lexer::{Item, Lexer};
+use crate::parallel::{self, ChunkBuilder, Feed, Pool};
+
+mod copy;
+mod input;
+mod jobs;
+mod meta;
+mod report;
+
+use copy::{DataLine, Prefetched};
+use input::DumpFraming;
+use jobs::PendingIndex;
+pub use report::{exit, ErrorRecord, Summary};
+use report::{notice_text, MAX_ERROR_RECORDS};
+
+const PROG: &str = "a9s-pgrestore";
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Stop at the first error (psql's `ON_ERROR_STOP`).
+    pub on_error_stop: bool,
+    /// No notes, no summary; errors only.
+    pub quiet: bool,
+    /// Draw progress on stderr (the CLI sets this when stderr is a terminal).
+    pub progress: bool,
+    /// Size of the input when known (a file), for the progress line.
+    pub total_bytes: Option<u64>,
+    /// `PGCLIENTENCODING`: the input encoding of every session until the script sets one. Otherwise, as
+    /// psql in a script, the database's encoding.
+    pub client_encoding: Option<Encoding>,
+    /// `--jobs`: sessions that load a large COPY, and build consecutive indexes, at once; 0 or 1: everything on
+    /// the one session, as psql.
+    pub jobs: usize,
+    /// Size of the chunks a COPY's data is dealt out in with `jobs` > 1 (0: [`parallel::DEFAULT_CHUNK_BYTES`]).
+    pub chunk_bytes: usize,
+}
+
+/// Steps before and after the script (issue 4's cluster steps plug in here).
+pub trait Hooks {
+    /// On the first session, before the first line of the script is read.
+    fn before_restore(&mut self, _client: &mut Session, _target: &Target) -> Result<()> {
+        Ok(())
+    }
+    /// After the script, whatever its outcome (check `summary.exit_code`); `target` is the first session's.
+    fn after_restore(&mut self, _target: &Target, _summary: &Summary) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// No steps.
+pub struct NoHooks;
+impl Hooks for NoHooks {}
+
+enum Flow {
+    Go,
+    /// psql throws the rest of the line away after a meta-command that failed (`HandleSlashCmds`).
+    SkipRestOfLine,
+    Stop(i32),
+}
+
+/// The input's encoding: supported, or a name we cannot transcode (only ASCII lines then pass).
+type InputEncoding = std::result::Result<Encoding, String>;
+
+pub struct Runner<'o> {
+    opts: &'o Options,
+    /// The first session's target; `\connect` keeps its server and user.
+    base: Target,
+    target: Target,
+    client: Option<Session>,
+    lexer: Lexer,
+    enc: InputEncoding,
+    restrict: Option<String>,
+    line: u64,
+    summary: Summary,
+    progress: Progress,
+    start: Instant,
+    conv: Vec<u8>,
+    /// A line of the statement being collected could not be transcoded: (line, reason).
+    poisoned: Option<(u64, String)>,
+    framing: DumpFraming,
+    /// Session settings made by the script on the current session, to re-apply if it must be reopened.
+    settings: Vec<(String, String)>,
+    /// Where the server's notices are attributed: the line of the statement running, the database.
+    notice_line: Arc<AtomicU64>,
+    notice_db: Arc<Mutex<String>>,
+    /// The first connection or a `\connect` failed (rather than a session being lost).
+    connect_failed: bool,
+    /// `--jobs`: the other sessions on the current database, opened at its first parallel step.
+    pool: Option<Pool<PendingIndex>>,
+    /// The last COPY's end-of-data line as it came (`\.` and its line end), sent to the server as psql does.
+    copy_end: Vec<u8>,
+}
+
+impl<'o> Runner<'o> {
+    pub fn new(target: Target, opts: &'o Options) -> Self {
+        Runner {
+            opts,
+            base: target.clone(),
+            target,
+            client: None,
+            lexer: Lexer::new(),
+            enc: Ok(Encoding::Utf8),
+            restrict: None,
+            line: 0,
+            summary: Summary::default(),
+            progress: Progress::with_enabled(PROG, opts.total_bytes, opts.progress),
+            start: Instant::now(),
+            conv: Vec::new(),
+            poisoned: None,
+            framing: DumpFraming::default(),
+            settings: Vec::new(),
+            notice_line: Arc::new(AtomicU64::new(0)),
+            notice_db: Arc::new(Mutex::new(String::new())),
+            connect_failed: false,
+            pool: None,
+            copy_end: Vec::new(),
+        }
+    }
+
+    /// The script's session settings on the current session, in order (`SET …`, `RESET …`,
+    /// `SELECT pg_catalog.set_config(…, false)`; the last per setting): what another session of the same
+    /// database must replay to read the script the same way.
+    pub fn session_settings(&self) -> impl Iterator<Item = &str> {
+        self.settings.iter().map(|(_, sql)| sql.as_str())
+    }
+
+    /// Runs the whole script; every message is printed on the way. The summary carries the exit status.
+    pub fn run<R: BufRead>(mut self, input: &mut R, hooks: &mut dyn Hooks) -> Summary {
+        let mut code = self.run_script(input, hooks);
+        self.progress.finish();
+        self.summary.exit_code = code;
+        self.summary.last_line = self.line;
+        self.summary.lines_read = self.line;
+        self.summary.bytes_read = self.progress.done();
+        self.summary.elapsed_seconds = self.start.elapsed().as_secs_f64();
+        self.pool = None;
+        self.client = None;
+        if let Err(e) = hooks.after_restore(&self.base, &self.summary) {
+            eprintln!("{PROG}: {}", e.message);
+            if code == exit::OK {
+                code = e.code;
+            }
+        }
+        self.summary.exit_code = code;
+        self.summary.status = match code {
+            exit::OK => "ok",
+            exit::ERRORS if self.summary.errors > 0 => "errors",
+            exit::CONNECTION if self.connect_failed => "connection_failed",
+            exit::CONNECTION => "connection_lost",
+            exit::STOPPED => "stopped",
+            _ => "failed",
+        }
+        .to_string();
+        if !self.opts.quiet {
+            eprintln!("{}", self.summary_text());
+        }
+        self.summary
+    }
+
+    fn run_script<R: BufRead>(&mut self, input: &mut R, hooks: &mut dyn Hooks) -> i32 {
+        let target = self.base.clone();
+        match self.open(&target) {
+            Ok(client) => {
+                if let Err(e) = self.adopt(client, target) {
+                    eprintln!("{PROG}: cannot set up the session on {}: {}", self.target.describe(), error_chain(&e));
+                    return exit::CONNECTION;
+                }
+            }
+            Err(e) => {
+                eprintln!("{PROG}: {}", e.message);
+                self.connect_failed = true;
+                return exit::CONNECTION;
+            }
+        }
+        // A standby takes no writes: refuse before reading a byte of the script, not statement by statement.
+        if let Err(e) =
+            a9s_core::pg::admin::refuse_if_in_recovery(self.client.as_mut().expect("connected"), PROG, exit::CONNECTION)
+        {
+            eprintln!("{PROG}: {}", e.message);
+            self.connect_failed = true;
+            return e.code;
+        }
+        if let Err(e) = hooks.before_restore(self.client.as_mut().expect("connected"), &self.base) {
+            eprintln!("{PROG}: {}", e.message);
+            return e.code;
+        }
+
+        let mut line = Vec::with_capacity(64 * 1024);
+        let mut items = Vec::new();
+        loop {
+            line.clear();
+            match self.read_line(input, &mut line) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(code) => return code,
+            }
+            if self.line == 1 && line.starts_with(b"\xEF\xBB\xBF") {
+                line.drain(..3);
+            }
+            self.check_framing(&line);
+            if let Some(converted) = self.transcode(&line) {
+                line = converted;
+            }
+            let mut from = 0;
+            loop {
+                let next = self.lexer.push_part(&line, from, &mut items);
+                let mut skip_rest = false;
+                for item in items.drain(..) {
+                    match self.handle(item, input) {
+                        Flow::Go => {}
+                        Flow::SkipRestOfLine => skip_rest = true,
+                        Flow::Stop(code) => return code,
+                    }
+                }
+                match next {
+                    Some(at) if !skip_rest => from = at,
+                    _ => break,
+                }
+            }
+            // psql reads standard_conforming_strings from the server when it starts lexing a line.
+            if let Flow::Stop(code) = self.follow_server_settings() {
+                return code;
+            }
+            // COPY data lines bypass the lexer; it must still count them for its line numbers.
+            let lag = self.line.saturating_sub(self.lexer.line_number());
+            if lag > 0 {
+                self.lexer.skip_lines(lag);
+            }
+        }
+        self.lexer.finish(&mut items);
+        for item in items.drain(..) {
+            if let Flow::Stop(code) = self.handle(item, input) {
+                return code;
+            }
+        }
+        if let Flow::Stop(code) = self.barrier() {
+            return code;
+        }
+        if let (Some(trailer), false) = (self.framing.trailer, self.framing.seen_trailer) {
+            let msg = format!(
+                "input ended at line {} before the dump's last line \"{}\": the dump is truncated (did the program \
+                 feeding the pipe fail?); the restore is incomplete",
+                self.line,
+                String::from_utf8_lossy(trailer)
+            );
+            self.error(self.line, None, msg, String::new());
+            if self.opts.on_error_stop {
+                return exit::STOPPED;
+            }
+        }
+        if self.summary.errors > 0 {
+            exit::ERRORS
+        } else {
+            exit::OK
+        }
+    }
+
+    /// Takes the server's word for the settings that change how the script is read, as psql does from the
+    /// server's ParameterStatus reports, however they changed (SET, set_config, a DO block, a function, the
+    /// role's or database's own setting at `\connect`).
+    fn follow_server_settings(&mut self) -> Flow {
+        let Some(session) = self.client.as_ref() else { return Flow::Go };
+        // psql: on only if the server says "on".
+        let scs = session.parameter("standard_conforming_strings") == Some("on");
+        self.lexer.set_standard_conforming_strings(scs);
+        // The session's client_encoding stays UTF8 (the input is converted instead, see `set_input_encoding`);
+        // if the script changed it some other way the server now reads our UTF-8 as something else.
+        match session.parameter("client_encoding") {
+            Some(e) if !e.eq_ignore_ascii_case("UTF8") => {
+                let msg = format!(
+                    "the script changed client_encoding to {e} in a way a9s-pgrestore does not follow (only SET \
+                     client_encoding and \\encoding are followed); the restore stopped here, nothing after line {} \
+                     ran",
+                    self.line
+                );
+                self.stop(self.line, msg, String::new())
+            }
+            _ => Flow::Go,
+        }
+    }
+
+    /// Stops the restore (exit 3) because going on could run what psql would not: reported as an error.
+    fn stop(&mut self, line: u64, message: String, statement: String) -> Flow {
+        self.error(line, None, message, statement);
+        Flow::Stop(exit::STOPPED)
+    }
+
+    /// Connects to `target`, printing the server's notices and warnings as psql does (on stderr, with the
+    /// line of the statement that caused them).
+    fn open(&mut self, target: &Target) -> Result<Session> {
+        *self.notice_db.lock().expect("notice db") = quote_conninfo_value(&target.dbname);
+        let (line, db) = (self.notice_line.clone(), self.notice_db.clone());
+        target.connect_with_notices(Arc::new(move |n| {
+            let db = db.lock().map(|d| d.clone()).unwrap_or_default();
+            eprintln!("{}", notice_text(&db, line.load(Ordering::Relaxed), n));
+        }))
+    }
+
+    /// Makes `client` the current session: learns its encoding and string syntax, as psql does on connect.
+    fn adopt(&mut self, client: Session, target: Target) -> std::result::Result<(), postgres::Error> {
+        // Both are reported by the server at start-up (ParameterStatus).
+        let server_encoding = client.parameter("server_encoding").unwrap_or_default().to_string();
+        let scs = client.parameter("standard_conforming_strings") == Some("on");
+        self.enc = match self.opts.client_encoding {
+            Some(e) => Ok(e),
+            None => Encoding::parse(&server_encoding).ok_or(server_encoding),
+        };
+        self.lexer.set_standard_conforming_strings(scs);
+        self.summary.databases.push(target.dbname.clone());
+        self.progress.set_detail(format!("database {}", target.dbname));
+        self.client = Some(client);
+        self.target = target;
+        self.settings.clear();
+        Ok(())
+    }
+
+    fn handle<R: BufRead>(&mut self, item: Item, input: &mut R) -> Flow {
+        // With --jobs, consecutive index builds (CREATE INDEX, ADD PRIMARY KEY/UNIQUE) run at once; anything else
+        // waits for them to end.
+        let concurrent =
+            matches!(&item, Item::Sql { text, .. } if self.opts.jobs > 1 && classify::is_index_build(text));
+        if !concurrent {
+            if let Flow::Stop(code) = self.barrier() {
+                return Flow::Stop(code);
+            }
+        }
+        match item {
+            Item::Meta { name, args, line } => {
+                self.poisoned = None;
+                self.meta(&name, &args, line)
+            }
+            Item::Sql { first_line, variable: Some(var), .. } => {
+                let msg = format!(
+                    "the statement refers to the psql variable {var}, which psql would replace by its own value; \
+                     a9s-pgrestore runs only what it can run exactly as psql, so the restore stopped here, before \
+                     this statement"
+                );
+                self.stop(first_line, msg, String::new())
+            }
+            Item::Sql { text, first_line, variable: None } => self.statement(&text, first_line, input),
+        }
+    }
+
+    // ----- errors -----
+
+    fn db(&self) -> String {
+        quote_conninfo_value(&self.target.dbname)
+    }
+
+    /// Prints and counts an error; `--on-error-stop` turns it into a stop.
+    fn fail(&mut self, line: u64, sqlstate: Option<String>, message: String, statement: String) -> Flow {
+        self.error(line, sqlstate, message, statement);
+        if self.opts.on_error_stop {
+            eprintln!("{PROG}: stopped at line {line} (--on-error-stop); the restore is incomplete");
+            Flow::Stop(exit::STOPPED)
+        } else {
+            Flow::Go
+        }
+    }
+
+    fn error(&mut self, line: u64, sqlstate: Option<String>, message: String, statement: String) {
+        self.progress.finish();
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{PROG}: {} line {line}: {message}", self.db());
+        if !statement.is_empty() {
+            let _ = writeln!(err, "    in: {statement}");
+        }
+        drop(err);
+        self.summary.errors += 1;
+        if self.summary.error_list.len() < MAX_ERROR_RECORDS {
+            self.summary.error_list.push(ErrorRecord {
+                line,
+                database: self.target.dbname.clone(),
+                sqlstate,
+                message,
+                statement,
+            });
+        }
+    }
+
+    fn note(&mut self, line: u64, message: &str) {
+        if !self.opts.quiet {
+            self.progress.finish();
+            eprintln!("{PROG}: {} line {line}: note: {message}", self.db());
+        }
+    }
+
+    /// Whether an error means the session is gone.
+    fn is_lost(&self, e: &postgres::Error) -> bool {
+        is_session_lost(e, self.client.as_ref().is_some_and(|c| c.is_closed()))
+    }
+
+    fn lost(&mut self, e: &postgres::Error, line: u64) -> Flow {
+        self.progress.finish();
+        eprintln!(
+            "{PROG}: connection to {} lost at line {line} (last line read: {}): {}; the restore is incomplete — \
+             check the server's log, then restore again into a fresh cluster",
+            self.target.describe(),
+            self.line,
+            describe(e)
+        );
+        Flow::Stop(exit::CONNECTION)
+    }
+
+    /// A statement failed: expected, counted, a stop, or a lost connection.
+    fn statement_error(&mut self, e: &postgres::Error, line: u64, first: &str, text: &[u8]) -> Flow {
+        if self.is_lost(e) {
+            return self.lost(e, line);
+        }
+        self.summary.statements_failed += 1;
+        if let Some(db) = e.as_db_error() {
+            if *db.code() == SqlState::DUPLICATE_OBJECT {
+                if let Some(role) = classify::bare_create_role(text) {
+                    self.summary.expected_errors += 1;
+                    self.summary.statements_failed -= 1;
+                    self.note(line, &format!("role \"{role}\" exists already (expected with pg_dumpall: the ALTER ROLE that follows sets it up)"));
+                    return Flow::Go;
+                }
+            }
+        }
+        self.fail(line, sqlstate(e), describe(e), first.to_string())
+    }
+
+    // ----- statements -----
+
+    fn statement<R: BufRead>(&mut self, text: &[u8], first_line: u64, input: &mut R) -> Flow {
+        let (skipped, first) = classify::first_line(text, 100);
+        let line = first_line + skipped;
+        if let Some((bad, reason)) = self.poisoned.take() {
+            if let Some(Copy::FromStdin(_)) = classify::copy_kind(text) {
+                let msg = format!(
+                    "not executed: line {bad}: {reason}; psql would send it, have it refused and run the COPY's data \
+                     lines as SQL: the restore stopped here"
+                );
+                return self.stop(line, msg, first);
+            }
+            return self.fail(line, None, format!("not executed: line {bad}: {reason}"), first);
+        }
+        if classify::is_compound_with_copy(text) {
+            let msg = "a COPY joined to other statements with \\; (sent as one query): psql would stream its data \
+                       from the middle of the query, which a9s-pgrestore does not reproduce; the restore stopped \
+                       here, before this statement"
+                .to_string();
+            return self.stop(line, msg, first);
+        }
+        match classify::copy_kind(text) {
+            Some(Copy::FromStdin(table)) => return self.copy_in(text, &table, line, &first, input),
+            Some(Copy::ToStdout) => return self.copy_out(text, line, first),
+            None => {}
+        }
+        if let Some(value) = classify::set_client_encoding(text) {
+            // Not sent: the session stays UTF-8; the input is converted from here on instead.
+            return self.set_input_encoding(&value, line, first, text);
+        }
+        let Ok(sql) = std::str::from_utf8(text) else {
+            let msg = format!("not executed: the statement is not valid UTF-8 (input encoding {})", self.enc_name());
+            return self.fail(line, None, msg, first);
+        };
+        if self.opts.jobs > 1 && classify::is_index_build(text) {
+            if let Some(flow) = self.parallel_index(sql, line, &first, text) {
+                return flow;
+            }
+        }
+        self.notice_line.store(line, Ordering::Relaxed);
+        let client = self.client.as_mut().expect("connected");
+        match client.batch_execute(sql) {
+            Ok(()) => {
+                self.summary.statements += 1;
+                if let Some(key) = classify::session_setting(text) {
+                    self.settings.retain(|(k, _)| *k != key);
+                    self.settings.push((key, sql.to_string()));
+                }
+                Flow::Go
+            }
+            Err(e) => self.statement_error(&e, line, &first, text),
+        }
+    }
+
+    /// `COPY … TO STDOUT`: run as psql runs it (its query may have effects); the data are dropped, where psql
+    /// would print them.
+    fn copy_out(&mut self, text: &[u8], line: u64, first: String) -> Flow {
+        let Ok(sql) = std::str::from_utf8(text) else {
+            return self.fail(line, None, "not executed: the statement is not valid UTF-8".into(), first);
+        };
+        self.notice_line.store(line, Ordering::Relaxed);
+        match self.client.as_mut().expect("connected").copy_out(sql) {
+            Ok(_) => {
+                self.summary.statements += 1;
+                Flow::Go
+            }
+            Err(e) => self.statement_error(&e, line, &first, text),
+        }
+    }
+
+    // ----- COPY -----
+
+    // ----- meta-commands -----
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy::is_copy_end;
+    use super::meta::meta_text;
+
+    #[test]
+    fn copy_end() {
+        assert!(is_copy_end(b"\\.\n"));
+        assert!(is_copy_end(b"\\.\r\n"));
+        assert!(is_copy_end(b"\\."));
+        assert!(!is_copy_end(b"\\.x\n"));
+        assert!(!is_copy_end(b"a\\.\n"));
+    }
+
+    #[test]
+    fn meta_display() {
+        assert_eq!(meta_text("!", &["rm".into(), "-rf".into(), "/".into()]), "\\! rm -rf /");
+    }
+}
