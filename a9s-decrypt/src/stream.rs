@@ -2,11 +2,11 @@
 //! channels of fixed-size chunks between them, so memory stays flat whatever the size of the backup and the
 //! costs (AES, inflate, the write into a pipe or the page cache) overlap.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use a9s_core::error::describe_io;
-use a9s_core::progress::Progress;
+use a9s_core::progress::{Mode, Progress};
 use a9s_core::{Error, Result};
 use flate2::{Decompress, FlushDecompress, Status};
 use openssl::symm::Crypter;
@@ -41,6 +41,7 @@ pub fn run(
     gunzip: bool,
     key_verified: bool,
     total: Option<u64>,
+    progress: Mode,
     out: &mut (dyn Write + Send),
 ) -> Result<()> {
     let (tx, rx) = sync_channel::<Result<Plain>>(IN_FLIGHT);
@@ -50,7 +51,7 @@ pub fn run(
     let reader = std::thread::Builder::new()
         .name("decrypt".into())
         .spawn(move || {
-            let mut progress = Progress::new("a9s-decrypt", total);
+            let mut progress = Progress::with_mode("a9s-decrypt", total, progress);
             let mut d =
                 Decrypter { input, crypter, carry: first, key_verified, progress: &mut progress, pool: plain_pool_rx };
             if let Err(e) = d.run(&tx) {
@@ -87,7 +88,7 @@ pub fn run(
         // The thread has sent its last chunk; this only collects it. After an error we do not wait: it may be
         // blocked reading a slow input, and the process is about to exit.
         let _ = reader.join();
-    } else if std::io::stderr().is_terminal() {
+    } else if progress == Mode::Draw {
         // Clears the decrypt thread's progress line, so the error starts on a clean line.
         eprint!("\r\x1b[K");
     }
