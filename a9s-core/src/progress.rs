@@ -138,7 +138,8 @@ impl Progress {
             total,
             done: 0,
             start: now,
-            last_draw: now,
+            // The first bytes draw at once: a short run shows its line too, if only briefly.
+            last_draw: now.checked_sub(REDRAW).unwrap_or(now),
             last_log: now,
             log_every: log_interval(),
             detail: String::new(),

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use a9s_core::error::describe_io;
-use a9s_core::progress::ProgressArgs;
+use a9s_core::progress::{Progress, ProgressArgs};
 use a9s_core::secret::{self, PassSpec};
 use a9s_core::{Error, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
@@ -200,15 +200,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     }
 
     let mut output = Output::open(&args.output)?;
-    let result =
-        stream::run(
+    let result = stream::run(
         Box::new(input),
         first.to_vec(),
         crypter,
         !args.no_gunzip,
         key_verified,
-        total,
-        progress,
+        Progress::with_mode("a9s-decrypt", total, progress),
         output.writer(),
     );
     match result {

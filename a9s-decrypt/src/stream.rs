@@ -40,10 +40,10 @@ pub fn run(
     crypter: Crypter,
     gunzip: bool,
     key_verified: bool,
-    total: Option<u64>,
-    progress: Mode,
+    mut progress: Progress,
     out: &mut (dyn Write + Send),
 ) -> Result<()> {
+    let draws = progress.mode() == Mode::Draw;
     let (tx, rx) = sync_channel::<Result<Plain>>(IN_FLIGHT);
     // Buffers come back through pools, so the steady state allocates nothing, and a new buffer is made only
     // while all others are in a bounded queue or being worked on: memory stays bounded.
@@ -51,7 +51,6 @@ pub fn run(
     let reader = std::thread::Builder::new()
         .name("decrypt".into())
         .spawn(move || {
-            let mut progress = Progress::with_mode("a9s-decrypt", total, progress);
             let mut d =
                 Decrypter { input, crypter, carry: first, key_verified, progress: &mut progress, pool: plain_pool_rx };
             if let Err(e) = d.run(&tx) {
@@ -88,7 +87,7 @@ pub fn run(
         // The thread has sent its last chunk; this only collects it. After an error we do not wait: it may be
         // blocked reading a slow input, and the process is about to exit.
         let _ = reader.join();
-    } else if progress == Mode::Draw {
+    } else if draws {
         // Clears the decrypt thread's progress line, so the error starts on a clean line.
         eprint!("\r\x1b[K");
     }

@@ -383,15 +383,14 @@ pub fn lowrite_bytes(stmt: &[u8]) -> Option<u64> {
     if select_call(&mut t).as_deref() != Some("lowrite") {
         return None;
     }
-    while let Some(tok) = t.next() {
-        if let Tok::Str(data) = tok {
-            return Some(match data.strip_prefix("\\x") {
-                Some(hex) => hex.len() as u64 / 2,
-                None => data.len() as u64,
-            });
-        }
-    }
-    None
+    let data = t.find_map(|tok| match tok {
+        Tok::Str(data) => Some(data),
+        _ => None,
+    })?;
+    Some(match data.strip_prefix("\\x") {
+        Some(hex) => hex.len() as u64 / 2,
+        None => data.len() as u64,
+    })
 }
 
 /// `SELECT [pg_catalog.]f(`: f.

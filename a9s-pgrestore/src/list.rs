@@ -20,8 +20,9 @@ use crate::lexer::{Item, Lexer};
 const PROG: &str = "a9s-pgrestore";
 const READ_BUFFER: usize = 1 << 20;
 
-/// A table's COPY data at least this large is worth a line in a log when it ends.
-const LARGE_TABLE: u64 = 64 << 20;
+/// A table's COPY data at least this large is worth a line in a log when it ends (a restore should use the
+/// same rule).
+pub const LARGE_TABLE: u64 = 16 << 20;
 
 /// Exit statuses of `--list`.
 pub mod exit {
