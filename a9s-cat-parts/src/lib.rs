@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use a9s_core::error::{describe_io, Error, Result};
 use a9s_core::io::{human_bytes, open_input, refuse_binary_to_terminal};
 use a9s_core::parts::{self, Candidate, Plan};
-use a9s_core::progress::Progress;
+use a9s_core::progress::{Progress, ProgressArgs};
 use clap::{CommandFactory, Parser};
 
 #[derive(Parser, Debug)]
@@ -39,6 +39,9 @@ struct Args {
     /// Write to FILE instead of standard output (`-` is standard output).
     #[arg(short = 'o', long = "output", value_name = "FILE", default_value = "-")]
     output: PathBuf,
+
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 pub fn command() -> clap::Command {
@@ -60,7 +63,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     // Open every part before writing: an unreadable part must stop us before the first byte, not at part 37.
     let files = plan.parts.iter().map(|p| open_input(&p.item)).collect::<Result<Vec<File>>>()?;
     let to_stdout = args.output.as_os_str() == "-";
-    let mut progress = Progress::new("a9s-cat-parts", Some(plan.total_size()));
+    let mode = args.progress.mode(to_stdout, false);
+    let mut progress = Progress::with_mode("a9s-cat-parts", Some(plan.total_size()), mode);
     if to_stdout {
         refuse_binary_to_terminal("backup data")?;
         // std's zero-copy specialisation applies to File but not to the line-buffered Stdout, so write to

@@ -6,6 +6,7 @@
 
 pub mod kdf;
 pub mod stream;
+pub mod verify;
 
 use std::ffi::{CString, OsString};
 use std::fs::File;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use a9s_core::error::describe_io;
+use a9s_core::progress::{Progress, ProgressArgs};
 use a9s_core::secret::{self, PassSpec};
 use a9s_core::{Error, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
@@ -117,6 +119,22 @@ encrypted by hand with a newer openssl."
 if the data is gzip anyway; otherwise it shows as bad padding at the end, after output was written."
     )]
     no_gunzip: bool,
+
+    /// Check the whole backup and write nothing: exit 0 only if it is intact
+    #[arg(
+        long,
+        conflicts_with_all = ["output", "no_gunzip"],
+        long_help = "Read the whole backup, decrypt and gunzip it with every check (the secret, the padding, \
+every gzip member's CRC-32 and length, nothing after the gzip stream) and write nothing: no output file, \
+nothing on stdout. Exit status 0 only if the backup is intact; then one line on stderr says what was checked: \
+the encrypted bytes and the key derivation, the bytes of SQL and their SHA-256 (the same as `sha256sum` of \
+the decrypted dump). Needs no disk space and no cluster: `a9s-fetch --latest … -o - | a9s-decrypt --verify` \
+checks a backup in the store before anything is changed."
+    )]
+    verify: bool,
+
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 pub fn command() -> clap::Command {
@@ -133,7 +151,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
 
     let to_stdout = args.output.as_os_str() == "-";
     let from_stdin = args.input.as_os_str() == "-";
-    if to_stdout {
+    if to_stdout && !args.verify {
         a9s_core::io::refuse_binary_to_terminal("the decrypted backup")?;
     }
     let spec = args.pass.as_deref().map(PassSpec::parse).transpose()?;
@@ -173,10 +191,24 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     drop(secret);
     let crypter = kdf::stream_crypter(&key)?;
     drop(key);
+    // With --verify nothing is written: this program is then the pipe's last, and reports progress itself.
+    let progress = args.progress.mode(to_stdout && !args.verify, false);
+    if args.verify {
+        let line = verify::run(Box::new(input), first, crypter, kdf, total, progress)?;
+        eprintln!("a9s-decrypt: {line}");
+        return Ok(0);
+    }
 
     let mut output = Output::open(&args.output)?;
-    let result =
-        stream::run(Box::new(input), first.to_vec(), crypter, !args.no_gunzip, key_verified, total, output.writer());
+    let result = stream::run(
+        Box::new(input),
+        first.to_vec(),
+        crypter,
+        !args.no_gunzip,
+        key_verified,
+        Progress::with_mode("a9s-decrypt", total, progress),
+        output.writer(),
+    );
     match result {
         Ok(()) => {
             output.commit()?;

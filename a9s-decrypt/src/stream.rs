@@ -2,11 +2,11 @@
 //! channels of fixed-size chunks between them, so memory stays flat whatever the size of the backup and the
 //! costs (AES, inflate, the write into a pipe or the page cache) overlap.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use a9s_core::error::describe_io;
-use a9s_core::progress::Progress;
+use a9s_core::progress::{Mode, Progress};
 use a9s_core::{Error, Result};
 use flate2::{Decompress, FlushDecompress, Status};
 use openssl::symm::Crypter;
@@ -40,9 +40,10 @@ pub fn run(
     crypter: Crypter,
     gunzip: bool,
     key_verified: bool,
-    total: Option<u64>,
+    mut progress: Progress,
     out: &mut (dyn Write + Send),
 ) -> Result<()> {
+    let draws = progress.mode() == Mode::Draw;
     let (tx, rx) = sync_channel::<Result<Plain>>(IN_FLIGHT);
     // Buffers come back through pools, so the steady state allocates nothing, and a new buffer is made only
     // while all others are in a bounded queue or being worked on: memory stays bounded.
@@ -50,7 +51,6 @@ pub fn run(
     let reader = std::thread::Builder::new()
         .name("decrypt".into())
         .spawn(move || {
-            let mut progress = Progress::new("a9s-decrypt", total);
             let mut d =
                 Decrypter { input, crypter, carry: first, key_verified, progress: &mut progress, pool: plain_pool_rx };
             if let Err(e) = d.run(&tx) {
@@ -87,7 +87,7 @@ pub fn run(
         // The thread has sent its last chunk; this only collects it. After an error we do not wait: it may be
         // blocked reading a slow input, and the process is about to exit.
         let _ = reader.join();
-    } else if std::io::stderr().is_terminal() {
+    } else if draws {
         // Clears the decrypt thread's progress line, so the error starts on a clean line.
         eprint!("\r\x1b[K");
     }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use a9s_core::error::{describe_io, Error, Result};
 use a9s_core::io::{human_bytes, refuse_binary_to_terminal};
-use a9s_core::progress::Progress;
+use a9s_core::progress::{Mode, Progress, ProgressArgs};
 use a9s_core::store::{self, Backup, EndpointArgs, Location, Object, RetryPolicy, Selection, Store};
 use clap::{CommandFactory, Parser};
 use md5::{Digest, Md5};
@@ -75,6 +75,9 @@ struct Args {
 
     #[command(flatten)]
     endpoints: EndpointArgs,
+
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 pub fn command() -> clap::Command {
@@ -135,6 +138,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     retry.tries = args.tries;
     retry.idle_timeout = std::time::Duration::from_secs(args.idle_timeout);
     let opts = args.endpoints.options(retry);
+    // With -o - the next program in the pipe reports progress; with -o DIR this one is the last.
+    let mode = args.progress.mode(to_stdout, false);
     let rt = store::runtime()?;
     rt.block_on(async {
         let st = Arc::new(Store::connect(&loc, &opts).await?);
@@ -151,9 +156,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
             );
         }
         if to_stdout {
-            stream(st, backup.clone(), &args, &opts.retry).await
+            stream(st, backup.clone(), &args, &opts.retry, mode).await
         } else {
-            download(st, &backup, &args.output, args.jobs as usize, &opts.retry).await
+            download(st, &backup, &args.output, args.jobs as usize, &opts.retry, mode).await
         }
     })?;
     Ok(0)
@@ -212,7 +217,7 @@ fn chunks(parts: &[Object], chunk: u64) -> Vec<Chunk> {
 /// oldest is awaited, handed to the writer thread, and only then is the next one started. So memory stays
 /// below read-ahead plus the chunk being written plus one in the channel, and bytes leave in order however the
 /// transfers finish.
-async fn stream(st: Arc<Store>, backup: Backup, args: &Args, policy: &RetryPolicy) -> Result<()> {
+async fn stream(st: Arc<Store>, backup: Backup, args: &Args, policy: &RetryPolicy, mode: Mode) -> Result<()> {
     let parts = Arc::new(backup.parts.clone());
     let all = chunks(&parts, args.chunk_size);
     let window = (args.read_ahead / args.chunk_size).max(1) as usize;
@@ -221,7 +226,7 @@ async fn stream(st: Arc<Store>, backup: Backup, args: &Args, policy: &RetryPolic
     let writer = {
         let parts = parts.clone();
         let total = backup.total_size();
-        std::thread::spawn(move || write_in_order(rx, &parts, total))
+        std::thread::spawn(move || write_in_order(rx, &parts, total, mode))
     };
     let mut pending: VecDeque<tokio::task::JoinHandle<Result<Fetched>>> = VecDeque::new();
     let mut next = 0;
@@ -271,9 +276,14 @@ async fn stream(st: Arc<Store>, backup: Backup, args: &Args, policy: &RetryPolic
 
 /// The writer thread: writes chunks as they come (already in order), checks each part's MD5 where the
 /// store gave one, and draws progress.
-fn write_in_order(mut rx: tokio::sync::mpsc::Receiver<Fetched>, parts: &[Object], total: u64) -> Result<()> {
+fn write_in_order(
+    mut rx: tokio::sync::mpsc::Receiver<Fetched>,
+    parts: &[Object],
+    total: u64,
+    mode: Mode,
+) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    let mut progress = Progress::new(PROG, Some(total));
+    let mut progress = Progress::with_mode(PROG, Some(total), mode);
     let mut hasher = Md5::new();
     let mut done_in_part = 0u64;
     while let Some((c, data)) = rx.blocking_recv() {
@@ -308,7 +318,14 @@ fn write_in_order(mut rx: tokio::sync::mpsc::Receiver<Fetched>, parts: &[Object]
 }
 
 /// Downloads every part and the metadata into `dir`, `jobs` objects at a time.
-async fn download(st: Arc<Store>, backup: &Backup, dir: &Path, jobs: usize, policy: &RetryPolicy) -> Result<()> {
+async fn download(
+    st: Arc<Store>,
+    backup: &Backup,
+    dir: &Path,
+    jobs: usize,
+    policy: &RetryPolicy,
+    mode: Mode,
+) -> Result<()> {
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(|e| Error::failure(format!("cannot create {}: {}", dir.display(), describe_io(&e))))?;
@@ -316,7 +333,7 @@ async fn download(st: Arc<Store>, backup: &Backup, dir: &Path, jobs: usize, poli
     objects.extend(backup.metadata.clone());
     let total: u64 = objects.iter().map(|o| o.size).sum();
     let count = objects.len();
-    let progress = Arc::new(Mutex::new(Progress::new(PROG, Some(total))));
+    let progress = Arc::new(Mutex::new(Progress::with_mode(PROG, Some(total), mode)));
     let finished = Arc::new(Mutex::new(0usize));
     let mut tasks = tokio::task::JoinSet::new();
     let mut queue = objects.into_iter();
@@ -331,7 +348,10 @@ async fn download(st: Arc<Store>, backup: &Backup, dir: &Path, jobs: usize, poli
                 if r.is_ok() {
                     let mut f = finished.lock().expect("lock");
                     *f += 1;
-                    progress.lock().expect("lock").set_detail(format!("{} of {count} files", *f));
+                    let mut p = progress.lock().expect("lock");
+                    p.set_detail(format!("{} of {count} files", *f));
+                    // In a log, each object that is safely in place: a long download shows its life.
+                    p.event(format!("{} ({}) complete, {} of {count} files", obj.name(), human_bytes(obj.size), *f));
                 }
                 r
             });

@@ -16,6 +16,7 @@
 pub mod classify;
 pub mod encoding;
 pub mod lexer;
+pub mod list;
 pub mod parallel;
 pub mod runner;
 pub mod steps;
@@ -25,6 +26,7 @@ use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::PathBuf;
 
 use a9s_core::pg::{ConnArgs, Session, Target};
+use a9s_core::progress::ProgressArgs;
 use a9s_core::{Error, Result};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
@@ -120,6 +122,34 @@ pub struct Cli {
     )]
     pub quiet: bool,
 
+    /// List what the script holds, without connecting; exit 0 only if it is complete
+    #[arg(
+        long,
+        long_help = "Read the script and list what it holds, without connecting to any server, as `pg_restore -l` \
+                     does for archives: the roles; each database with its encoding and owner (from pg_dumpall's \
+                     CREATE DATABASE and \\connect); each table with its rows (COPY data lines) and data size; \
+                     large objects; totals. Exit status 0 only if the script is complete: its pg_dumpall or \
+                     pg_dump header and closing comment (\"-- PostgreSQL database cluster dump complete\") are \
+                     there, and no statement or COPY data is cut off; otherwise 1, each problem on stderr. \
+                     `a9s-fetch … -o - | a9s-decrypt | a9s-pgrestore --list` checks the store, the secret, the \
+                     backup's integrity and its content before anything is done to a cluster."
+    )]
+    pub list: bool,
+
+    /// With --list: print the listing as JSON
+    #[arg(
+        long,
+        requires = "list",
+        long_help = "With --list: print the listing as one JSON object: kind, complete, problems, roles, databases \
+                     (name, encoding, owner, line, tables with name, rows, bytes and line, large_objects, \
+                     large_object_bytes) and totals (roles, databases, tables, rows, data_bytes, large_objects, \
+                     large_object_bytes, statements, lines, bytes)."
+    )]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
@@ -134,6 +164,13 @@ pub fn command() -> clap::Command {
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     let matches = command().try_get_matches_from(args).unwrap_or_else(|e| e.exit());
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if cli.list {
+        // Reads the script only: no connection is resolved or made.
+        if cli.steps.any() || cli.json_summary.is_some() {
+            return Err(Error::usage("--list reads the script only: drop the restore and cluster step options"));
+        }
+        return list::run_path(cli.file.as_deref(), cli.progress.mode(true, cli.quiet), cli.json);
+    }
     if cli.steps.dry_run && !cli.steps.any() {
         return Err(Error::usage("--dry-run goes with --terminate-connections or --rename-database"));
     }
@@ -223,7 +260,7 @@ pub fn run_cli(cli: Cli, hooks: &mut dyn Hooks) -> Result<i32> {
     let opts = Options {
         on_error_stop: cli.on_error_stop,
         quiet: cli.quiet,
-        progress: !cli.quiet && std::io::stderr().is_terminal(),
+        progress: cli.progress.mode(false, cli.quiet),
         total_bytes: total,
         client_encoding,
         jobs: cli.jobs.into(),

@@ -160,3 +160,35 @@ fn the_overview_names_every_program_and_every_page_points_to_it() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).trim().is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A `--dry-run` example is a promise: the command line that follows it runs exactly what it previewed.
+/// So every command line with `--dry-run` must be followed, as the page's next command line, by the same
+/// command without `--dry-run` — the whole line, or the last program of a pipe (a dry run of a9s-pgrestore
+/// reads no script, so it previews the restore pipe's last command).
+#[test]
+fn every_dry_run_is_followed_by_the_command_it_previews() {
+    let mut pages: Vec<(String, String)> =
+        a9s_tests::programs::all().iter().map(|p| (p.name.to_string(), (p.man_page)())).collect();
+    pages.push(("a9s-recovery.7".into(), std::fs::read_to_string(man_dir().join("a9s-recovery.7")).unwrap()));
+    let mut previews = 0;
+    for (page_name, page) in &pages {
+        let lines = example_lines(page);
+        for (i, line) in lines.iter().enumerate() {
+            let tokens: Vec<&str> = line.split_whitespace().collect();
+            if !tokens.contains(&"--dry-run") {
+                continue;
+            }
+            previews += 1;
+            let previewed: Vec<&str> = tokens.iter().copied().filter(|t| *t != "--dry-run").collect();
+            let next = lines.get(i + 1).map(String::as_str).unwrap_or("");
+            let next_tokens: Vec<&str> = next.split_whitespace().collect();
+            let last_of_pipe = next_tokens.rsplit(|t| *t == "|").next().unwrap_or(&[]);
+            assert!(
+                next_tokens == previewed || last_of_pipe == previewed.as_slice(),
+                "{page_name}: the dry run\n    {line}\nis followed by\n    {next}\ninstead of the command it previews:\n    {}",
+                previewed.join(" ")
+            );
+        }
+    }
+    assert!(previews >= 4, "only {previews} --dry-run examples found: is the example parser broken?");
+}

@@ -103,6 +103,9 @@ fn copy_edge_cases_as_psql() {
     }
 }
 
+/// Command-line arguments and environment of one way to give a connect timeout.
+type Case = (&'static [&'static str], &'static [(&'static str, &'static str)]);
+
 /// A server that accepts connections and never says a word.
 fn silent_server() -> (std::net::TcpListener, u16) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -113,7 +116,7 @@ fn silent_server() -> (std::net::TcpListener, u16) {
 #[test]
 fn connect_timeout_is_honoured_against_a_silent_server() {
     let (_listener, port) = silent_server();
-    let cases: [(&[&str], &[(&str, &str)]); 3] = [
+    let cases: [Case; 3] = [
         (&["-d", "host=127.0.0.1 connect_timeout=3 dbname=postgres user=postgres"], &[]),
         (&["-d", "postgresql://postgres@127.0.0.1/postgres?connect_timeout=3"], &[]),
         (&["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres"], &[("PGCONNECT_TIMEOUT", "3")]),

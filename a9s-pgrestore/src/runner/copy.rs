@@ -4,6 +4,14 @@
 use super::*;
 
 impl Runner<'_> {
+    /// A log line for a large table once it is loaded (stderr not a terminal): shows life in a long restore.
+    pub(super) fn table_loaded(&mut self, table: &str, rows: u64, started_at: u64) {
+        let bytes = self.progress.done().saturating_sub(started_at);
+        if bytes >= crate::list::LARGE_TABLE {
+            self.progress.event(format!("table {table} loaded: {rows} rows, {}", human_bytes(bytes)));
+        }
+    }
+
     pub(super) fn copy_in<R: BufRead>(
         &mut self,
         text: &[u8],
@@ -26,6 +34,7 @@ impl Runner<'_> {
             return self.stop(line, msg, first.into());
         }
         self.notice_line.store(line, Ordering::Relaxed);
+        let started_at = self.progress.done();
         let mut prefix = Prefetched::default();
         if self.opts.jobs > 1 && classify::is_text_copy(text) {
             // The sessions of --jobs would each be refused; find out first, on the main session, with a COPY
@@ -46,6 +55,7 @@ impl Runner<'_> {
         self.progress.set_detail(format!("database {}", self.target.dbname));
         match result {
             CopyOutcome::Done(rows) => {
+                self.table_loaded(table, rows, started_at);
                 self.summary.statements += 1;
                 self.summary.copy_commands += 1;
                 self.summary.rows_copied += rows;
@@ -124,7 +134,7 @@ impl Runner<'_> {
             buf.clear();
             match self.read_line(input, &mut buf) {
                 Ok(0) => return Flow::Go,
-                Ok(_) if is_copy_end(&buf) => return Flow::Go,
+                Ok(_) if classify::is_copy_data_end(&buf) => return Flow::Go,
                 Ok(_) => {}
                 Err(code) => return Flow::Stop(code),
             }
@@ -188,7 +198,7 @@ impl Runner<'_> {
                 Ok(_) => {}
                 Err(code) => return CopyOutcome::InputError(code),
             }
-            if is_copy_end(&buf) {
+            if classify::is_copy_data_end(&buf) {
                 // psql sends the end marker too: the server checks it (a `\.` ending in CR after rows ending in
                 // LF is an error there) and ignores anything after it.
                 chunk.extend_from_slice(&buf);
@@ -253,7 +263,7 @@ impl Runner<'_> {
             Ok(_) => {}
             Err(code) => return DataLine::Input(code),
         }
-        if is_copy_end(&out[start..]) {
+        if classify::is_copy_data_end(&out[start..]) {
             self.copy_end.clear();
             self.copy_end.extend_from_slice(&out[start..]);
             out.truncate(start);
@@ -349,9 +359,4 @@ pub(super) enum CopyOutcome {
         data_left: bool,
     },
     InputError(i32),
-}
-
-/// The `\.` line that ends COPY data.
-pub(super) fn is_copy_end(line: &[u8]) -> bool {
-    matches!(line, b"\\.\n" | b"\\.\r\n" | b"\\.")
 }

@@ -62,12 +62,8 @@ impl Runner<'_> {
         }
         let l = line.strip_suffix(b"\n").unwrap_or(line);
         let l = l.strip_suffix(b"\r").unwrap_or(l);
-        const PAIRS: [(&[u8], &[u8]); 2] = [
-            (b"-- PostgreSQL database cluster dump", b"-- PostgreSQL database cluster dump complete"),
-            (b"-- PostgreSQL database dump", b"-- PostgreSQL database dump complete"),
-        ];
-        for (head, tail) in PAIRS {
-            if l == head && self.line <= 10 && self.framing.trailer.is_none() {
+        for (_, head, tail) in crate::list::FRAMINGS {
+            if l == head.as_bytes() && self.line <= crate::list::HEADER_LINES && self.framing.trailer.is_none() {
                 self.framing.trailer = Some(tail);
             } else if Some(l) == self.framing.trailer {
                 self.framing.seen_trailer = true;

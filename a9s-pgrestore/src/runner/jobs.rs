@@ -14,6 +14,7 @@ impl Runner<'_> {
         first: &str,
         input: &mut R,
     ) -> std::result::Result<Flow, Prefetched> {
+        let started_at = self.progress.done();
         let limit = if self.opts.chunk_bytes == 0 { parallel::DEFAULT_CHUNK_BYTES } else { self.opts.chunk_bytes };
         let mut chunks = ChunkBuilder::new(limit);
         loop {
@@ -114,6 +115,7 @@ impl Runner<'_> {
         let data_left = !result.fed_to_end;
         Ok(match result.outcome {
             parallel::CopyOutcome::Done { rows, .. } => {
+                self.table_loaded(table, rows, started_at);
                 self.summary.statements += 1;
                 self.summary.copy_commands += 1;
                 self.summary.parallel_copies += 1;

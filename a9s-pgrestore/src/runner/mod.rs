@@ -13,7 +13,7 @@ use a9s_core::io::human_bytes;
 use a9s_core::pg::error::{describe, error_chain, io_to_pg, is_session_lost, sqlstate};
 use a9s_core::pg::Session;
 use a9s_core::pg::{quote_conninfo_value, Reconnect, Target};
-use a9s_core::progress::Progress;
+use a9s_core::progress::{Mode, Progress};
 use a9s_core::Result;
 use postgres::error::SqlState;
 use serde::Serialize;
@@ -44,8 +44,8 @@ pub struct Options {
     pub on_error_stop: bool,
     /// No notes, no summary; errors only.
     pub quiet: bool,
-    /// Draw progress on stderr (the CLI sets this when stderr is a terminal).
-    pub progress: bool,
+    /// Progress: a line on the terminal, log lines, or nothing (`a9s_core::progress::decide`).
+    pub progress: Mode,
     /// Size of the input when known (a file), for the progress line.
     pub total_bytes: Option<u64>,
     /// `PGCLIENTENCODING`: the input encoding of every session until the script sets one. Otherwise, as
@@ -126,7 +126,7 @@ impl<'o> Runner<'o> {
             restrict: None,
             line: 0,
             summary: Summary::default(),
-            progress: Progress::with_enabled(PROG, opts.total_bytes, opts.progress),
+            progress: Progress::with_mode(PROG, opts.total_bytes, opts.progress),
             start: Instant::now(),
             conv: Vec::new(),
             poisoned: None,
@@ -329,6 +329,7 @@ impl<'o> Runner<'o> {
             None => Encoding::parse(&server_encoding).ok_or(server_encoding),
         };
         self.lexer.set_standard_conforming_strings(scs);
+        self.progress.event(format!("database {} begins at line {}", target.dbname, self.line + 1));
         self.summary.databases.push(target.dbname.clone());
         self.progress.set_detail(format!("database {}", target.dbname));
         self.client = Some(client);
@@ -522,17 +523,7 @@ impl<'o> Runner<'o> {
 
 #[cfg(test)]
 mod tests {
-    use super::copy::is_copy_end;
     use super::meta::meta_text;
-
-    #[test]
-    fn copy_end() {
-        assert!(is_copy_end(b"\\.\n"));
-        assert!(is_copy_end(b"\\.\r\n"));
-        assert!(is_copy_end(b"\\."));
-        assert!(!is_copy_end(b"\\.x\n"));
-        assert!(!is_copy_end(b"a\\.\n"));
-    }
 
     #[test]
     fn meta_display() {

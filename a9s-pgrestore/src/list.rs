@@ -1,0 +1,556 @@
+//! `--list`: what a script holds, read without any server, as `pg_restore -l` does for archives — the roles,
+//! each database (name, encoding, owner), each table's rows and data size, large objects, totals — and whether
+//! the script is complete: pg_dump's closing comment present, no statement or COPY data cut off.
+//!
+//! [`Lister`] is pure: lines in, a [`Listing`] out, split exactly as a restore would split them (the same
+//! lexer). [`run`] reads the input, reports progress and prints.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::Path;
+
+use a9s_core::io::human_bytes;
+use a9s_core::pg::{is_conninfo, parse_dbname_arg};
+use a9s_core::progress::{Mode, Progress};
+use a9s_core::{Error, Result};
+use serde::Serialize;
+
+use crate::classify::{self, Copy};
+use crate::lexer::{Item, Lexer};
+
+const PROG: &str = "a9s-pgrestore";
+const READ_BUFFER: usize = 1 << 20;
+
+/// A table's COPY data at least this large is worth a line in a log when it ends (a restore should use the
+/// same rule).
+pub const LARGE_TABLE: u64 = 16 << 20;
+
+/// Exit statuses of `--list`.
+pub mod exit {
+    /// The script is complete.
+    pub const COMPLETE: i32 = 0;
+    /// The script is incomplete or cannot be read: cut off, a statement or COPY data unfinished, no closing
+    /// comment. The listing shows what is there.
+    pub const INCOMPLETE: i32 = 1;
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Listing {
+    /// `pg_dumpall`, `pg_dump`, or `unknown` (no dump header in the first lines).
+    pub kind: String,
+    pub complete: bool,
+    /// Why the script is not complete, one sentence each.
+    pub problems: Vec<String>,
+    pub roles: Vec<String>,
+    pub databases: Vec<Database>,
+    pub totals: Totals,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Database {
+    /// None: a pg_dump script without `\connect`, restored into the database given with -d.
+    pub name: Option<String>,
+    pub encoding: Option<String>,
+    pub owner: Option<String>,
+    /// Line of its `\connect` (or CREATE DATABASE); 0 for a script without `\connect`.
+    pub line: u64,
+    pub tables: Vec<Table>,
+    pub large_objects: u64,
+    pub large_object_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Table {
+    /// As the COPY statement writes it: `public.t`, `public."Odd Name"`.
+    pub name: String,
+    /// COPY data lines (one per row in COPY's text format, which pg_dump writes).
+    pub rows: u64,
+    /// Bytes of COPY data, newlines included.
+    pub bytes: u64,
+    pub line: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub roles: u64,
+    pub databases: u64,
+    pub tables: u64,
+    pub rows: u64,
+    pub data_bytes: u64,
+    pub large_objects: u64,
+    pub large_object_bytes: u64,
+    pub statements: u64,
+    pub lines: u64,
+    pub bytes: u64,
+}
+
+/// The two dump framings: the header in the first lines, and the comment that closes a complete dump.
+pub(crate) const FRAMINGS: [(&str, &str, &[u8]); 2] = [
+    ("pg_dumpall", "-- PostgreSQL database cluster dump", b"-- PostgreSQL database cluster dump complete"),
+    ("pg_dump", "-- PostgreSQL database dump", b"-- PostgreSQL database dump complete"),
+];
+/// The header must come within this many lines.
+pub(crate) const HEADER_LINES: u64 = 10;
+
+/// Builds a [`Listing`] from the script's lines.
+pub struct Lister {
+    lexer: Lexer,
+    items: Vec<Item>,
+    line: u64,
+    listing: Listing,
+    /// The current database (index into `listing.databases`), once there is one.
+    current: Option<usize>,
+    /// Reading COPY data: (database, table) indexes.
+    copy: Option<(usize, usize)>,
+    trailer: Option<&'static [u8]>,
+    seen_trailer: bool,
+    /// Something other than comments and `\unrestrict` after the closing comment.
+    after_trailer: Option<u64>,
+    events: Vec<String>,
+}
+
+impl Default for Lister {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Lister {
+    pub fn new() -> Self {
+        Lister {
+            lexer: Lexer::new(),
+            items: Vec::new(),
+            line: 0,
+            listing: Listing::default(),
+            current: None,
+            copy: None,
+            trailer: None,
+            seen_trailer: false,
+            after_trailer: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// One input line, with its `\n` (the last line may lack it).
+    pub fn push_line(&mut self, line: &[u8]) {
+        self.line += 1;
+        self.listing.totals.lines += 1;
+        self.listing.totals.bytes += line.len() as u64;
+        if let Some((d, t)) = self.copy {
+            // COPY data bypasses the lexer, as in a restore; it still counts the line.
+            self.lexer.skip_lines(1);
+            if classify::is_copy_data_end(line) {
+                self.copy = None;
+                let table = &self.listing.databases[d].tables[t];
+                if table.bytes >= LARGE_TABLE {
+                    self.events.push(format!(
+                        "table {} read: {} rows, {}",
+                        table.name,
+                        table.rows,
+                        human_bytes(table.bytes)
+                    ));
+                }
+            } else {
+                let table = &mut self.listing.databases[d].tables[t];
+                table.rows += 1;
+                table.bytes += line.len() as u64;
+            }
+            return;
+        }
+        self.framing(line);
+        let mut items = std::mem::take(&mut self.items);
+        self.lexer.push_line(line, &mut items);
+        for item in items.drain(..) {
+            self.item(item);
+        }
+        self.items = items;
+    }
+
+    /// End of input: the listing, with what makes it incomplete.
+    pub fn finish(mut self) -> Listing {
+        let mut items = std::mem::take(&mut self.items);
+        self.lexer.finish(&mut items);
+        let mut problems = Vec::new();
+        if let Some((d, t)) = self.copy {
+            let table = &self.listing.databases[d].tables[t];
+            problems.push(format!(
+                "the script ends inside the COPY data of table {} (started at line {}; no `\\.` line): it is cut off",
+                table.name, table.line
+            ));
+        }
+        for item in items.drain(..) {
+            if let Item::Sql { first_line, .. } = item {
+                problems.push(format!(
+                    "the script ends inside the statement that starts at line {first_line} (no closing `;`): it is cut off"
+                ));
+            }
+        }
+        match (self.trailer, self.seen_trailer) {
+            (Some(t), false) => problems.push(format!(
+                "the dump's closing comment \"{}\" is missing after line {}: the script is cut off (did the \
+                 program feeding the pipe fail?)",
+                String::from_utf8_lossy(t),
+                self.line
+            )),
+            (None, _) => problems.push(
+                "no \"-- PostgreSQL database cluster dump\" or \"-- PostgreSQL database dump\" header in the first \
+                 lines: not a pg_dumpall or pg_dump plain script, or its start is missing"
+                    .to_string(),
+            ),
+            (Some(_), true) => {}
+        }
+        if let Some(line) = self.after_trailer {
+            problems.push(format!("line {line}: more script after the dump's closing comment (two dumps joined?)"));
+        }
+        let mut l = self.listing;
+        let t = &mut l.totals;
+        t.roles = l.roles.len() as u64;
+        t.databases = l.databases.iter().filter(|d| d.name.is_some()).count() as u64;
+        for d in &l.databases {
+            t.tables += d.tables.len() as u64;
+            t.rows += d.tables.iter().map(|x| x.rows).sum::<u64>();
+            t.data_bytes += d.tables.iter().map(|x| x.bytes).sum::<u64>();
+            t.large_objects += d.large_objects;
+            t.large_object_bytes += d.large_object_bytes;
+        }
+        l.complete = problems.is_empty();
+        l.problems = problems;
+        l
+    }
+
+    /// Notable steps since the last call ("database x", "table y read"), for a log.
+    pub fn take_events(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// What is being read: database and table.
+    pub fn detail(&self) -> String {
+        let db = self.current.map(|d| &self.listing.databases[d]);
+        let name = db.map(|d| display_name(&d.name)).unwrap_or_default();
+        match self.copy {
+            Some((d, t)) => format!("database {name}, COPY {}", self.listing.databases[d].tables[t].name),
+            None if db.is_some() => format!("database {name}"),
+            None => String::new(),
+        }
+    }
+
+    fn framing(&mut self, line: &[u8]) {
+        if !line.starts_with(b"-- PostgreSQL database") && self.seen_trailer {
+            let l = line.trim_ascii();
+            if !(l.is_empty() || l.starts_with(b"--") || l.starts_with(b"\\unrestrict")) {
+                self.after_trailer.get_or_insert(self.line);
+            }
+            return;
+        }
+        let l = line.strip_suffix(b"\n").unwrap_or(line);
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        for (kind, head, tail) in FRAMINGS {
+            if l == head.as_bytes() && self.line <= HEADER_LINES && self.trailer.is_none() {
+                self.trailer = Some(tail);
+                self.listing.kind = kind.to_string();
+            } else if Some(l) == self.trailer {
+                self.seen_trailer = true;
+            }
+        }
+    }
+
+    fn item(&mut self, item: Item) {
+        match item {
+            Item::Meta { name, args, line } if name == "connect" || name == "c" => self.connect(&args, line),
+            Item::Meta { .. } => {}
+            Item::Sql { text, first_line, .. } => self.statement(&text, first_line),
+        }
+    }
+
+    fn statement(&mut self, text: &[u8], first_line: u64) {
+        self.listing.totals.statements += 1;
+        let (skipped, _) = classify::first_line(text, 0);
+        let line = first_line + skipped;
+        if let Some(Copy::FromStdin(table)) = classify::copy_kind(text) {
+            let d = self.database_index();
+            let tables = &mut self.listing.databases[d].tables;
+            tables.push(Table { name: table, rows: 0, bytes: 0, line });
+            self.copy = Some((d, tables.len() - 1));
+        } else if let Some(on) = classify::set_standard_conforming_strings(text) {
+            self.lexer.set_standard_conforming_strings(on);
+        } else if let Some(role) = classify::create_role(text) {
+            if !self.listing.roles.contains(&role) {
+                self.listing.roles.push(role);
+            }
+        } else if let Some(def) = classify::create_database(text) {
+            let d = self.named(&def.name, line);
+            let db = &mut self.listing.databases[d];
+            db.encoding = def.encoding.or(db.encoding.take());
+            db.owner = def.owner.or(db.owner.take());
+        } else if let Some((name, owner)) = classify::alter_database_owner(text) {
+            let d = self.named(&name, line);
+            self.listing.databases[d].owner = Some(owner);
+        } else if classify::is_lo_create(text) {
+            let d = self.database_index();
+            self.listing.databases[d].large_objects += 1;
+        } else if let Some(n) = classify::lowrite_bytes(text) {
+            let d = self.database_index();
+            self.listing.databases[d].large_object_bytes += n;
+        }
+    }
+
+    /// `\connect db`, `\connect -reuse-previous=on "dbname='db'"`: the database that follows.
+    fn connect(&mut self, args: &[String], line: u64) {
+        let positional = args.iter().find(|a| !a.starts_with("-reuse-previous"));
+        let name = match positional.map(String::as_str) {
+            None | Some("-") => return,
+            Some(a) if is_conninfo(a) => match parse_dbname_arg(a) {
+                Ok(pairs) => match pairs.into_iter().find(|(k, _)| k == "dbname") {
+                    Some((_, v)) => v,
+                    None => return,
+                },
+                Err(_) => return,
+            },
+            Some(a) => a.to_string(),
+        };
+        let d = self.named(&name, line);
+        if self.current != Some(d) {
+            self.events.push(format!("database {} begins at line {line}", display_name(&Some(name))));
+        }
+        self.current = Some(d);
+    }
+
+    /// The database called `name`, added if new.
+    fn named(&mut self, name: &str, line: u64) -> usize {
+        let dbs = &mut self.listing.databases;
+        if let Some(i) = dbs.iter().position(|d| d.name.as_deref() == Some(name)) {
+            return i;
+        }
+        dbs.push(Database { name: Some(name.to_string()), line, ..Database::default() });
+        dbs.len() - 1
+    }
+
+    /// The database statements go to now: before any `\connect`, the one a restore connects to.
+    fn database_index(&mut self) -> usize {
+        if let Some(d) = self.current {
+            return d;
+        }
+        self.listing.databases.insert(0, Database::default());
+        // Databases only named so far (CREATE DATABASE before its \connect) move up one.
+        self.current = Some(0);
+        0
+    }
+}
+
+fn display_name(name: &Option<String>) -> String {
+    match name {
+        None => "(the -d database)".to_string(),
+        Some(n) if n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !n.is_empty() => n.clone(),
+        Some(n) => format!("\"{}\"", n.replace('"', "\"\"")),
+    }
+}
+
+/// The listing as text, for people.
+pub fn text(l: &Listing) -> String {
+    let mut s = String::new();
+    let state = if l.complete { "complete" } else { "INCOMPLETE" };
+    s += &format!(
+        "script: {}, {state}, {} lines, {}\n",
+        if l.kind.is_empty() { "unknown" } else { &l.kind },
+        l.totals.lines,
+        human_bytes(l.totals.bytes)
+    );
+    s += &format!("roles ({}): {}\n", l.roles.len(), if l.roles.is_empty() { "-".into() } else { l.roles.join(", ") });
+    for d in &l.databases {
+        let rows: u64 = d.tables.iter().map(|t| t.rows).sum();
+        let bytes: u64 = d.tables.iter().map(|t| t.bytes).sum();
+        s += &format!(
+            "database {}: encoding {}, owner {}, {} table{}, {rows} rows, {}",
+            display_name(&d.name),
+            d.encoding.as_deref().unwrap_or("-"),
+            d.owner.as_deref().unwrap_or("-"),
+            d.tables.len(),
+            if d.tables.len() == 1 { "" } else { "s" },
+            human_bytes(bytes)
+        );
+        if d.large_objects > 0 || d.large_object_bytes > 0 {
+            s += &format!(", {} large objects ({})", d.large_objects, human_bytes(d.large_object_bytes));
+        }
+        s += "\n";
+        for t in &d.tables {
+            s += &format!("  table {}: {} rows, {}\n", t.name, t.rows, human_bytes(t.bytes));
+        }
+    }
+    let t = &l.totals;
+    s += &format!(
+        "total: {} roles, {} databases, {} tables, {} rows, {} of table data, {} large objects ({}), {} statements\n",
+        t.roles,
+        t.databases,
+        t.tables,
+        t.rows,
+        human_bytes(t.data_bytes),
+        t.large_objects,
+        human_bytes(t.large_object_bytes),
+        t.statements
+    );
+    s
+}
+
+/// `--list [FILE]`: opens the script (stdin when absent or `-`; a terminal is refused) and lists it.
+pub fn run_path(file: Option<&Path>, mode: Mode, json: bool) -> Result<i32> {
+    match file {
+        Some(p) if p.as_os_str() != "-" => {
+            let f = a9s_core::io::open_input(p)?;
+            let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+            run(&mut BufReader::with_capacity(READ_BUFFER, f), len, mode, json)
+        }
+        _ => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                return Err(Error::usage(
+                    "--list: no script: give FILE or pipe the dump in (e.g. `a9s-decrypt < backup | a9s-pgrestore --list`)",
+                ));
+            }
+            let len = None;
+            run(&mut BufReader::with_capacity(READ_BUFFER, stdin.lock()), len, mode, json)
+        }
+    }
+}
+
+/// Reads the whole script, prints the listing on stdout (JSON with `json`), the problems on stderr; returns
+/// the exit status.
+pub fn run(input: &mut dyn BufRead, total: Option<u64>, mode: Mode, json: bool) -> Result<i32> {
+    let mut progress = Progress::with_mode(PROG, total, mode);
+    let mut lister = Lister::new();
+    let mut line = Vec::with_capacity(64 * 1024);
+    let mut detail = String::new();
+    loop {
+        line.clear();
+        let n = match input.read_until(b'\n', &mut line) {
+            Ok(n) => n,
+            Err(e) => {
+                progress.finish();
+                return Err(Error::failure(format!(
+                    "cannot read the script after line {}: {}",
+                    lister.line,
+                    a9s_core::error::describe_io(&e)
+                )));
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        lister.push_line(&line);
+        for e in lister.take_events() {
+            progress.event(e);
+        }
+        if progress.is_enabled() {
+            let d = lister.detail();
+            if d != detail {
+                progress.set_detail(d.clone());
+                detail = d;
+            }
+        }
+        progress.add(n as u64);
+    }
+    progress.finish();
+    let listing = lister.finish();
+    let out = if json {
+        let mut v = serde_json::to_vec_pretty(&listing).expect("listing serializes");
+        v.push(b'\n');
+        v
+    } else {
+        text(&listing).into_bytes()
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&out)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Error::failure(format!("cannot write the listing: {}", a9s_core::error::describe_io(&e))))?;
+    for p in &listing.problems {
+        eprintln!("{PROG}: {p}");
+    }
+    Ok(if listing.complete { exit::COMPLETE } else { exit::INCOMPLETE })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(script: &str) -> Listing {
+        let mut l = Lister::new();
+        for line in script.as_bytes().split_inclusive(|&b| b == b'\n') {
+            l.push_line(line);
+        }
+        l.finish()
+    }
+
+    const DUMPALL: &str = "--\n-- PostgreSQL database cluster dump\n--\n\n\\restrict abc\n\
+SET standard_conforming_strings = on;\nCREATE ROLE app;\nALTER ROLE app WITH LOGIN;\nCREATE ROLE postgres;\n\
+\\unrestrict abc\n\\connect template1\n--\n-- PostgreSQL database dump\n--\nSET x = 1;\n\
+--\n-- PostgreSQL database dump complete\n--\n\
+CREATE DATABASE \"Odd Name\" WITH TEMPLATE = template0 ENCODING = 'LATIN1' LOCALE = 'C';\n\
+ALTER DATABASE \"Odd Name\" OWNER TO app;\n\\connect -reuse-previous=on \"dbname='Odd Name'\"\n\
+CREATE TABLE public.t (a int, b text);\nCOPY public.t (a, b) FROM stdin;\n1\tone\n2\t-- not a comment;\n\\.\n\
+COPY public.\"E t\" (x) FROM stdin;\n\\.\nSELECT pg_catalog.lo_create('16400');\nBEGIN;\n\
+SELECT pg_catalog.lo_open('16400', 131072);\nSELECT pg_catalog.lowrite(0, '\\x68656c6c6f');\nCOMMIT;\n\
+--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict abc\n\n--\n-- PostgreSQL database cluster dump complete\n--\n\n";
+
+    #[test]
+    fn a_complete_pg_dumpall_script() {
+        let l = list(DUMPALL);
+        assert!(l.complete, "{:?}", l.problems);
+        assert_eq!(l.kind, "pg_dumpall");
+        assert_eq!(l.roles, ["app", "postgres"]);
+        let names: Vec<_> = l.databases.iter().map(|d| d.name.clone().unwrap()).collect();
+        assert_eq!(names, ["template1", "Odd Name"]);
+        let odd = &l.databases[1];
+        assert_eq!((odd.encoding.as_deref(), odd.owner.as_deref()), (Some("LATIN1"), Some("app")));
+        assert_eq!(odd.tables[0], Table { name: "public.t".into(), rows: 2, bytes: 26, line: 23 });
+        assert_eq!(odd.tables[1].rows, 0);
+        assert_eq!((odd.large_objects, odd.large_object_bytes), (1, 5));
+        assert_eq!((l.totals.databases, l.totals.tables, l.totals.rows), (2, 2, 2));
+        let t = text(&l);
+        assert!(t.starts_with("script: pg_dumpall, complete,"), "{t}");
+        assert!(t.contains("database \"Odd Name\": encoding LATIN1, owner app, 2 tables, 2 rows"), "{t}");
+        assert!(t.contains("  table public.t: 2 rows, 26 B\n"), "{t}");
+    }
+
+    #[test]
+    fn cut_off_scripts_are_incomplete() {
+        // Every cut before the closing comment is caught, whatever it falls in.
+        let end = DUMPALL.find("-- PostgreSQL database cluster dump complete").unwrap();
+        for cut in (0..end).step_by(7) {
+            let l = list(&DUMPALL[..cut]);
+            assert!(!l.complete, "cut at {cut} passed");
+            assert!(!l.problems.is_empty());
+        }
+        let in_copy = list(&DUMPALL[..DUMPALL.find("2\t--").unwrap()]);
+        assert!(in_copy.problems.iter().any(|p| p.contains("inside the COPY data of table public.t")), "{in_copy:?}");
+        let in_stmt = list(&DUMPALL[..DUMPALL.find("131072").unwrap()]);
+        assert!(in_stmt.problems.iter().any(|p| p.contains("inside the statement that starts at line")), "{in_stmt:?}");
+    }
+
+    #[test]
+    fn a_pg_dump_script_lists_into_the_target_database() {
+        let s = "--\n-- PostgreSQL database dump\n--\nCOPY t FROM stdin;\na\n\\.\n--\n-- PostgreSQL database dump complete\n--\n";
+        let l = list(s);
+        assert!(l.complete, "{:?}", l.problems);
+        assert_eq!(l.kind, "pg_dump");
+        assert_eq!(l.databases.len(), 1);
+        assert_eq!(l.databases[0].name, None);
+        assert_eq!(l.totals.databases, 0);
+        assert!(text(&l).contains("database (the -d database):"));
+    }
+
+    #[test]
+    fn not_a_dump_and_joined_dumps() {
+        let l = list("SELECT 1;\n");
+        assert!(!l.complete);
+        assert!(l.problems[0].contains("no \"-- PostgreSQL database cluster dump\""));
+        let twice = format!("{DUMPALL}{DUMPALL}");
+        assert!(list(&twice).problems.iter().any(|p| p.contains("after the dump's closing comment")));
+    }
+
+    #[test]
+    fn json_has_the_same_figures() {
+        let v: serde_json::Value = serde_json::to_value(list(DUMPALL)).unwrap();
+        assert_eq!(v["complete"], true);
+        assert_eq!(v["databases"][1]["tables"][0]["rows"], 2);
+        assert_eq!(v["totals"]["large_objects"], 1);
+    }
+}
