@@ -53,7 +53,7 @@ pub fn man_page() -> String {
 }
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
-    let args = Args::try_parse_from(args).unwrap_or_else(|e| e.exit());
+    let args: Args = a9s_core::error::parse_args(command(), args)?;
     let plan = plan_files(&args.parts)?;
     if args.list {
         let text = if args.json { list_json(&plan) } else { list_text(&plan) };

@@ -76,6 +76,8 @@ impl From<std::io::Error> for Error {
 pub fn run(prog: &str, body: impl FnOnce() -> Result<i32>) -> ! {
     let code = match body() {
         Ok(code) => code,
+        // --help and --version, already printed.
+        Err(e) if e.code == exit::OK && e.message.is_empty() => exit::OK,
         Err(e) => {
             // One write, so the line is not interleaved with other programs' messages in a pipe.
             use std::io::Write;
@@ -84,4 +86,34 @@ pub fn run(prog: &str, body: impl FnOnce() -> Result<i32>) -> ! {
         }
     };
     std::process::exit(code)
+}
+
+/// Parses a program's command line without ending the process: `--help` and `--version` are printed here (on
+/// stdout) and come back as an [`Error`] with status 0 and no message; a usage error comes back with clap's
+/// own text (which names the option and shows the usage) and status 2. Only `main`, through [`run`], exits.
+pub fn parse_args<T: clap::FromArgMatches>(
+    command: clap::Command,
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Result<T> {
+    let clap_error = |e: clap::Error| {
+        use clap::error::ErrorKind;
+        match e.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                if e.exit_code() == 0 =>
+            {
+                let _ = e.print();
+                Error::new(exit::OK, "")
+            }
+            _ => {
+                let text = e.render().to_string();
+                // clap starts with "error: "; the program's name takes its place, as for every other error.
+                let text = text.strip_prefix("error: ").unwrap_or(&text).trim_end().to_string();
+                Error::new(e.exit_code(), text)
+            }
+        }
+    };
+    let matches = command.try_get_matches_from(args).map_err(clap_error)?;
+    T::from_arg_matches(&matches).map_err(clap_error)
 }

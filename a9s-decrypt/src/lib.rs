@@ -21,7 +21,7 @@ use a9s_core::error::describe_io;
 use a9s_core::progress::{Progress, ProgressArgs};
 use a9s_core::secret::{self, PassSpec};
 use a9s_core::{Error, Result};
-use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 
 use kdf::{Digest, Kdf, BLOCK, HEADER_LEN, MAGIC, PBKDF2_DEFAULT_ITER};
 
@@ -146,8 +146,7 @@ pub fn man_page() -> String {
 }
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
-    let matches = command().try_get_matches_from(args).unwrap_or_else(|e| e.exit());
-    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let args: Args = a9s_core::error::parse_args(command(), args)?;
 
     let to_stdout = args.output.as_os_str() == "-";
     let from_stdin = args.input.as_os_str() == "-";

@@ -109,7 +109,7 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
 }
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
-    let args = Args::try_parse_from(args).unwrap_or_else(|e| e.exit());
+    let args: Args = a9s_core::error::parse_args(command(), args)?;
     let loc = Location::parse(&args.location)?;
     match (&loc.selection, args.latest) {
         (Selection::Backup(_), true) => {

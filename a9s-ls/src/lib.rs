@@ -48,7 +48,7 @@ pub fn man_page() -> String {
 }
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
-    let args = Args::try_parse_from(args).unwrap_or_else(|e| e.exit());
+    let args: Args = a9s_core::error::parse_args(command(), args)?;
     let loc = Location::parse(&args.location)?;
     let opts = args.endpoints.options(RetryPolicy::new("a9s-ls"));
     let rt = store::runtime()?;

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use a9s_core::pg::{ConnArgs, Session, Target};
 use a9s_core::progress::ProgressArgs;
 use a9s_core::{Error, Result};
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::{CommandFactory, Parser};
 
 pub use runner::{exit, Hooks, NoHooks, Options, Summary};
 
@@ -162,8 +162,7 @@ pub fn command() -> clap::Command {
 
 /// Runs the program; returns its exit status.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
-    let matches = command().try_get_matches_from(args).unwrap_or_else(|e| e.exit());
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let cli: Cli = a9s_core::error::parse_args(command(), args)?;
     if cli.list {
         // Reads the script only: no connection is resolved or made.
         if cli.steps.any() || cli.json_summary.is_some() {
@@ -299,7 +298,7 @@ mod tests {
         }
         // -h is the host, as in psql; --help stays.
         let m = command().try_get_matches_from(["a9s-pgrestore", "-h", "/sock", "-d", "postgres", "dump.sql"]).unwrap();
-        let cli = Cli::from_arg_matches(&m).unwrap();
+        let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&m).unwrap();
         assert_eq!(cli.conn.host.as_deref(), Some("/sock"));
         assert_eq!(cli.file.as_deref(), Some(std::path::Path::new("dump.sql")));
         let e = command().try_get_matches_from(["a9s-pgrestore", "--help"]).unwrap_err();

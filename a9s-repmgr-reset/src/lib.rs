@@ -13,7 +13,7 @@ use a9s_core::pg::admin::{self as pg_admin, quote_ident, quote_literal};
 use a9s_core::pg::error::{describe, is_session_lost, sql_error};
 use a9s_core::pg::Session;
 use a9s_core::{Error, Result};
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::{CommandFactory, Parser};
 use postgres::error::SqlState;
 use serde::Serialize;
 
@@ -105,8 +105,7 @@ pub fn man_page() -> String {
 
 /// Runs the program; returns the exit status.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
-    let matches = command().try_get_matches_from(args).unwrap_or_else(|e| e.exit());
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let cli: Cli = a9s_core::error::parse_args(command(), args)?;
     let opts = Options {
         truncate: !cli.slots_only,
         drop_inactive_slots: cli.drop_inactive_slots || cli.slots_only,
