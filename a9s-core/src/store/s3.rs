@@ -207,6 +207,12 @@ where
         SdkError::TimeoutError(_) => Failure::transient(format!("{what}: timed out")),
         SdkError::DispatchFailure(d) => {
             let detail = super::one_line(&DisplayErrorContext(&e).to_string());
+            if let Some(why) = untrusted_certificate(&detail) {
+                return Failure::permanent(format!(
+                    "{what}: the endpoint's TLS certificate is not trusted ({why}): give the authority that signed it \
+                     with --ca-bundle FILE or AWS_CA_BUNDLE"
+                ));
+            }
             if d.is_user() {
                 Failure::permanent(format!("{what}: {detail}"))
             } else {
@@ -255,6 +261,13 @@ where
         }
         _ => Failure::transient(format!("{what}: {}", super::one_line(&DisplayErrorContext(&e).to_string()))),
     }
+}
+
+/// rustls's reason when a handshake failed on the server's certificate: retrying cannot help, a CA bundle can.
+fn untrusted_certificate(detail: &str) -> Option<&str> {
+    let i = detail.find("invalid peer certificate: ")? + "invalid peer certificate: ".len();
+    let why = &detail[i..];
+    Some(&why[..why.find([' ', ')', ',']).unwrap_or(why.len())])
 }
 
 /// The status of a raw response, whatever its type.
