@@ -113,11 +113,13 @@ pub fn records(answer: &Value) -> Vec<Record> {
     walk(answer, false, &mut found);
     let mut by_id: BTreeMap<String, (bool, Record)> = BTreeMap::new();
     for (in_restore, r) in found {
-        match by_id.get(&r.backup_id) {
-            Some((prev_in_restore, _)) if !(*prev_in_restore && !in_restore) => {}
-            _ => {
-                by_id.insert(r.backup_id.clone(), (in_restore, r));
-            }
+        let replace = match by_id.get(&r.backup_id) {
+            None => true,
+            // A backup's own record replaces one found in a restore; otherwise the first one stays.
+            Some((prev_in_restore, _)) => *prev_in_restore && !in_restore,
+        };
+        if replace {
+            by_id.insert(r.backup_id.clone(), (in_restore, r));
         }
     }
     let mut out: Vec<Record> = by_id.into_values().map(|(_, r)| r).collect();
