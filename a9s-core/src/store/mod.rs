@@ -356,6 +356,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn azure_flags_stand_in_for_their_variables_as_for_az() {
+        let env = |k: &str| match k {
+            "AZURE_STORAGE_CONNECTION_STRING" => Some("AccountName=env;AccountKey=k".to_string()),
+            "AZURE_STORAGE_KEY" => Some("envkey".to_string()),
+            _ => None,
+        };
+        let none = AzureFlags::default();
+        assert_eq!(none.over(&env)("AZURE_STORAGE_CONNECTION_STRING").as_deref(), Some("AccountName=env;AccountKey=k"));
+        let account = AzureFlags { account_name: Some("acct".into()), ..Default::default() };
+        let e = account.over(&env);
+        assert_eq!(e("AZURE_STORAGE_CONNECTION_STRING"), None);
+        assert_eq!(e("AZURE_STORAGE_ACCOUNT").as_deref(), Some("acct"));
+        assert_eq!(e("AZURE_STORAGE_KEY").as_deref(), Some("envkey"));
+        let cs = AzureFlags { connection_string: Some("AccountName=flag".into()), ..account.clone() };
+        assert_eq!(cs.over(&env)("AZURE_STORAGE_CONNECTION_STRING").as_deref(), Some("AccountName=flag"));
+    }
+
+    #[test]
     fn backoff_doubles_and_caps() {
         let p = RetryPolicy::new("t");
         assert_eq!(p.delay(1), Duration::from_millis(500));
