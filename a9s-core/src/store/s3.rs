@@ -152,7 +152,8 @@ async fn check_profile(name: &str) -> Result<()> {
     .map_err(|e| {
         Error::failure(format!("the AWS profile files cannot be read: {}", super::one_line(&e.to_string())))
     })?;
-    if set.get_profile(name).is_some() {
+    // "default" needs no section: it is what the SDK uses anyway, with keys from the environment.
+    if set.get_profile(name).is_some() || name == "default" {
         return Ok(());
     }
     let files = format!(
