@@ -126,6 +126,71 @@ pub fn iso8601_from_millis(millis: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", sod / 3600, (sod / 60) % 60, sod % 60)
 }
 
+/// Milliseconds since the epoch for an ISO 8601 / RFC 3339 time as services write it:
+/// `2019-01-31T20:52:27.154Z`, `2019-01-31 20:52:27 UTC`, `2019-01-31T21:52:27+01:00`, `…+0100`. A time
+/// without a zone is taken as UTC. `None` for anything else (the caller falls back to another source).
+pub fn millis_from_iso8601(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let t = s.get(from..from + len)?;
+        t.bytes().all(|c| c.is_ascii_digit()).then(|| t.parse().ok())?
+    };
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (y, mo, d, h, mi, sec) = (num(0, 4)?, num(5, 2)?, num(8, 2)?, num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut ms = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let first3 = format!("{:0<3}", &frac[..digits.min(3)]);
+        ms = first3.parse().ok()?;
+        rest = &frac[digits..];
+    }
+    let rest = rest.trim();
+    let offset_min = match rest {
+        "" | "Z" | "z" | "UTC" | "GMT" | "+00:00" => 0,
+        _ => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let hm = rest[1..].replace(':', "");
+            if hm.len() != 4 || !hm.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            sign * (hm[..2].parse::<i64>().ok()? * 60 + hm[2..].parse::<i64>().ok()?)
+        }
+    };
+    let days = days_from_civil(y, mo as u32, d as u32);
+    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) - offset_min * 60) * 1000 + ms)
+}
+
+// The inverse of civil_from_days (same author, same range).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 // Howard Hinnant's days-to-civil algorithm: exact for every day count we can meet, no calendar crate needed.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -197,5 +262,26 @@ mod tests {
         assert_eq!(iso8601_from_millis(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso8601_from_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(iso8601_from_millis(1_569_935_509_279), "2019-10-01T13:11:49.279Z");
+        for (text, ms) in [
+            ("2019-10-01T13:11:49.279Z", 1_569_935_509_279),
+            ("2019-10-01T13:11:49.2791234Z", 1_569_935_509_279),
+            ("2019-10-01 13:11:49 UTC", 1_569_935_509_000),
+            ("2019-10-01T15:11:49.279+02:00", 1_569_935_509_279),
+            ("2019-10-01T08:11:49.279-0500", 1_569_935_509_279),
+            ("2000-02-29T00:00:00Z", 951_782_400_000),
+            ("1970-01-01T00:00:00", 0),
+        ] {
+            assert_eq!(millis_from_iso8601(text), Some(ms), "{text}");
+        }
+        for bad in [
+            "",
+            "2019-10-01",
+            "2019-13-01T00:00:00Z",
+            "2019-10-01T13:11:49.Z",
+            "2019-10-01T13:11:49 CEST",
+            "1548967947154",
+        ] {
+            assert_eq!(millis_from_iso8601(bad), None, "{bad}");
+        }
     }
 }

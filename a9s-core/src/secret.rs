@@ -160,8 +160,9 @@ pub fn obtain(prog: &str, spec: Option<&PassSpec>) -> Result<Secret> {
     }
 }
 
-/// Asks on /dev/tty with echo off. `None` when there is no terminal.
-fn prompt_on_terminal(prompt: &str) -> Result<Option<Secret>> {
+/// Asks on /dev/tty with echo off (for any secret: the backup secret, a password). `None` when there is no
+/// terminal.
+pub fn prompt_on_terminal(prompt: &str) -> Result<Option<Secret>> {
     if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
         // Without a terminal on either side an interactive prompt is surely unwanted (cron, CI, pipes).
         if std::fs::File::open("/dev/tty").is_err() {

@@ -2,7 +2,11 @@
 //!
 //! Replaces the runbook's `aws s3 ls` / `az storage blob list | jq` and picking the newest timestamp by eye:
 //! objects are grouped into backups by the naming model and each backup is checked the way a9s-cat-parts and
-//! a9s-fetch check it, so "complete" here means those programs will take it.
+//! a9s-fetch check it, so "complete" here means those programs will take it. With `--backup-manager` it asks
+//! the a9s Backup Manager's API instead, as the runbook does with curl ([`backup_manager`]).
+
+pub mod backup_manager;
+pub mod http;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -24,8 +28,19 @@ struct Args {
     /// Where to look: `s3://BUCKET[/PREFIX]`, `az://CONTAINER[/PREFIX]` or a directory. A last component that is
     /// an instance id (`s3://bucket/<uuid>`) lists that instance's backups, one that is a backup id
     /// (`…/<uuid>-<milliseconds>`) that backup; anything else (a bucket, a folder) lists the instances found.
-    #[arg(value_name = "LOCATION")]
+    /// With --backup-manager: the Cloud Foundry service instance GUID (`cf service NAME --guid`).
+    #[arg(value_name = "LOCATION|GUID")]
     location: String,
+
+    /// Ask the a9s Backup Manager at URL (`http://[USER@]HOST:3000`, user admin when none is given) for the
+    /// backups of the service instance GUID, as the runbook's `curl …/instances/<guid>` does. The password is
+    /// read from A9S_BACKUP_MANAGER_PASSWORD, else asked on the terminal.
+    #[arg(long, value_name = "URL")]
+    backup_manager: Option<String>,
+
+    /// With --backup-manager: give up when the Backup Manager has not answered within SECONDS.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..), requires = "backup_manager")]
+    timeout: u64,
 
     /// Print only the id of the newest complete backup, for `$(…)`. Exit status 1 when there is none.
     #[arg(long, conflicts_with = "json")]
@@ -49,6 +64,15 @@ pub fn man_page() -> String {
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     let args: Args = a9s_core::error::parse_args(command(), args)?;
+    if let Some(url) = &args.backup_manager {
+        return backup_manager::run(&backup_manager::Request {
+            url,
+            guid: &args.location,
+            latest: args.latest,
+            json: args.json,
+            timeout: std::time::Duration::from_secs(args.timeout),
+        });
+    }
     let loc = Location::parse(&args.location)?;
     let opts = args.endpoints.options(RetryPolicy::new("a9s-ls"));
     let rt = store::runtime()?;

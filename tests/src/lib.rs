@@ -1,10 +1,12 @@
 //! Support for the end-to-end tests: find the built programs, make fixtures with the reference tools
 //! (`gzip`, `openssl enc`, `split`), never with our own code, and run pipelines.
 //!
-//! Servers the tests need live in their own modules: [`pg`] (a throwaway PostgreSQL cluster).
+//! Servers the tests need live in their own modules: [`pg`] (a throwaway PostgreSQL cluster), [`s3`] (moto),
+//! [`azure`] (Azurite), [`http`] (small HTTP peers of our own).
 
 pub mod azure;
 pub mod fixtures;
+pub mod http;
 pub mod pg;
 pub mod pg_extra;
 pub mod programs;

@@ -41,6 +41,8 @@ pub struct Moto {
     child: Child,
     pub port: u16,
     _log: tempfile::TempDir,
+    /// With TLS: the authority that signed the server's certificate (for boto3 and AWS_CA_BUNDLE).
+    pub ca: Option<PathBuf>,
 }
 
 /// Waits until something accepts connections on the port, or panics with `what` and the log.
@@ -63,6 +65,15 @@ pub fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &std::path::
 
 impl Moto {
     pub fn start() -> Moto {
+        Self::start_with(None)
+    }
+
+    /// moto on https with the certificate and key given, signed by `ca`.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path, ca: &std::path::Path) -> Moto {
+        Self::start_with(Some((cert, key, ca)))
+    }
+
+    fn start_with(tls: Option<(&std::path::Path, &std::path::Path, &std::path::Path)>) -> Moto {
         let probe = Command::new("python3").args(["-c", "import moto.server, boto3, flask"]).output();
         match probe {
             Ok(o) if o.status.success() => {}
@@ -76,19 +87,20 @@ impl Moto {
         let log_path = log.path().join("moto.log");
         let port = free_port();
         let out = std::fs::File::create(&log_path).expect("log file");
-        let mut child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("dup"))
-            .stderr(out)
-            .spawn()
-            .expect("start moto");
+        let mut c = Command::new("python3");
+        c.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()]);
+        if let Some((cert, key, _)) = tls {
+            c.arg("-c").arg(cert).arg("-k").arg(key);
+        }
+        let mut child =
+            c.stdin(Stdio::null()).stdout(out.try_clone().expect("dup")).stderr(out).spawn().expect("start moto");
         wait_for_port(port, &mut child, "moto", &log_path);
-        Moto { child, port, _log: log }
+        Moto { child, port, _log: log, ca: tls.map(|(_, _, ca)| ca.to_path_buf()) }
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Environment for our programs: test credentials, a region, this endpoint, and no instance metadata
@@ -124,11 +136,12 @@ for line in open(manifest):
     with open(path, "rb") as f:
         s3.put_object(Bucket=bucket, Key=key, Body=f.read())
 "#;
-        let out = Command::new("python3")
-            .args(["-c", script, &self.endpoint(), bucket])
-            .arg(manifest.path())
-            .output()
-            .expect("run boto3 upload");
+        let mut c = Command::new("python3");
+        c.args(["-c", script, &self.endpoint(), bucket]).arg(manifest.path());
+        if let Some(ca) = &self.ca {
+            c.env("AWS_CA_BUNDLE", ca);
+        }
+        let out = c.output().expect("run boto3 upload");
         assert!(out.status.success(), "boto3 upload failed: {}", String::from_utf8_lossy(&out.stderr));
     }
 }

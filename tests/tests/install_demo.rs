@@ -79,5 +79,56 @@ fn the_demo_restores_a_backup_end_to_end() {
     let out = Command::new("bash").arg(repo().join("scripts/demo")).env("A9S_BIN", bin_dir()).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "demo failed:\n{err}");
-    assert!(err.contains("a9s-cat-parts") && err.contains("a9s-pgrestore") && err.contains("demo: OK"), "{err}");
+    // All six programs ran, shown as commands, on a backup of several parts; no colour codes off a terminal.
+    for p in a9s_tests::programs::all() {
+        assert!(
+            err.contains(&format!("$ {} ", p.name)) || err.contains(&format!("| {} ", p.name)),
+            "{} not run:\n{err}",
+            p.name
+        );
+    }
+    assert!(err.contains("$ a9s-fetch --latest store/"), "{err}");
+    let parts: usize =
+        err.split("fetched (").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(parts >= 3, "the demo's backup must have at least 3 parts:\n{err}");
+    assert!(err.trim_end().ends_with("repmgr reset") && err.contains("demo: OK"), "{err}");
+    assert!(!err.contains('\u{1b}'), "colour codes on a non-terminal:\n{err}");
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains("2 backups (2 complete)") && out.contains("emptied repmgr.nodes (2 rows)"), "{out}");
+}
+
+#[test]
+fn install_says_how_to_reach_programs_and_pages_and_uninstall_removes_what_mandb_made() {
+    let prefix = tempfile::tempdir().unwrap();
+    let profile = bin_dir().file_name().unwrap().to_string_lossy().into_owned();
+    let script = |name: &str, path: &str| {
+        let mut c = Command::new("bash");
+        c.arg(repo().join("scripts").join(name))
+            .env_remove("DESTDIR")
+            .env("PREFIX", prefix.path())
+            .env("A9S_SKIP_BUILD", "1")
+            .env("A9S_PROFILE", &profile)
+            .env("CARGO_TARGET_DIR", bin_dir().parent().unwrap())
+            .env("PATH", path)
+            // MANPATH set: man-db no longer looks beside PATH, so the pages need it.
+            .env("MANPATH", "/usr/share/man");
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let p = prefix.path().display().to_string();
+    let said = script("install", "/usr/bin:/bin");
+    assert!(said.contains(&format!("export PATH=\"{p}/bin:$PATH\"")), "{said}");
+    assert!(said.contains(&format!("export MANPATH=\"{p}/share/man:$MANPATH\"")), "{said}");
+    // Already reachable: nothing to say.
+    let said = script("install", &format!("{p}/bin:/usr/bin:/bin"));
+    assert!(!said.contains("export PATH") && said.contains("export MANPATH"), "{said}");
+    let mandb = Command::new("sh").args(["-c", "command -v mandb"]).output().unwrap().status.success();
+    if mandb {
+        assert!(prefix.path().join("share/man/index.db").exists(), "mandb made no index");
+    }
+    script("uninstall", "/usr/bin:/bin");
+    let left: Vec<_> = walk(prefix.path()).into_iter().filter(|p| p.is_file()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(!prefix.path().join("share/man/cat1").exists(), "mandb's cat1 left behind");
 }

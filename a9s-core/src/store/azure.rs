@@ -195,7 +195,7 @@ pub struct AzureStore {
 impl AzureStore {
     pub fn connect(container: &str, opts: &Options) -> Result<AzureStore> {
         let env = |k: &str| std::env::var(k).ok();
-        let s = settings(&env, opts.blob_endpoint.as_deref())?;
+        let s = settings(&opts.azure.over(&env), opts.blob_endpoint.as_deref())?;
         let client = ClientOptions::new()
             .with_timeout_disabled()
             .with_connect_timeout(Duration::from_secs(10))

@@ -62,7 +62,51 @@ pub struct Options {
     pub endpoint_url: Option<String>,
     /// `--blob-endpoint` (Azure emulators and other clouds).
     pub blob_endpoint: Option<String>,
+    /// `--profile` or `AWS_PROFILE`: checked to exist before anything else.
+    pub profile: Option<String>,
+    /// `--region`, ahead of `AWS_REGION` and the profile's region.
+    pub region: Option<String>,
+    /// `--no-sign-request`: anonymous requests, for public buckets.
+    pub no_sign_request: bool,
+    /// `--ca-bundle` or `AWS_CA_BUNDLE`: PEM certificates trusted besides the system's.
+    pub ca_bundle: Option<std::path::PathBuf>,
+    /// az CLI's account options; each stands in for its environment variable.
+    pub azure: AzureFlags,
     pub retry: RetryPolicy,
+}
+
+/// `--account-name`, `--account-key`, `--sas-token`, `--connection-string`, as given on the command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AzureFlags {
+    pub account_name: Option<String>,
+    pub account_key: Option<String>,
+    pub sas_token: Option<String>,
+    pub connection_string: Option<String>,
+}
+
+impl AzureFlags {
+    /// The environment as the az CLI sees it with these flags: a flag replaces its variable, and naming an
+    /// account or its key or SAS on the command line sets AZURE_STORAGE_CONNECTION_STRING aside (az reads the
+    /// connection string only when no account is given).
+    pub fn over<'a>(&'a self, env: &'a dyn Fn(&str) -> Option<String>) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k: &str| {
+            let flag = match k {
+                "AZURE_STORAGE_CONNECTION_STRING" => {
+                    if self.connection_string.is_none()
+                        && (self.account_name.is_some() || self.account_key.is_some() || self.sas_token.is_some())
+                    {
+                        return None;
+                    }
+                    &self.connection_string
+                }
+                "AZURE_STORAGE_ACCOUNT" => &self.account_name,
+                "AZURE_STORAGE_KEY" => &self.account_key,
+                "AZURE_STORAGE_SAS_TOKEN" => &self.sas_token,
+                _ => &None,
+            };
+            flag.clone().or_else(|| env(k))
+        }
+    }
 }
 
 /// A failed request: worth retrying or not, and what to tell the operator.
@@ -312,6 +356,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn azure_flags_stand_in_for_their_variables_as_for_az() {
+        let env = |k: &str| match k {
+            "AZURE_STORAGE_CONNECTION_STRING" => Some("AccountName=env;AccountKey=k".to_string()),
+            "AZURE_STORAGE_KEY" => Some("envkey".to_string()),
+            _ => None,
+        };
+        let none = AzureFlags::default();
+        assert_eq!(none.over(&env)("AZURE_STORAGE_CONNECTION_STRING").as_deref(), Some("AccountName=env;AccountKey=k"));
+        let account = AzureFlags { account_name: Some("acct".into()), ..Default::default() };
+        let e = account.over(&env);
+        assert_eq!(e("AZURE_STORAGE_CONNECTION_STRING"), None);
+        assert_eq!(e("AZURE_STORAGE_ACCOUNT").as_deref(), Some("acct"));
+        assert_eq!(e("AZURE_STORAGE_KEY").as_deref(), Some("envkey"));
+        let cs = AzureFlags { connection_string: Some("AccountName=flag".into()), ..account.clone() };
+        assert_eq!(cs.over(&env)("AZURE_STORAGE_CONNECTION_STRING").as_deref(), Some("AccountName=flag"));
+    }
+
+    #[test]
     fn backoff_doubles_and_caps() {
         let p = RetryPolicy::new("t");
         assert_eq!(p.delay(1), Duration::from_millis(500));
@@ -337,26 +399,87 @@ pub(crate) fn one_line(s: &str) -> String {
     }
 }
 
-/// The endpoint options of every program that reads a store, for `#[command(flatten)]`.
+/// The store options of every program that reads a store, for `#[command(flatten)]`: the endpoints, and the
+/// AWS and az CLI options operators already type.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct EndpointArgs {
     /// S3-compatible endpoint (MinIO, Ceph, another cloud's S3); path-style addressing is used with it.
-    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL", hide_env_values = true)]
+    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL", hide_env_values = true, help_heading = "S3 options")]
     pub endpoint_url: Option<String>,
+
+    /// The AWS profile from ~/.aws/config and ~/.aws/credentials, as for the aws CLI. A profile that is in
+    /// neither file is an error.
+    #[arg(long, value_name = "NAME", env = "AWS_PROFILE", help_heading = "S3 options")]
+    pub profile: Option<String>,
+
+    /// The bucket's region, ahead of AWS_REGION, AWS_DEFAULT_REGION and the profile's region.
+    #[arg(long, value_name = "REGION", help_heading = "S3 options")]
+    pub region: Option<String>,
+
+    /// Do not sign requests and look for no credentials: for public buckets.
+    #[arg(long, help_heading = "S3 options")]
+    pub no_sign_request: bool,
+
+    /// PEM file of certificate authorities to trust besides the system's, for an endpoint with a private CA.
+    #[arg(long, value_name = "FILE", env = "AWS_CA_BUNDLE", help_heading = "S3 options")]
+    pub ca_bundle: Option<std::path::PathBuf>,
 
     /// Azure Blob endpoint of the account, for Azurite and other Azure clouds, e.g.
     /// `http://127.0.0.1:10000/devstoreaccount1` or `https://ACCOUNT.blob.core.usgovcloudapi.net`.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help_heading = "Azure options")]
     pub blob_endpoint: Option<String>,
+
+    /// The storage account, as AZURE_STORAGE_ACCOUNT (which it replaces).
+    #[arg(long, value_name = "NAME", help_heading = "Azure options")]
+    pub account_name: Option<String>,
+
+    /// The account's access key, as AZURE_STORAGE_KEY. On the command line it is visible to other users in
+    /// `ps`: prefer the variable.
+    #[arg(long, value_name = "KEY", help_heading = "Azure options")]
+    pub account_key: Option<String>,
+
+    /// A SAS token with list and read permission, as AZURE_STORAGE_SAS_TOKEN. On the command line it is
+    /// visible to other users in `ps`: prefer the variable.
+    #[arg(long, value_name = "TOKEN", help_heading = "Azure options")]
+    pub sas_token: Option<String>,
+
+    /// A connection string, as AZURE_STORAGE_CONNECTION_STRING. It holds the key or SAS, so on the command line
+    /// it is visible to other users in `ps`: prefer the variable.
+    #[arg(long, value_name = "STRING", help_heading = "Azure options")]
+    pub connection_string: Option<String>,
 }
 
 impl EndpointArgs {
-    /// The store options for these endpoints and a retry policy.
+    /// The store options for these arguments and a retry policy. Warns (on stderr, as `--pass pass:` does)
+    /// about a secret given on the command line.
     pub fn options(&self, retry: RetryPolicy) -> Options {
+        for (flag, set, var) in [
+            ("--account-key", &self.account_key, "AZURE_STORAGE_KEY"),
+            ("--sas-token", &self.sas_token, "AZURE_STORAGE_SAS_TOKEN"),
+            ("--connection-string", &self.connection_string, "AZURE_STORAGE_CONNECTION_STRING"),
+        ] {
+            if set.is_some() {
+                eprintln!(
+                    "{}: warning: {flag} puts a secret on the command line, visible to other users in ps; prefer {var}",
+                    retry.prog
+                );
+            }
+        }
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         Options {
             // An empty AWS_ENDPOINT_URL means none, as for the AWS CLI.
-            endpoint_url: self.endpoint_url.clone().filter(|s| !s.is_empty()),
+            endpoint_url: given(&self.endpoint_url),
             blob_endpoint: self.blob_endpoint.clone(),
+            profile: given(&self.profile),
+            region: given(&self.region),
+            no_sign_request: self.no_sign_request,
+            ca_bundle: self.ca_bundle.clone().filter(|p| !p.as_os_str().is_empty()),
+            azure: AzureFlags {
+                account_name: given(&self.account_name),
+                account_key: given(&self.account_key),
+                sas_token: given(&self.sas_token),
+                connection_string: given(&self.connection_string),
+            },
             retry,
         }
     }

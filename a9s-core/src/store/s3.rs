@@ -32,11 +32,31 @@ impl S3Store {
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(opts.retry.idle_timeout)
             .build();
-        let region = RegionProviderChain::default_provider().or_else("us-east-1");
+        if let Some(name) = &opts.profile {
+            check_profile(name).await?;
+        }
+        // --region first, then the SDK's chain (AWS_REGION, AWS_DEFAULT_REGION, the profile's region, IMDS)
+        // for the profile chosen, then us-east-1 as the aws CLI does for S3.
+        let mut chain = aws_config::default_provider::region::DefaultRegionChain::builder();
+        if let Some(name) = &opts.profile {
+            chain = chain.profile_name(name);
+        }
+        let region = RegionProviderChain::first_try(opts.region.clone().map(aws_config::Region::new))
+            .or_else(chain.build())
+            .or_else("us-east-1");
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(region)
             .retry_config(RetryConfig::disabled())
             .timeout_config(timeouts);
+        if let Some(name) = &opts.profile {
+            loader = loader.profile_name(name);
+        }
+        if let Some(path) = &opts.ca_bundle {
+            loader = loader.http_client(client_trusting(path)?);
+        }
+        if opts.no_sign_request {
+            loader = loader.no_credentials();
+        }
         let endpoint = opts
             .endpoint_url
             .clone()
@@ -46,10 +66,10 @@ impl S3Store {
             loader = loader.endpoint_url(url);
         }
         let config = loader.load().await;
-        let provider = config.credentials_provider().ok_or_else(|| {
-            Error::failure(format!("no AWS credential provider configured: looked at {CREDENTIAL_SOURCES}"))
-        })?;
-        {
+        if !opts.no_sign_request {
+            let provider = config.credentials_provider().ok_or_else(|| {
+                Error::failure(format!("no AWS credential provider configured: looked at {CREDENTIAL_SOURCES}"))
+            })?;
             use aws_sdk_s3::config::ProvideCredentials;
             if let Err(e) = provider.provide_credentials().await {
                 let detail = match &e {
@@ -58,7 +78,7 @@ impl S3Store {
                 };
                 return Err(Error::failure(format!(
                     "no AWS credentials found{detail}: looked at {CREDENTIAL_SOURCES}; set AWS_ACCESS_KEY_ID and \
-                     AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
+                     AWS_SECRET_ACCESS_KEY, or --profile (AWS_PROFILE); --no-sign-request for a public bucket"
                 )));
             }
         }
@@ -118,6 +138,66 @@ impl S3Store {
     }
 }
 
+/// Refuses a profile that is in neither profile file, as the aws CLI does ("The config profile (x) could not
+/// be found"), instead of letting the credential chain fail later with a vaguer message.
+async fn check_profile(name: &str) -> Result<()> {
+    use aws_runtime::env_config::file::EnvConfigFiles;
+    let set = aws_config::profile::load(
+        &aws_types::os_shim_internal::Fs::real(),
+        &aws_types::os_shim_internal::Env::real(),
+        &EnvConfigFiles::default(),
+        Some(name.to_string().into()),
+    )
+    .await
+    .map_err(|e| {
+        Error::failure(format!("the AWS profile files cannot be read: {}", super::one_line(&e.to_string())))
+    })?;
+    // "default" needs no section: it is what the SDK uses anyway, with keys from the environment.
+    if set.get_profile(name).is_some() || name == "default" {
+        return Ok(());
+    }
+    let files = format!(
+        "{} or {}",
+        std::env::var("AWS_CONFIG_FILE").unwrap_or_else(|_| "~/.aws/config".into()),
+        std::env::var("AWS_SHARED_CREDENTIALS_FILE").unwrap_or_else(|_| "~/.aws/credentials".into())
+    );
+    let mut known: Vec<&str> = set.profiles().collect();
+    known.sort_unstable();
+    let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+    Err(Error::failure(format!(
+        "the AWS profile {name:?} (--profile or AWS_PROFILE) is not in {files} (profiles there: {known})"
+    )))
+}
+
+/// The SDK's HTTPS client trusting the system's authorities and those in a PEM file (`--ca-bundle`,
+/// `AWS_CA_BUNDLE`). The file is checked here: the SDK would only panic on a bad one at the first request.
+fn client_trusting(path: &std::path::Path) -> Result<aws_sdk_s3::config::SharedHttpClient> {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let what = format!("CA bundle {} (--ca-bundle or AWS_CA_BUNDLE)", path.display());
+    let pem = std::fs::read(path).map_err(|e| Error::failure(format!("{what}: {}", crate::error::describe_io(&e))))?;
+    let certs: Vec<CertificateDer> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::failure(format!("{what}: not PEM certificates ({e})")))?;
+    if certs.is_empty() {
+        return Err(Error::failure(format!("{what}: no -----BEGIN CERTIFICATE----- in it")));
+    }
+    for (i, c) in certs.into_iter().enumerate() {
+        rustls::RootCertStore::empty().add(c).map_err(|e| {
+            Error::failure(format!("{what}: certificate {} is not usable as an authority ({e})", i + 1))
+        })?;
+    }
+    let ctx = TlsContext::builder()
+        .with_trust_store(TrustStore::default().with_pem_certificate(pem))
+        .build()
+        .map_err(|e| Error::failure(format!("{what}: {e}")))?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(ctx)
+        .build_https())
+}
+
 /// Turns an SDK error into a transient or permanent failure with a message an operator can act on.
 fn classify<E, R>(e: SdkError<E, R>, what: &str) -> Failure
 where
@@ -128,6 +208,12 @@ where
         SdkError::TimeoutError(_) => Failure::transient(format!("{what}: timed out")),
         SdkError::DispatchFailure(d) => {
             let detail = super::one_line(&DisplayErrorContext(&e).to_string());
+            if let Some(why) = untrusted_certificate(&detail) {
+                return Failure::permanent(format!(
+                    "{what}: the endpoint's TLS certificate is not trusted ({why}): give the authority that signed it \
+                     with --ca-bundle FILE or AWS_CA_BUNDLE"
+                ));
+            }
             if d.is_user() {
                 Failure::permanent(format!("{what}: {detail}"))
             } else {
@@ -176,6 +262,13 @@ where
         }
         _ => Failure::transient(format!("{what}: {}", super::one_line(&DisplayErrorContext(&e).to_string()))),
     }
+}
+
+/// rustls's reason when a handshake failed on the server's certificate: retrying cannot help, a CA bundle can.
+fn untrusted_certificate(detail: &str) -> Option<&str> {
+    let i = detail.find("invalid peer certificate: ")? + "invalid peer certificate: ".len();
+    let why = &detail[i..];
+    Some(&why[..why.find([' ', ')', ',']).unwrap_or(why.len())])
 }
 
 /// The status of a raw response, whatever its type.
