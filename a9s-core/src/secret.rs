@@ -134,7 +134,8 @@ impl PassSpec {
             PassSpec::Stdin => {
                 // Descriptor 0 itself, not std's buffered stdin, whose buffer would keep a copy.
                 // ManuallyDrop: descriptor 0 is not ours to close.
-                let f = std::mem::ManuallyDrop::new(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(0) });
+                let f =
+                    std::mem::ManuallyDrop::new(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(0) });
                 first_line(&*f).map_err(|e| e.context("--pass stdin"))?
             }
         };
