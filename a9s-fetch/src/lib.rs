@@ -62,15 +62,8 @@ struct Args {
     #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
     chunk_size: u64,
 
-    /// Tries per request before giving up: transient failures (connection reset, timeout, HTTP 5xx, throttling)
-    /// are retried with exponential backoff (0.5 s doubling up to 20 s), resuming at the byte reached. The count
-    /// starts again whenever data arrives.
-    #[arg(long, value_name = "N", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
-    tries: u32,
-
-    /// Give up on a response that sends nothing for this many seconds (it is then resumed like a reset).
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
-    idle_timeout: u64,
+    #[command(flatten)]
+    retry: store::RetryArgs,
 
     /// Fetch a split S3 backup even though its `<backup-id>.json` metadata is missing (normally a sign that the
     /// upload did not finish). The parts must still be complete and contiguous.
@@ -135,10 +128,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     if to_stdout {
         refuse_binary_to_terminal("backup data")?;
     }
-    let mut retry = RetryPolicy::new(PROG);
-    retry.tries = args.tries;
-    retry.idle_timeout = std::time::Duration::from_secs(args.idle_timeout);
-    let opts = args.endpoints.options(retry);
+    let opts = args.endpoints.options(args.retry.policy(PROG));
     let rt = store::runtime()?;
     rt.block_on(async {
         let st = Arc::new(Store::connect(&loc, &opts).await?);
@@ -366,11 +356,13 @@ fn identity(obj: &Object) -> String {
 
 const RECORD_MAGIC: &str = "a9s-fetch resume record 1";
 
+/// `file <dev:ino>` for a partial file; `done <dev:ino:size:mtime>` for a finished one, whose content must not
+/// have changed since.
 fn record_text(obj: &Object, file: &str) -> String {
-    format!("{RECORD_MAGIC}\n{}\nfile {file}\n", identity(obj))
+    format!("{RECORD_MAGIC}\n{}\n{file}\n", identity(obj))
 }
 
-/// The file identity (dev:ino) a record names, when the record is ours and names this very object.
+/// The file line of a record, when the record is ours and names this very object.
 fn record_file(dir: &SafeDir, rec: &str, obj: &Object) -> Result<Option<String>> {
     let Some(bytes) = dir.read_small(rec)? else { return Ok(None) };
     let text = String::from_utf8_lossy(&bytes);
@@ -378,7 +370,14 @@ fn record_file(dir: &SafeDir, rec: &str, obj: &Object) -> Result<Option<String>>
     if lines.next() != Some(RECORD_MAGIC) || lines.next() != Some(identity(obj).as_str()) {
         return Ok(None);
     }
-    Ok(lines.next().and_then(|l| l.strip_prefix("file ")).map(str::to_string))
+    Ok(lines.next().map(str::to_string))
+}
+
+/// The record line of a finished file: its identity, size and modification time.
+fn done_line(f: &std::fs::File) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata().map_err(|e| Error::failure(describe_io(&e)))?;
+    Ok(format!("done {}:{}:{}:{}.{:09}", m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
 }
 
 /// One object into `dir/<name>` through `dir/.<name>.part`, with `dir/.<name>.a9s-fetch` beside it naming the
@@ -407,7 +406,7 @@ async fn fetch_file(
                     hash_file(f.try_clone().map_err(|e| Error::failure(describe_io(&e)))?, dir.show(&name)).await?
                         == want
                 }
-                None => record_file(dir, &rec, obj)? == Some(file_id(&f).map_err(|e| Error::failure(describe_io(&e)))?),
+                None => record_file(dir, &rec, obj)? == Some(done_line(&f)?),
             };
         if proven {
             progress.lock().expect("lock").add(obj.size);
@@ -431,7 +430,7 @@ async fn fetch_file(
             None => {
                 let f = dir.create_new(&part)?;
                 let id = file_id(&f).map_err(|e| Error::failure(describe_io(&e)))?;
-                dir.write_small(&rec, record_text(obj, &id).as_bytes())?;
+                dir.write_small(&rec, record_text(obj, &format!("file {id}")).as_bytes())?;
                 (f, 0)
             }
         };
@@ -461,6 +460,13 @@ async fn fetch_file(
             store::hex(&want)
         )));
     }
+    if obj.md5.is_none() {
+        // Without an MD5 the record is what will let a rerun keep this file: it names the finished file.
+        let f = dir
+            .open_existing(&part, false)?
+            .ok_or_else(|| Error::failure(format!("{} vanished while being written", dir.show(&part))))?;
+        dir.write_small(&rec, record_text(obj, &done_line(&f)?).as_bytes())?;
+    }
     dir.rename(&part, &name)?;
     if obj.md5.is_some() {
         dir.remove(&rec)?;
@@ -474,7 +480,7 @@ fn resumable(dir: &SafeDir, part: &str, rec: &str, obj: &Object) -> Result<Optio
     let Some(f) = dir.open_existing(part, true)? else { return Ok(None) };
     let id = file_id(&f).map_err(|e| Error::failure(describe_io(&e)))?;
     let len = f.metadata().map_err(|e| Error::failure(describe_io(&e)))?.len();
-    if record_file(dir, rec, obj)?.as_deref() == Some(id.as_str()) && len <= obj.size {
+    if record_file(dir, rec, obj)? == Some(format!("file {id}")) && len <= obj.size {
         return Ok(Some((f, len)));
     }
     eprintln!(

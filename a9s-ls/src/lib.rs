@@ -9,7 +9,7 @@ use std::io::Write;
 
 use a9s_core::error::{Error, Result};
 use a9s_core::io::human_bytes;
-use a9s_core::store::{self, Backup, EndpointArgs, InstanceSummary, Location, RetryPolicy, Selection, Store};
+use a9s_core::store::{self, Backup, EndpointArgs, InstanceSummary, Location, Selection, Store};
 use clap::{CommandFactory, Parser};
 use serde_json::json;
 
@@ -37,6 +37,9 @@ struct Args {
 
     #[command(flatten)]
     endpoints: EndpointArgs,
+
+    #[command(flatten)]
+    retry: store::RetryArgs,
 }
 
 pub fn command() -> clap::Command {
@@ -50,7 +53,7 @@ pub fn man_page() -> String {
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     let args = Args::try_parse_from(args).unwrap_or_else(|e| e.exit());
     let loc = Location::parse(&args.location)?;
-    let opts = args.endpoints.options(RetryPolicy::new("a9s-ls"));
+    let opts = args.endpoints.options(args.retry.policy("a9s-ls"));
     let rt = store::runtime()?;
     let survey = rt.block_on(async {
         let st = Store::connect(&loc, &opts).await?;

@@ -8,6 +8,7 @@ pub mod fixtures;
 pub mod pg;
 pub mod pg_extra;
 pub mod programs;
+pub mod proxy;
 pub mod s3;
 
 use std::path::PathBuf;

@@ -421,6 +421,30 @@ pub(crate) fn one_line(s: &str) -> String {
     }
 }
 
+/// The retry and timeout options of every program that reads a store, for `#[command(flatten)]`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RetryArgs {
+    /// Tries per request before giving up: transient failures (connection reset, timeout, HTTP 5xx, throttling,
+    /// a response that is not the one asked for) are retried with exponential backoff (0.5 s doubling up to
+    /// 20 s), resuming at the byte reached. The count starts again whenever data arrives.
+    #[arg(long, value_name = "N", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub tries: u32,
+
+    /// Give up on a request whose response headers, listing page or next body bytes take longer than this many
+    /// seconds (it is then retried like a reset). Connecting is bounded by 10 s.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
+}
+
+impl RetryArgs {
+    pub fn policy(&self, prog: &'static str) -> RetryPolicy {
+        let mut p = RetryPolicy::new(prog);
+        p.tries = self.tries;
+        p.idle_timeout = Duration::from_secs(self.idle_timeout);
+        p
+    }
+}
+
 /// The endpoint options of every program that reads a store, for `#[command(flatten)]`.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct EndpointArgs {
