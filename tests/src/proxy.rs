@@ -163,8 +163,8 @@ fn serve(
 ) -> std::io::Result<()> {
     let head = read_head(&mut client)?;
     let req = lines(&head);
-    let is_ranged_get = req[0].starts_with("GET ")
-        && (header(&req, "range").is_some() || header(&req, "x-ms-range").is_some());
+    let is_ranged_get =
+        req[0].starts_with("GET ") && (header(&req, "range").is_some() || header(&req, "x-ms-range").is_some());
     let mut body_in = Vec::new();
     if let Some(n) = header(&req, "content-length").and_then(|v| v.parse::<usize>().ok()) {
         body_in.resize(n, 0);

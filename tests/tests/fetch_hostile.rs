@@ -417,10 +417,7 @@ fn azure_listing_tolerates_any_name() {
     std::fs::write(&p, &data).unwrap();
     let junk = tmp.path().join("junk");
     std::fs::write(&junk, b"x").unwrap();
-    az.put(
-        BUCKET,
-        &[(id.clone(), p), (format!("{id}//x"), junk.clone()), ("x//y".to_string(), junk.clone())],
-    );
+    az.put(BUCKET, &[(id.clone(), p), (format!("{id}//x"), junk.clone()), ("x//y".to_string(), junk.clone())]);
     let env = vec![("AZURE_STORAGE_CONNECTION_STRING".to_string(), az.connection_string())];
     for loc in [format!("az://{BUCKET}"), format!("az://{BUCKET}/{INSTANCE}")] {
         let o = run("a9s-ls", &[&loc], &env);
