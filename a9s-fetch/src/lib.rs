@@ -22,7 +22,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 mod safedir;
 
-use safedir::{file_id, SafeDir};
+use safedir::{file_id, ours, SafeDir};
 
 const PROG: &str = "a9s-fetch";
 
@@ -395,11 +395,11 @@ fn done_line(f: &std::fs::File) -> Result<String> {
 
 /// One object into `dir/<name>` through `dir/.<name>.part`, with `dir/.<name>.a9s-fetch` beside it naming the
 /// object (key, size, ETag, Last-Modified) and the partial file (device and inode) it belongs to. A partial
-/// file is resumed only when its record names the object as the store lists it now and names that very file;
-/// anything else starts again from byte 0. The finished file is checked: its length, and its MD5 where the
-/// store states one (S3 single-part ETag, Azure Content-MD5); every response was checked against the
-/// listing's ETag on the way. The record stays beside a finished file only when there was no MD5: it is what
-/// lets a rerun keep that file.
+/// file is resumed only when its record names the object as the store lists it now and names that very file,
+/// and both are ours (not planted by another user); anything else starts again from byte 0. The finished
+/// file is checked: its length, and its MD5 where the store states one (S3 single-part ETag, Azure
+/// Content-MD5); every response was checked against the listing's ETag on the way. The record stays beside
+/// a finished file only when there was no MD5: it is what lets a rerun keep that file.
 async fn fetch_file(
     st: &Store,
     obj: &Object,
@@ -414,6 +414,7 @@ async fn fetch_file(
     if let Some(f) = dir.open_existing(&name, false)? {
         let len = f.metadata().map_err(|e| Error::failure(format!("{}: {}", dir.show(&name), describe_io(&e))))?.len();
         let proven = len == obj.size
+            && ours(&f)
             && match obj.md5 {
                 Some(want) => {
                     hash_file(f.try_clone().map_err(|e| Error::failure(describe_io(&e)))?, dir.show(&name)).await?
@@ -493,7 +494,7 @@ fn resumable(dir: &SafeDir, part: &str, rec: &str, obj: &Object) -> Result<Optio
     let Some(f) = dir.open_existing(part, true)? else { return Ok(None) };
     let id = file_id(&f).map_err(|e| Error::failure(describe_io(&e)))?;
     let len = f.metadata().map_err(|e| Error::failure(describe_io(&e)))?.len();
-    if record_file(dir, rec, obj)? == Some(format!("file {id}")) && len <= obj.size {
+    if ours(&f) && record_file(dir, rec, obj)? == Some(format!("file {id}")) && len <= obj.size {
         return Ok(Some((f, len)));
     }
     eprintln!(

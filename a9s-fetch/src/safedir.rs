@@ -24,6 +24,12 @@ pub fn file_id(f: &File) -> io::Result<String> {
     Ok(format!("{}:{}", m.dev(), m.ino()))
 }
 
+/// Whether we own the file: one another user planted (in a shared directory) proves nothing, whatever it says.
+pub fn ours(f: &File) -> bool {
+    // SAFETY: geteuid cannot fail.
+    f.metadata().is_ok_and(|m| m.uid() == unsafe { libc::geteuid() })
+}
+
 impl SafeDir {
     /// Creates `path` if missing and opens it.
     pub fn open(path: &Path) -> Result<SafeDir> {
@@ -169,10 +175,13 @@ impl SafeDir {
         self.rename(&tmp, name)
     }
 
-    /// Reads a small file (at most 64 KiB), `None` when there is none.
+    /// Reads a small file of ours (at most 64 KiB), `None` when there is none or it is another user's.
     pub fn read_small(&self, name: &str) -> Result<Option<Vec<u8>>> {
         use std::io::Read;
         let Some(f) = self.open_existing(name, false)? else { return Ok(None) };
+        if !ours(&f) {
+            return Ok(None);
+        }
         let mut buf = Vec::new();
         f.take(64 << 10).read_to_end(&mut buf).map_err(|e| self.err(name, e))?;
         Ok(Some(buf))
