@@ -11,7 +11,7 @@
 #
 # Environment (see also bench/lib.sh): A9S_BENCH_FETCH_MB (default 256), A9S_BENCH_RUNS (default 3),
 # A9S_BENCH_FETCH_WINDOWS (default "8M/8M 64M/8M"), A9S_BENCH_FETCH_BASE_MIB (the base in the man page, default
-# 26), A9S_BENCH_WORK, A9S_BENCH_SKIP_BUILD=1.
+# 16), A9S_BENCH_WORK, A9S_BENCH_SKIP_BUILD=1.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -21,7 +21,7 @@ bench_init fetch-memory
 MB=${A9S_BENCH_FETCH_MB:-256}
 RUNS=${A9S_BENCH_RUNS:-3}
 WINDOWS=${A9S_BENCH_FETCH_WINDOWS:-8M/8M 64M/8M}
-BASE_MIB=${A9S_BENCH_FETCH_BASE_MIB:-26}
+BASE_MIB=${A9S_BENCH_FETCH_BASE_MIB:-16}
 UUID=5d1c8a3e-7f42-4b8e-9d61-2a9c0f3b7e15
 ID=$UUID-1700000000000
 BUCKET=a9s-bench-memory

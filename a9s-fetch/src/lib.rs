@@ -54,7 +54,7 @@ struct Args {
     jobs: u32,
 
     /// With -o -: how far ahead of the output the download may run. The data in memory is bounded by this plus
-    /// two chunks, whatever the size of the backup; the program itself adds about 26 MiB. Accepts K, M, G
+    /// two chunks, whatever the size of the backup; the program itself adds about 16 MiB. Accepts K, M, G
     /// (powers of 1024), e.g. `256M`.
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     read_ahead: u64,
