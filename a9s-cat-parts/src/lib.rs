@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use a9s_core::error::{describe_io, Error, Result};
 use a9s_core::io::{human_bytes, open_input, refuse_binary_to_terminal};
+use a9s_core::output::AtomicOutput;
 use a9s_core::parts::{self, Candidate, Plan};
 use a9s_core::progress::{Progress, ProgressArgs};
 use clap::{CommandFactory, Parser};
@@ -73,10 +74,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
         let mut out = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
         copy_parts(&plan, files, &mut out, &mut progress)?;
     } else {
-        let mut out = File::create(&args.output)
-            .map_err(|e| Error::failure(format!("cannot create {}: {}", args.output.display(), describe_io(&e))))?;
-        copy_parts(&plan, files, &mut out, &mut progress)?;
-        out.sync_all().map_err(|e| Error::failure(format!("{}: {}", args.output.display(), describe_io(&e))))?;
+        // Complete or not at all: a full disk or a signal leaves no partial FILE behind.
+        let mut out = AtomicOutput::create(&args.output, "a9s-cat-parts")?;
+        copy_parts(&plan, files, out.file(), &mut progress)?;
+        out.commit()?;
     }
     progress.finish();
     Ok(0)

@@ -2,13 +2,14 @@
 //!
 //! Every program is a thin `main` over its own library crate; what two or more programs need lives here once:
 //! the backup naming model ([`naming`]), ordering and validation of parts ([`parts`]), reading a secret
-//! ([`secret`]), the error and exit-status conventions ([`error`]), progress on a terminal ([`progress`]),
+//! ([`secret`]), atomic output files ([`output`]), the error and exit-status conventions ([`error`]), progress on a terminal ([`progress`]),
 //! and man page rendering ([`man`]).
 
 pub mod error;
 pub mod io;
 pub mod man;
 pub mod naming;
+pub mod output;
 pub mod parts;
 #[cfg(feature = "pg")]
 pub mod pg;

@@ -5,7 +5,7 @@
 //! environment variable [`DEFAULT_ENV`] is read, else the terminal is asked.
 
 use std::fmt;
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read, Write};
 
 use crate::error::{describe_io, Error, Result};
 
@@ -61,6 +61,15 @@ impl fmt::Debug for PassSpec {
     }
 }
 
+impl Drop for PassSpec {
+    fn drop(&mut self) {
+        if let PassSpec::Pass(v) = self {
+            let v = std::mem::take(v);
+            drop(Secret(v.into_bytes()));
+        }
+    }
+}
+
 impl PassSpec {
     /// Parses `pass:…`, `env:…`, `file:…`, `fd:N` or `stdin`. The error never repeats the argument,
     /// which may be a secret typed without its `pass:` prefix.
@@ -100,7 +109,12 @@ impl PassSpec {
         let secret = match self {
             PassSpec::Pass(v) => Secret(v.as_bytes().to_vec()),
             PassSpec::Env(var) => match std::env::var_os(var) {
-                Some(v) => Secret(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec()),
+                Some(v) => {
+                    // into_vec moves the bytes: the one copy is the secret's, wiped on drop.
+                    let s = Secret(std::os::unix::ffi::OsStringExt::into_vec(v));
+                    wipe_env(var);
+                    s
+                }
                 None => return Err(Error::usage(format!("--pass env:{var}: the variable {var} is not set"))),
             },
             PassSpec::File(path) => {
@@ -117,7 +131,13 @@ impl PassSpec {
                 let f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(*n) };
                 first_line(f).map_err(|e| e.context(format!("--pass fd:{n}")))?
             }
-            PassSpec::Stdin => first_line(std::io::stdin().lock()).map_err(|e| e.context("--pass stdin"))?,
+            PassSpec::Stdin => {
+                // Descriptor 0 itself, not std's buffered stdin, whose buffer would keep a copy.
+                // ManuallyDrop: descriptor 0 is not ours to close.
+                let f =
+                    std::mem::ManuallyDrop::new(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(0) });
+                first_line(&*f).map_err(|e| e.context("--pass stdin"))?
+            }
         };
         if secret.0.is_empty() {
             return Err(Error::usage(format!("{self:?}: the secret is empty")));
@@ -126,22 +146,69 @@ impl PassSpec {
     }
 }
 
-/// openssl reads the first line and drops its line end; so do we.
-fn first_line(r: impl Read) -> Result<Secret> {
-    let mut line = Vec::new();
-    BufReader::new(r).read_until(b'\n', &mut line).map_err(|e| Error::failure(describe_io(&e)))?;
-    if line.last() == Some(&b'\n') {
-        line.pop();
-        if line.last() == Some(&b'\r') {
-            line.pop();
+/// Longest secret line read: far beyond any real one, and it keeps the line in one allocation that is wiped.
+const MAX_LINE: usize = 64 << 10;
+
+/// openssl reads the first line and drops its line end; so do we. One byte at a time, straight into the
+/// secret's own buffer: a read buffer (BufReader, std's stdin buffer) would keep a copy nobody wipes, and so
+/// would a growing Vec's old allocations, hence the one allocation of [`MAX_LINE`].
+fn first_line(mut r: impl Read) -> Result<Secret> {
+    let mut line = Secret(Vec::with_capacity(MAX_LINE));
+    let mut b = [0u8; 1];
+    loop {
+        match r.read(&mut b) {
+            Ok(0) => break,
+            Ok(_) if b[0] == b'\n' => break,
+            Ok(_) if line.0.len() == MAX_LINE => {
+                return Err(Error::usage(format!("the secret's first line is longer than {MAX_LINE} bytes")))
+            }
+            Ok(_) => line.0.push(b[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::failure(describe_io(&e))),
         }
     }
-    Ok(Secret(line))
+    // SAFETY: the last byte read may be the secret's; a valid pointer to our own stack array.
+    unsafe { std::ptr::write_volatile(&mut b[0], 0) };
+    if line.0.last() == Some(&b'\r') {
+        line.0.pop();
+    }
+    Ok(line)
+}
+
+/// Keeps the secret out of core dumps and away from ptrace by other processes of the same user: no core
+/// file (RLIMIT_CORE 0) and not dumpable (PR_SET_DUMPABLE 0, which also makes /proc/PID/mem unreadable to
+/// them). Done before the secret is read, by [`obtain`]; every program that holds the secret goes through it.
+pub fn keep_out_of_cores() {
+    let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain system calls with valid arguments; failure leaves the defaults, which is no worse.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
+
+/// Overwrites the value of an environment variable in place and removes it, so that the copy the process
+/// started with does not outlive its use.
+fn wipe_env(var: &str) {
+    let Ok(name) = std::ffi::CString::new(var) else { return };
+    // SAFETY: getenv returns NULL or the NUL-terminated value in the environment block, which we own; we
+    // only overwrite its bytes up to the NUL, then unset the variable. Called before any thread is started.
+    unsafe {
+        let p = libc::getenv(name.as_ptr());
+        if !p.is_null() {
+            let n = libc::strlen(p);
+            for i in 0..n {
+                std::ptr::write_volatile(p.add(i), 0);
+            }
+        }
+        libc::unsetenv(name.as_ptr());
+    }
 }
 
 /// The secret from `--pass`, else [`DEFAULT_ENV`], else a prompt on the terminal, else a usage error.
 /// `prog` names the program in the warning and the prompt.
 pub fn obtain(prog: &str, spec: Option<&PassSpec>) -> Result<Secret> {
+    keep_out_of_cores();
     if let Some(spec) = spec {
         if let Some(w) = spec.warning() {
             eprintln!("{prog}: {w}");

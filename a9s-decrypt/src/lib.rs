@@ -8,16 +8,14 @@ pub mod kdf;
 pub mod stream;
 pub mod verify;
 
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicPtr, Ordering};
 
 use a9s_core::error::describe_io;
+use a9s_core::output::AtomicOutput;
 use a9s_core::progress::{Progress, ProgressArgs};
 use a9s_core::secret::{self, PassSpec};
 use a9s_core::{Error, Result};
@@ -349,24 +347,9 @@ fn suggestion(k: Kdf) -> String {
 }
 
 /// Where the data goes: stdout, or a temporary file renamed to its name only on success.
-struct Output {
-    file: File,
-    temp: Option<(PathBuf, PathBuf)>,
-}
-
-/// The temporary file to remove if a signal ends the process before it is complete (a leaked C string).
-static CLEANUP: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
-
-extern "C" fn remove_temp_and_die(sig: libc::c_int) {
-    let p = CLEANUP.swap(std::ptr::null_mut(), Ordering::SeqCst);
-    // SAFETY: unlink, signal and raise are async-signal-safe; p is a leaked, NUL-terminated path.
-    unsafe {
-        if !p.is_null() {
-            libc::unlink(p);
-        }
-        libc::signal(sig, libc::SIG_DFL);
-        libc::raise(sig);
-    }
+enum Output {
+    Stdout(File),
+    File(AtomicOutput),
 }
 
 impl Output {
@@ -376,81 +359,32 @@ impl Output {
                 .as_fd()
                 .try_clone_to_owned()
                 .map_err(|e| Error::failure(format!("cannot write stdout: {}", describe_io(&e))))?;
-            return Ok(Output { file: File::from(fd), temp: None });
+            return Ok(Output::Stdout(File::from(fd)));
         }
-        let file_name = path
-            .file_name()
-            .ok_or_else(|| Error::usage(format!("-o {}: give a file name, not a directory", path.display())))?;
-        if path.is_dir() {
-            return Err(Error::usage(format!("-o {}: is a directory; give a file name", path.display())));
-        }
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut temp_name = OsString::from(".");
-        temp_name.push(file_name);
-        temp_name.push(format!(".a9s-decrypt-{}.tmp", std::process::id()));
-        let temp = dir.join(temp_name);
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)
-            .map_err(|e| Error::failure(format!("cannot create {}: {}", temp.display(), describe_io(&e))))?;
-        if let Ok(c) = CString::new(temp.as_os_str().as_bytes()) {
-            CLEANUP.store(c.into_raw(), Ordering::SeqCst);
-            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                // SAFETY: installs a handler that only calls async-signal-safe functions.
-                unsafe { libc::signal(sig, remove_temp_and_die as *const () as libc::sighandler_t) };
-            }
-        }
-        Ok(Output { file, temp: Some((temp, path.to_path_buf())) })
+        Ok(Output::File(AtomicOutput::create(path, "a9s-decrypt")?))
     }
 
     fn writer(&mut self) -> &mut (dyn Write + Send) {
-        &mut self.file
+        match self {
+            Output::Stdout(f) => f,
+            Output::File(o) => o.file(),
+        }
     }
 
     /// Makes the output final: flushes it to disk and gives it its name.
     fn commit(self) -> Result<()> {
-        let Some((temp, path)) = &self.temp else { return Ok(()) };
-        let done = self
-            .file
-            .sync_all()
-            .map_err(|e| Error::failure(format!("cannot write {}: {}", temp.display(), describe_io(&e))))
-            .and_then(|()| {
-                std::fs::rename(temp, path).map_err(|e| {
-                    Error::failure(format!(
-                        "cannot rename {} to {}: {}",
-                        temp.display(),
-                        path.display(),
-                        describe_io(&e)
-                    ))
-                })
-            });
-        forget_cleanup();
-        if done.is_err() {
-            let _ = std::fs::remove_file(temp);
+        match self {
+            Output::Stdout(_) => Ok(()),
+            Output::File(o) => o.commit(),
         }
-        done
     }
 
     /// Removes the incomplete output; returns its would-be name.
     fn abandon(self) -> Option<PathBuf> {
-        let (temp, path) = self.temp?;
-        drop(self.file);
-        let _ = std::fs::remove_file(&temp);
-        forget_cleanup();
-        Some(path)
-    }
-}
-
-fn forget_cleanup() {
-    let p = CLEANUP.swap(std::ptr::null_mut(), Ordering::SeqCst);
-    if !p.is_null() {
-        // SAFETY: p came from CString::into_raw and the handler no longer sees it.
-        drop(unsafe { CString::from_raw(p) });
+        match self {
+            Output::Stdout(_) => None,
+            Output::File(o) => Some(o.abandon()),
+        }
     }
 }
 

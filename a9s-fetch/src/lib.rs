@@ -20,6 +20,10 @@ use clap::{CommandFactory, Parser};
 use md5::{Digest, Md5};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
+mod safedir;
+
+use safedir::{file_id, ours, SafeDir};
+
 const PROG: &str = "a9s-fetch";
 
 #[derive(Parser, Debug)]
@@ -49,8 +53,9 @@ struct Args {
     #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     jobs: u32,
 
-    /// With -o -: how far ahead of the output the download may run. Memory use is bounded by this plus two
-    /// chunks, whatever the size of the backup. Accepts K, M, G (powers of 1024), e.g. `256M`.
+    /// With -o -: how far ahead of the output the download may run. The data in memory is bounded by this plus
+    /// two chunks, whatever the size of the backup; the program itself adds about 16 MiB. Accepts K, M, G
+    /// (powers of 1024), e.g. `256M`.
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     read_ahead: u64,
 
@@ -58,15 +63,8 @@ struct Args {
     #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
     chunk_size: u64,
 
-    /// Tries per request before giving up: transient failures (connection reset, timeout, HTTP 5xx, throttling)
-    /// are retried with exponential backoff (0.5 s doubling up to 20 s), resuming at the byte reached. The count
-    /// starts again whenever data arrives.
-    #[arg(long, value_name = "N", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
-    tries: u32,
-
-    /// Give up on a response that sends nothing for this many seconds (it is then resumed like a reset).
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
-    idle_timeout: u64,
+    #[command(flatten)]
+    retry: store::RetryArgs,
 
     /// Fetch a split S3 backup even though its `<backup-id>.json` metadata is missing (normally a sign that the
     /// upload did not finish). The parts must still be complete and contiguous.
@@ -110,6 +108,7 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     let args: Args = a9s_core::error::parse_args(command(), args)?;
+    bound_allocator();
     let loc = Location::parse(&args.location)?;
     match (&loc.selection, args.latest) {
         (Selection::Backup(_), true) => {
@@ -134,10 +133,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     if to_stdout {
         refuse_binary_to_terminal("backup data")?;
     }
-    let mut retry = RetryPolicy::new(PROG);
-    retry.tries = args.tries;
-    retry.idle_timeout = std::time::Duration::from_secs(args.idle_timeout);
-    let opts = args.endpoints.options(retry);
+    let opts = args.endpoints.options(args.retry.policy(PROG));
     // With -o - the next program in the pipe reports progress; with -o DIR this one is the last.
     let mode = args.progress.mode(to_stdout, false);
     let rt = store::runtime()?;
@@ -164,6 +160,18 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     Ok(0)
 }
 
+/// Chunk buffers are allocated on the I/O threads and freed on the writer thread. glibc's malloc would raise
+/// its mmap threshold after the first such buffer is freed and then serve the next ones from per-thread
+/// arenas, which keep freed memory: the peak RSS grew to twice the documented bound. A fixed threshold of
+/// 1 MiB keeps every chunk buffer its own mapping, returned to the system when freed.
+fn bound_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 /// The backup to fetch, refused unless complete.
 fn choose(backups: &[Backup], loc: &Location, args: &Args) -> Result<Backup> {
     if args.latest {
@@ -183,7 +191,11 @@ fn choose(backups: &[Backup], loc: &Location, args: &Args) -> Result<Backup> {
         b.problems.retain(|p| !p.starts_with("no metadata "));
     }
     if !b.complete() {
-        return Err(Error::failure(format!("refusing incomplete backup {}: {}", b.id, b.problem_text())));
+        return Err(Error::failure(format!(
+            "refusing incomplete backup {}: {}",
+            b.id,
+            store::printable(&b.problem_text())
+        )));
     }
     Ok(b)
 }
@@ -326,9 +338,7 @@ async fn download(
     policy: &RetryPolicy,
     mode: Mode,
 ) -> Result<()> {
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|e| Error::failure(format!("cannot create {}: {}", dir.display(), describe_io(&e))))?;
+    let dir = Arc::new(SafeDir::open(dir)?);
     let mut objects: Vec<Object> = backup.parts.clone();
     objects.extend(backup.metadata.clone());
     let total: u64 = objects.iter().map(|o| o.size).sum();
@@ -342,7 +352,7 @@ async fn download(
         while tasks.len() < jobs && first_error.is_none() {
             let Some(obj) = queue.next() else { break };
             let (st, dir, policy, progress, finished) =
-                (st.clone(), dir.to_path_buf(), policy.clone(), progress.clone(), finished.clone());
+                (st.clone(), dir.clone(), policy.clone(), progress.clone(), finished.clone());
             tasks.spawn(async move {
                 let r = fetch_file(&st, &obj, &dir, &policy, &progress).await;
                 if r.is_ok() {
@@ -368,83 +378,170 @@ async fn download(
         return Err(Error::failure(format!("{} (run the same command again to resume)", e.message)));
     }
     // The renames must survive a crash too.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    dir.sync();
     Ok(())
 }
 
-/// One object into `dir/<name>` through `dir/.<name>.part`.
+/// What identifies the object a file came from: key, size, ETag, Last-Modified. Debug-quoted, so that one
+/// line holds it whatever the store sent, and compared as a whole.
+fn identity(obj: &Object) -> String {
+    format!("object {:?} {} {:?} {:?}", obj.key, obj.size, obj.etag, obj.modified)
+}
+
+const RECORD_MAGIC: &str = "a9s-fetch resume record 1";
+
+/// `file <dev:ino>` for a partial file; `done <dev:ino:size:mtime>` for a finished one, whose content must not
+/// have changed since.
+fn record_text(obj: &Object, file: &str) -> String {
+    format!("{RECORD_MAGIC}\n{}\n{file}\n", identity(obj))
+}
+
+/// The file line of a record, when the record is ours and names this very object.
+fn record_file(dir: &SafeDir, rec: &str, obj: &Object) -> Result<Option<String>> {
+    let Some(bytes) = dir.read_small(rec)? else { return Ok(None) };
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines = text.lines();
+    if lines.next() != Some(RECORD_MAGIC) || lines.next() != Some(identity(obj).as_str()) {
+        return Ok(None);
+    }
+    Ok(lines.next().map(str::to_string))
+}
+
+/// The record line of a finished file: its identity, size and modification time.
+fn done_line(f: &std::fs::File) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata().map_err(|e| Error::failure(describe_io(&e)))?;
+    Ok(format!("done {}:{}:{}:{}.{:09}", m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
+}
+
+/// One object into `dir/<name>` through `dir/.<name>.part`, with `dir/.<name>.a9s-fetch` beside it naming the
+/// object (key, size, ETag, Last-Modified) and the partial file (device and inode) it belongs to. A partial
+/// file is resumed only when its record names the object as the store lists it now and names that very file,
+/// and both are ours (not planted by another user); anything else starts again from byte 0. The finished
+/// file is checked: its length, and its MD5 where the store states one (S3 single-part ETag, Azure
+/// Content-MD5); every response was checked against the listing's ETag on the way. The record stays beside
+/// a finished file only when there was no MD5: it is what lets a rerun keep that file.
 async fn fetch_file(
     st: &Store,
     obj: &Object,
-    dir: &Path,
+    dir: &SafeDir,
     policy: &RetryPolicy,
     progress: &Mutex<Progress>,
 ) -> Result<()> {
     let name = obj.name().to_string();
-    let dest = dir.join(&name);
-    let tmp = dir.join(format!(".{name}.part"));
-    let io_err = |p: &Path, e: std::io::Error| Error::failure(format!("{}: {}", p.display(), describe_io(&e)));
+    let part = format!(".{name}.part");
+    let rec = format!(".{name}.a9s-fetch");
 
-    if let Ok(meta) = tokio::fs::metadata(&dest).await {
-        if meta.is_file() && meta.len() == obj.size && md5_matches(&dest, obj).await? {
+    if let Some(f) = dir.open_existing(&name, false)? {
+        let len = f.metadata().map_err(|e| Error::failure(format!("{}: {}", dir.show(&name), describe_io(&e))))?.len();
+        let proven = len == obj.size
+            && ours(&f)
+            && match obj.md5 {
+                Some(want) => {
+                    hash_file(f.try_clone().map_err(|e| Error::failure(describe_io(&e)))?, dir.show(&name)).await?
+                        == want
+                }
+                None => record_file(dir, &rec, obj)? == Some(done_line(&f)?),
+            };
+        if proven {
             progress.lock().expect("lock").add(obj.size);
+            if obj.md5.is_some() {
+                dir.remove(&rec)?;
+            }
+            dir.remove(&part)?;
             return Ok(());
         }
-        eprintln!("{PROG}: {} is not the object in the store (size or MD5 differ): fetching it again", dest.display());
+        eprintln!(
+            "{PROG}: {} is not provably the object in the store (size, MD5 or record differ): fetching it again",
+            dir.show(&name)
+        );
     }
 
     let mut fresh = false;
     loop {
-        let resumed_from = fill_temp(st, obj, &tmp, fresh, policy, progress).await?;
-        match verify_temp(obj, &tmp).await? {
-            None => break,
-            Some(got) if resumed_from > 0 && !fresh => {
-                // The bytes kept from an earlier run were not the object's (a file of the same name from
-                // elsewhere, or a changed object): fetch it whole once.
-                eprintln!(
-                    "{PROG}: {name}: MD5 {} after resuming at byte {resumed_from} is not the store's: fetching it whole",
-                    store::hex(&got)
-                );
-                fresh = true;
+        let resumed = if fresh { None } else { resumable(dir, &part, &rec, obj)? };
+        let (file, have) = match resumed {
+            Some(r) => r,
+            None => {
+                let f = dir.create_new(&part)?;
+                let id = file_id(&f).map_err(|e| Error::failure(describe_io(&e)))?;
+                dir.write_small(&rec, record_text(obj, &format!("file {id}")).as_bytes())?;
+                (f, 0)
             }
-            Some(got) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(Error::failure(format!(
-                    "{name}: MD5 {} differs from the store's {}: the download is corrupt and was removed",
-                    store::hex(&got),
-                    store::hex(&obj.md5.unwrap_or_default())
-                )));
-            }
+        };
+        fill(st, obj, file, have, &dir.show(&part), policy, progress).await?;
+        let Some(want) = obj.md5 else { break };
+        let f = dir
+            .open_existing(&part, false)?
+            .ok_or_else(|| Error::failure(format!("{} vanished while being written", dir.show(&part))))?;
+        let got = hash_file(f, dir.show(&part)).await?;
+        if got == want {
+            break;
         }
+        if have > 0 && !fresh {
+            // The bytes kept from an earlier run were not the object's after all: fetch it whole once.
+            eprintln!(
+                "{PROG}: {name}: MD5 {} after resuming at byte {have} is not the store's: fetching it whole",
+                store::hex(&got)
+            );
+            fresh = true;
+            continue;
+        }
+        dir.remove(&part)?;
+        dir.remove(&rec)?;
+        return Err(Error::failure(format!(
+            "{name}: MD5 {} differs from the store's {}: the download is corrupt and was removed",
+            store::hex(&got),
+            store::hex(&want)
+        )));
     }
-    tokio::fs::rename(&tmp, &dest).await.map_err(|e| io_err(&dest, e))?;
+    if obj.md5.is_none() {
+        // Without an MD5 the record is what will let a rerun keep this file: it names the finished file.
+        let f = dir
+            .open_existing(&part, false)?
+            .ok_or_else(|| Error::failure(format!("{} vanished while being written", dir.show(&part))))?;
+        dir.write_small(&rec, record_text(obj, &done_line(&f)?).as_bytes())?;
+    }
+    dir.rename(&part, &name)?;
+    if obj.md5.is_some() {
+        dir.remove(&rec)?;
+    }
     Ok(())
 }
 
-/// Appends the rest of the object to `tmp` (from scratch when `fresh` or when `tmp` is longer than the object),
-/// syncs it and checks its length. Returns the offset it resumed at.
-async fn fill_temp(
+/// The partial file and its length, when its record proves it is this object's; else `None` (after saying
+/// why, when there was a partial file).
+fn resumable(dir: &SafeDir, part: &str, rec: &str, obj: &Object) -> Result<Option<(std::fs::File, u64)>> {
+    let Some(f) = dir.open_existing(part, true)? else { return Ok(None) };
+    let id = file_id(&f).map_err(|e| Error::failure(describe_io(&e)))?;
+    let len = f.metadata().map_err(|e| Error::failure(describe_io(&e)))?.len();
+    if ours(&f) && record_file(dir, rec, obj)? == Some(format!("file {id}")) && len <= obj.size {
+        return Ok(Some((f, len)));
+    }
+    eprintln!(
+        "{PROG}: {}: not provably a part of the object as the store lists it now (no matching record of ETag, \
+         date and size): fetching {} from byte 0",
+        dir.show(part),
+        obj.name()
+    );
+    Ok(None)
+}
+
+/// Appends bytes `have..size` of the object to `file`, syncs it and checks its length.
+async fn fill(
     st: &Store,
     obj: &Object,
-    tmp: &Path,
-    fresh: bool,
+    file: std::fs::File,
+    have: u64,
+    shown: &str,
     policy: &RetryPolicy,
     progress: &Mutex<Progress>,
-) -> Result<u64> {
-    let io_err = |e: std::io::Error| Error::failure(format!("{}: {}", tmp.display(), describe_io(&e)));
-    let have = match tokio::fs::metadata(tmp).await {
-        Ok(m) if !fresh && m.len() <= obj.size => m.len(),
-        _ => 0,
-    };
-    let mut file =
-        tokio::fs::OpenOptions::new().create(true).write(true).truncate(false).open(tmp).await.map_err(io_err)?;
+) -> Result<()> {
+    let io_err = |e: std::io::Error| Error::failure(format!("{shown}: {}", describe_io(&e)));
+    let mut file = tokio::fs::File::from_std(file);
     file.set_len(have).await.map_err(io_err)?;
     file.seek(std::io::SeekFrom::Start(have)).await.map_err(io_err)?;
-    if !fresh {
-        progress.lock().expect("lock").add(have);
-    }
+    progress.lock().expect("lock").add(have);
     let mut r = st.reader(obj, have, obj.size, policy);
     while let Some(b) = r.next().await? {
         file.write_all(&b).await.map_err(io_err)?;
@@ -454,45 +551,27 @@ async fn fill_temp(
     file.sync_all().await.map_err(io_err)?;
     let len = file.metadata().await.map_err(io_err)?.len();
     if len != obj.size {
-        return Err(Error::failure(format!("{}: {len} bytes written, the object has {}", tmp.display(), obj.size)));
+        return Err(Error::failure(format!("{shown}: {len} bytes written, the object has {}", obj.size)));
     }
-    Ok(have)
+    Ok(())
 }
 
-/// `None` when the temporary file's MD5 is the store's (or the store states none), else the MD5 found.
-async fn verify_temp(obj: &Object, tmp: &Path) -> Result<Option<[u8; 16]>> {
-    let Some(want) = obj.md5 else { return Ok(None) };
-    let (h, _) = hash_file(tmp.to_path_buf()).await?;
-    let got: [u8; 16] = h.finalize().into();
-    Ok((got != want).then_some(got))
-}
-
-/// Whether a file's MD5 is the one the store states (true when it states none).
-async fn md5_matches(path: &Path, obj: &Object) -> Result<bool> {
-    let Some(want) = obj.md5 else { return Ok(true) };
-    let (h, _) = hash_file(path.to_path_buf()).await?;
-    let got: [u8; 16] = h.finalize().into();
-    Ok(got == want)
-}
-
-/// MD5 state and length of a file, off the async threads.
-async fn hash_file(path: PathBuf) -> Result<(Md5, u64)> {
+/// MD5 of an open file from its start, off the async threads.
+async fn hash_file(mut f: std::fs::File, shown: String) -> Result<[u8; 16]> {
     tokio::task::spawn_blocking(move || {
-        let mut f = std::fs::File::open(&path)
-            .map_err(|e| Error::failure(format!("{}: {}", path.display(), describe_io(&e))))?;
+        use std::io::{Read, Seek};
+        let err = |e: std::io::Error| Error::failure(format!("{shown}: {}", describe_io(&e)));
+        f.seek(std::io::SeekFrom::Start(0)).map_err(err)?;
         let mut h = Md5::new();
         let mut buf = vec![0u8; 1 << 20];
-        let mut n = 0u64;
         loop {
-            let k = std::io::Read::read(&mut f, &mut buf)
-                .map_err(|e| Error::failure(format!("{}: {}", path.display(), describe_io(&e))))?;
+            let k = f.read(&mut buf).map_err(err)?;
             if k == 0 {
                 break;
             }
             h.update(&buf[..k]);
-            n += k as u64;
         }
-        Ok((h, n))
+        Ok(h.finalize().into())
     })
     .await
     .map_err(|e| Error::failure(format!("hashing task failed: {e}")))?

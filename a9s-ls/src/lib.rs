@@ -13,7 +13,7 @@ use std::io::Write;
 
 use a9s_core::error::{Error, Result};
 use a9s_core::io::human_bytes;
-use a9s_core::store::{self, Backup, EndpointArgs, InstanceSummary, Location, RetryPolicy, Selection, Store};
+use a9s_core::store::{self, Backup, EndpointArgs, InstanceSummary, Location, Selection, Store};
 use clap::{CommandFactory, Parser};
 use serde_json::json;
 
@@ -52,6 +52,9 @@ struct Args {
 
     #[command(flatten)]
     endpoints: EndpointArgs,
+
+    #[command(flatten)]
+    retry: store::RetryArgs,
 }
 
 pub fn command() -> clap::Command {
@@ -74,12 +77,18 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
         });
     }
     let loc = Location::parse(&args.location)?;
-    let opts = args.endpoints.options(RetryPolicy::new("a9s-ls"));
+    let opts = args.endpoints.options(args.retry.policy("a9s-ls"));
     let rt = store::runtime()?;
-    let backups = rt.block_on(async {
+    let survey = rt.block_on(async {
         let st = Store::connect(&loc, &opts).await?;
-        store::inventory(&st, &loc, &opts.retry).await
+        store::survey(&st, &loc, &opts.retry).await
     })?;
+    // A stray key (any name at all) is skipped and mentioned once, never fatal to the listing.
+    if let Some(note) = survey.skipped_note("a9s-ls") {
+        eprintln!("{note}");
+    }
+    let skipped = survey.skipped.len();
+    let backups = survey.backups;
     let mut out = std::io::stdout().lock();
     if backups.is_empty() {
         return Err(Error::failure(format!(
@@ -95,18 +104,24 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     let by_backup = matches!(loc.selection, Selection::Instance(_) | Selection::Backup(_));
     if by_backup {
         for b in &backups {
-            let line = if args.json { backup_json(b, &loc).to_string() } else { backup_line(b) };
+            let line = if args.json { with_skipped(backup_json(b, &loc), skipped) } else { backup_line(b) };
             writeln!(out, "{line}")?;
         }
     } else {
         let summaries = store::instances(&backups);
         for s in &summaries {
-            let line = if args.json { instance_json(s, &loc).to_string() } else { instance_line(s, &loc) };
+            let line = if args.json { with_skipped(instance_json(s, &loc), skipped) } else { instance_line(s, &loc) };
             writeln!(out, "{line}")?;
         }
     }
     out.flush()?;
     Ok(0)
+}
+
+/// Every JSON line says how many names under LOCATION were skipped as not a9s backup names.
+fn with_skipped(mut v: serde_json::Value, skipped: usize) -> String {
+    v["skipped_objects"] = json!(skipped);
+    v.to_string()
 }
 
 /// `<id>  <created>  <n> parts  <bytes> bytes (<human>)  complete|INCOMPLETE: <problems>`
@@ -119,7 +134,11 @@ fn backup_line(b: &Backup) -> String {
         format!("{} parts", b.parts.len())
     };
     let size = b.total_size();
-    let status = if b.complete() { "complete".to_string() } else { format!("INCOMPLETE: {}", b.problem_text()) };
+    let status = if b.complete() {
+        "complete".to_string()
+    } else {
+        format!("INCOMPLETE: {}", store::printable(&b.problem_text()))
+    };
     format!("{}  {}  {parts:>9}  {size:>14} bytes ({})  {status}", b.id, b.id.created_iso8601(), human_bytes(size))
 }
 
@@ -168,7 +187,7 @@ fn instance_line(s: &InstanceSummary, loc: &Location) -> String {
         "{}  {count} ({} complete)  {newest}  {}",
         s.instance,
         s.complete,
-        loc.url_of(&format!("{}{}", s.dir, s.instance))
+        store::printable(&loc.url_of(&format!("{}{}", s.dir, s.instance)))
     )
 }
 

@@ -10,6 +10,7 @@ pub mod http;
 pub mod pg;
 pub mod pg_extra;
 pub mod programs;
+pub mod proxy;
 pub mod psql_diff;
 pub mod s3;
 pub mod scriptgen;

@@ -1,11 +1,18 @@
 //! Azure Blob Storage through object_store, configured the way the az CLI is: a connection string, an account
 //! with a key or SAS token, or Entra ID.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use object_store::azure::{AzureConfigKey, MicrosoftAzure, MicrosoftAzureBuilder};
+use object_store::client::{
+    HttpClient, HttpConnector, HttpError, HttpRequest, HttpResponse, HttpService, ReqwestConnector,
+};
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
 use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig};
@@ -190,6 +197,199 @@ pub struct AzureStore {
     store: MicrosoftAzure,
     container: String,
     source: String,
+    listed: Arc<Mutex<Listed>>,
+}
+
+/// What [`Guard`] took out of listing responses for us.
+#[derive(Debug, Default)]
+struct Listed {
+    /// Content-MD5 of each blob listed (object_store does not pass it on).
+    md5: HashMap<String, [u8; 16]>,
+    /// Blob names object_store cannot represent (`a//b`, `.`/`..` segments, control characters), removed.
+    dropped: Vec<String>,
+}
+
+/// Wraps object_store's HTTP client to see listing responses before object_store parses them: it refuses a
+/// whole page for one blob name it cannot represent (`<id>//x`), so such names are taken out (and reported
+/// as skipped), and each blob's Content-MD5, which object_store drops, is kept for verifying downloads.
+#[derive(Debug)]
+struct Guard {
+    inner: HttpClient,
+    listed: Arc<Mutex<Listed>>,
+}
+
+type HttpFuture<'a> = Pin<Box<dyn Future<Output = std::result::Result<HttpResponse, HttpError>> + Send + 'a>>;
+
+impl HttpService for Guard {
+    // The signature #[async_trait] gives; written out to spare a dependency.
+    fn call<'life0, 'async_trait>(&'life0 self, req: HttpRequest) -> HttpFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(async move {
+            let listing =
+                req.method() == "GET" && req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "comp=list"));
+            let resp = self.inner.execute(req).await?;
+            if !listing || !resp.status().is_success() {
+                return Ok(resp);
+            }
+            let (mut parts, body) = resp.into_parts();
+            let bytes = body.bytes().await?;
+            let Ok(text) = std::str::from_utf8(&bytes) else {
+                return Ok(HttpResponse::from_parts(parts, bytes.into()));
+            };
+            let clean = sanitize_listing(text);
+            {
+                let mut l = self.listed.lock().expect("lock");
+                l.dropped.extend(clean.dropped);
+                l.md5.extend(clean.md5);
+            }
+            parts.headers.remove("content-length");
+            Ok(HttpResponse::from_parts(parts, clean.xml.into()))
+        })
+    }
+}
+
+#[derive(Debug)]
+struct GuardConnector(Arc<Mutex<Listed>>);
+
+impl HttpConnector for GuardConnector {
+    fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
+        let inner = ReqwestConnector::default().connect(options)?;
+        Ok(HttpClient::new(Guard { inner, listed: self.0.clone() }))
+    }
+}
+
+/// A List Blobs response with the entries object_store would choke on removed.
+#[derive(Debug, Default, PartialEq)]
+pub struct CleanListing {
+    pub xml: String,
+    pub dropped: Vec<String>,
+    pub md5: Vec<(String, [u8; 16])>,
+}
+
+/// Takes out `<Blob>` and `<BlobPrefix>` entries whose name object_store's `Path::parse` refuses (or that
+/// Azure had to percent-encode, `Encoded="true"`), and collects each kept blob's Content-MD5.
+pub fn sanitize_listing(xml: &str) -> CleanListing {
+    let mut out = CleanListing { xml: String::with_capacity(xml.len()), ..Default::default() };
+    let mut rest = xml;
+    loop {
+        let blob = rest.find("<Blob>").map(|i| (i, "</Blob>"));
+        let prefix = rest.find("<BlobPrefix>").map(|i| (i, "</BlobPrefix>"));
+        let next = match (blob, prefix) {
+            (Some(a), Some(b)) => Some(if a.0 < b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        };
+        let Some((start, close)) = next else { break };
+        let Some(len) = rest[start..].find(close).map(|j| j + close.len()) else { break };
+        let element = &rest[start..start + len];
+        out.xml.push_str(&rest[..start]);
+        rest = &rest[start + len..];
+        let (name, encoded) = element_text(element, "Name").unwrap_or_default();
+        let name = xml_unescape(&name);
+        if encoded || Path::parse(&name).is_err() || name.is_empty() {
+            out.dropped.push(name);
+            continue;
+        }
+        if close == "</Blob>" {
+            if let Some(md5) = element_text(element, "Content-MD5").and_then(|(b, _)| base64_md5(b.trim())) {
+                out.md5.push((name, md5));
+            }
+        }
+        out.xml.push_str(element);
+    }
+    out.xml.push_str(rest);
+    out
+}
+
+/// The text of the first `<tag …>text</tag>` in `xml`, and whether the tag has attributes (Encoded="true").
+fn element_text(xml: &str, tag: &str) -> Option<(String, bool)> {
+    let open = format!("<{tag}");
+    let mut from = 0;
+    loop {
+        let i = xml[from..].find(&open)? + from;
+        let after = &xml[i + open.len()..];
+        let gt = after.find('>')?;
+        let attrs = &after[..gt];
+        if !(attrs.is_empty() || attrs.starts_with(' ')) {
+            // Another tag starting the same way (<NameX>).
+            from = i + open.len();
+            continue;
+        }
+        if attrs.ends_with('/') {
+            return Some((String::new(), false));
+        }
+        let body = &after[gt + 1..];
+        let end = body.find(&format!("</{tag}>"))?;
+        return Some((body[..end].to_string(), attrs.contains("Encoded=\"true\"")));
+    }
+}
+
+/// XML's five entities and character references.
+fn xml_unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let r = &rest[i..];
+        let Some(semi) = r.find(';') else {
+            out.push_str(r);
+            return out;
+        };
+        let ent = &r[1..semi];
+        let c = match ent {
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "amp" => Some('&'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => {
+                let n = match ent.strip_prefix("#x").or_else(|| ent.strip_prefix("#X")) {
+                    Some(h) => u32::from_str_radix(h, 16).ok(),
+                    None => ent.strip_prefix('#').and_then(|d| d.parse().ok()),
+                };
+                n.and_then(char::from_u32)
+            }
+        };
+        match c {
+            Some(c) => {
+                out.push(c);
+                rest = &r[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &r[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A base64 Content-MD5 as 16 bytes.
+fn base64_md5(s: &str) -> Option<[u8; 16]> {
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::with_capacity(18);
+    for c in s.bytes().take_while(|&c| c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32;
+        bits = (bits << 6) | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    out.try_into().ok()
 }
 
 impl AzureStore {
@@ -202,7 +402,9 @@ impl AzureStore {
             .with_allow_http(s.endpoint.starts_with("http://"));
         // Our own loop retries, resuming at the byte reached; object_store's would restart underneath it.
         let retry = RetryConfig { max_retries: 0, ..Default::default() };
+        let listed = Arc::new(Mutex::new(Listed::default()));
         let mut b = MicrosoftAzureBuilder::new()
+            .with_http_connector(GuardConnector(listed.clone()))
             .with_account(&s.account)
             .with_container_name(container)
             .with_endpoint(s.endpoint.clone())
@@ -230,14 +432,10 @@ impl AzureStore {
         let store = b.build().map_err(|e| {
             Error::failure(format!("Azure settings from {} are not usable: {}", s.source, redact(&e.to_string())))
         })?;
-        Ok(AzureStore { store, container: container.to_string(), source: s.source })
+        Ok(AzureStore { store, container: container.to_string(), source: s.source, listed })
     }
 
-    pub async fn list_page(
-        &self,
-        prefix: &str,
-        token: Option<String>,
-    ) -> std::result::Result<(Vec<Object>, Option<String>), Failure> {
+    pub async fn list_page(&self, prefix: &str, token: Option<String>) -> std::result::Result<super::Page, Failure> {
         let opts = PaginatedListOptions { page_token: token, ..Default::default() };
         // object_store drops a blob named exactly like the prefix (a whole backup `<id>` listed by its id), so
         // ask for one character less and filter here.
@@ -248,14 +446,23 @@ impl AzureStore {
             .list_paginated(prefix_opt, opts)
             .await
             .map_err(|e| self.classify(e, &format!("listing az://{}/{prefix}", self.container)))?;
+        let (md5, dropped) = {
+            let mut l = self.listed.lock().expect("lock");
+            (std::mem::take(&mut l.md5), std::mem::take(&mut l.dropped))
+        };
         let objects = page
             .result
             .objects
             .into_iter()
-            .map(|m| Object::new(m.location.to_string(), m.size, m.e_tag))
+            .map(|m| {
+                let key = m.location.to_string();
+                let sum = md5.get(&key).copied();
+                Object::new(key, m.size, m.e_tag).with_md5(sum).with_modified(Some(m.last_modified.to_rfc3339()))
+            })
             .filter(|o| o.key.starts_with(prefix))
             .collect();
-        Ok((objects, page.page_token.filter(|t| !t.is_empty())))
+        let unusable = dropped.into_iter().filter(|n| n.starts_with(prefix)).collect();
+        Ok(super::Page { objects, unusable, next: page.page_token.filter(|t| !t.is_empty()) })
     }
 
     pub async fn open(
@@ -272,9 +479,20 @@ impl AzureStore {
             if_match: obj.etag.clone(),
             ..Default::default()
         };
+        // object_store checks that the answer is a 206 with the Content-Range asked for; its errors (no status
+        // in them) are classified transient, so retried, then reported.
         let got = self.store.get_opts(&path, opts).await.map_err(|e| self.classify(e, &what))?;
+        if let Some(etag) = &obj.etag {
+            let seen = got.meta.e_tag.as_deref().map(|e| e.trim_matches('"'));
+            if seen != Some(etag.as_str()) {
+                return Err(Failure::transient(format!(
+                    "{what}: ETag {} is not the listing's {etag}: the blob changed (or the store ignores If-Match)",
+                    super::printable(seen.unwrap_or("(none)"))
+                )));
+            }
+        }
         if got.range != (start..end) {
-            return Err(Failure::permanent(format!(
+            return Err(Failure::transient(format!(
                 "{what}: asked for bytes {start}-{}, got {}-{}",
                 end - 1,
                 got.range.start,
@@ -432,6 +650,21 @@ mod tests {
         let s = settings(&env(&[("AZURE_STORAGE_SAS_TOKEN", "sv=1")]), Some("http://127.0.0.1:1/devstoreaccount1"))
             .unwrap();
         assert_eq!(s.account, "devstoreaccount1");
+    }
+
+    #[test]
+    fn listing_sanitized() {
+        let xml = "<EnumerationResults><Blobs><Blob><Name>ok-1</Name><Properties><Content-MD5>rvr3UC1SmUw7AZV2NqPN0g==</Content-MD5></Properties></Blob><Blob><Name>id//x</Name><Properties/></Blob><BlobPrefix><Name>a/</Name></BlobPrefix><Blob><Name>e&#x1B;[2J</Name></Blob><Blob><Name Encoded=\"true\">%1B</Name></Blob><Blob><Name>a&amp;b</Name></Blob></Blobs><NextMarker/></EnumerationResults>";
+        let c = sanitize_listing(xml);
+        assert_eq!(c.dropped, vec!["id//x".to_string(), "e\u{1b}[2J".to_string(), "%1B".to_string()]);
+        assert_eq!(c.md5.len(), 1);
+        assert_eq!(hex_of(&c.md5[0].1), "aefaf7502d52994c3b01957636a3cdd2");
+        assert!(c.xml.contains("<Name>ok-1</Name>") && c.xml.contains("a&amp;b") && c.xml.contains("<Name>a/</Name>"));
+        assert!(!c.xml.contains("id//x") && c.xml.ends_with("<NextMarker/></EnumerationResults>"));
+    }
+
+    fn hex_of(b: &[u8]) -> String {
+        crate::store::hex(b)
     }
 
     #[test]

@@ -16,15 +16,31 @@ pub struct Object {
     pub size: u64,
     /// The ETag as the store gives it, quotes removed.
     pub etag: Option<String>,
-    /// MD5 of the content when the store states it (an S3 ETag of a single-request upload is the MD5).
+    /// MD5 of the content when the store states it (an S3 ETag of a single-request upload is the MD5, Azure's
+    /// Content-MD5).
     pub md5: Option<[u8; 16]>,
+    /// Last-Modified (or a local file's mtime) as the store gives it: with the ETag and size, what identifies
+    /// this version of the object when a download is resumed.
+    pub modified: Option<String>,
 }
 
 impl Object {
     pub fn new(key: impl Into<String>, size: u64, etag: Option<String>) -> Object {
         let etag = etag.map(|e| e.trim_matches('"').to_string()).filter(|e| !e.is_empty());
         let md5 = etag.as_deref().and_then(md5_of_etag);
-        Object { key: key.into(), size, etag, md5 }
+        Object { key: key.into(), size, etag, md5, modified: None }
+    }
+
+    pub fn with_modified(mut self, modified: Option<String>) -> Object {
+        self.modified = modified;
+        self
+    }
+
+    pub fn with_md5(mut self, md5: Option<[u8; 16]>) -> Object {
+        if md5.is_some() {
+            self.md5 = md5;
+        }
+        self
     }
 
     /// The last component of the key.
@@ -96,6 +112,12 @@ impl Backup {
 
 /// Groups objects into backups, oldest first. Objects outside the naming model are skipped.
 pub fn group(objects: Vec<Object>, requires_metadata: bool) -> Vec<Backup> {
+    group_counting(objects, requires_metadata).0
+}
+
+/// [`group`], and the keys it skipped.
+pub fn group_counting(objects: Vec<Object>, requires_metadata: bool) -> (Vec<Backup>, Vec<String>) {
+    let mut skipped = Vec::new();
     #[derive(Default)]
     struct Found {
         data: Vec<Object>,
@@ -103,7 +125,10 @@ pub fn group(objects: Vec<Object>, requires_metadata: bool) -> Vec<Backup> {
     }
     let mut found: BTreeMap<(u64, String, String), (BackupId, Found)> = BTreeMap::new();
     for o in objects {
-        let Some(name) = classify_path(&o.key) else { continue };
+        let Some(name) = classify_path(&o.key) else {
+            skipped.push(o.key);
+            continue;
+        };
         let id = name.id().clone();
         let key = (id.millis, id.instance.to_ascii_lowercase(), o.dir().to_string());
         let entry = found.entry(key).or_insert_with(|| (id, Found::default()));
@@ -112,7 +137,7 @@ pub fn group(objects: Vec<Object>, requires_metadata: bool) -> Vec<Backup> {
             ObjectName::Part { .. } | ObjectName::Whole { .. } => entry.1.data.push(o),
         }
     }
-    found
+    let backups = found
         .into_iter()
         .map(|((_, _, dir), (id, f))| {
             let mut problems = Vec::new();
@@ -142,7 +167,8 @@ pub fn group(objects: Vec<Object>, requires_metadata: bool) -> Vec<Backup> {
             }
             Backup { id, dir, parts, whole, metadata: f.metadata, problems }
         })
-        .collect()
+        .collect();
+    (backups, skipped)
 }
 
 /// Keeps the backups a location selects.

@@ -30,7 +30,7 @@ impl LocalStore {
                 Ok(m) if m.is_file() => m,
                 _ => continue,
             };
-            out.push(Object::new(name, meta.len(), None));
+            out.push(Object::new(name, meta.len(), None).with_modified(mtime(&meta)));
         }
         Ok(out)
     }
@@ -41,10 +41,11 @@ impl LocalStore {
             Failure::permanent(format!("cannot read {}: {}", path.display(), crate::error::describe_io(&e)))
         };
         let mut file = tokio::fs::File::open(&path).await.map_err(err)?;
-        let len = file.metadata().await.map_err(err)?.len();
-        if len != obj.size {
+        let meta = file.metadata().await.map_err(err)?;
+        let len = meta.len();
+        if len != obj.size || (obj.modified.is_some() && mtime(&meta) != obj.modified) {
             return Err(Failure::permanent(format!(
-                "{} changed size while being read ({} bytes, was {})",
+                "{} changed while being read ({} bytes, was {}, or a new modification time)",
                 path.display(),
                 len,
                 obj.size
@@ -82,4 +83,10 @@ impl LocalBody {
             )))),
         }
     }
+}
+
+/// A file's modification time to the nanosecond: with its size, what tells a rewritten file from the one listed.
+fn mtime(meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    Some(format!("{}.{:09}", meta.mtime(), meta.mtime_nsec()))
 }

@@ -20,7 +20,9 @@ use futures_util::StreamExt;
 
 use crate::error::{Error, Result};
 
-pub use inventory::{group, hex, instances, latest_complete, md5_of_etag, select, Backup, InstanceSummary, Object};
+pub use inventory::{
+    group, group_counting, hex, instances, latest_complete, md5_of_etag, select, Backup, InstanceSummary, Object,
+};
 pub use location::{Backend, Location, Selection};
 
 /// How hard to try before giving up on a request.
@@ -169,19 +171,22 @@ impl Store {
         })
     }
 
-    /// Every object whose key starts with `prefix`, page after page, each page retried on transient failures.
-    pub async fn list(&self, prefix: &str, policy: &RetryPolicy) -> Result<Vec<Object>> {
+    /// Every object whose key starts with `prefix`, page after page, each page retried on transient failures,
+    /// and the names the store returned that cannot be objects of ours (keys that do not decode, blob names
+    /// the Azure client cannot represent): skipped, never fatal.
+    pub async fn list(&self, prefix: &str, policy: &RetryPolicy) -> Result<Listing> {
         if let Store::Local(l) = self {
-            return l.list(prefix).await.map_err(|f| Error::failure(f.message));
+            let objects = l.list(prefix).await.map_err(|f| Error::failure(f.message))?;
+            return Ok(Listing { objects, unusable: Vec::new() });
         }
-        let mut out = Vec::new();
+        let mut out = Listing::default();
         let mut token: Option<String> = None;
         loop {
             let mut failures = 0;
-            let (objects, next) = loop {
+            let page = loop {
                 let page = match self {
-                    Store::S3(s) => s.list_page(prefix, token.clone()).await,
-                    Store::Azure(a) => a.list_page(prefix, token.clone()).await,
+                    Store::S3(s) => bounded(policy, s.list_page(prefix, token.clone()), "listing").await,
+                    Store::Azure(a) => bounded(policy, a.list_page(prefix, token.clone()), "listing").await,
                     Store::Local(_) => unreachable!("handled above"),
                 };
                 match page {
@@ -192,8 +197,9 @@ impl Store {
                     }
                 }
             };
-            out.extend(objects);
-            match next {
+            out.objects.extend(page.objects);
+            out.unusable.extend(page.unusable);
+            match page.next {
                 Some(t) if Some(&t) != token.as_ref() => token = Some(t),
                 _ => break,
             }
@@ -215,10 +221,87 @@ impl Store {
     }
 }
 
-/// Lists a location and groups what it selects into backups, oldest first.
+/// What a listing returned.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub objects: Vec<Object>,
+    /// Names returned that cannot be read as objects (undecodable keys, names the Azure client refuses).
+    pub unusable: Vec<String>,
+}
+
+/// One page of a listing.
+pub struct Page {
+    pub objects: Vec<Object>,
+    pub unusable: Vec<String>,
+    pub next: Option<String>,
+}
+
+/// The backups a location selects, and the names under it that are not a9s backup names.
+#[derive(Debug)]
+pub struct Survey {
+    pub backups: Vec<Backup>,
+    /// Keys under the listed prefix that are not `<instance-uuid>-<milliseconds>[-<index>|.json]` (or that the
+    /// store could not name), skipped.
+    pub skipped: Vec<String>,
+}
+
+impl Survey {
+    /// The one line on stderr about skipped names, `None` when there were none. Names are escaped.
+    pub fn skipped_note(&self, prog: &str) -> Option<String> {
+        let first = self.skipped.first()?;
+        let n = self.skipped.len();
+        let what = if n == 1 { "1 object".to_string() } else { format!("{n} objects") };
+        Some(format!("{prog}: skipped {what} whose name is not an a9s backup name (e.g. {})", printable(first)))
+    }
+}
+
+/// Lists a location and groups what it selects into backups, oldest first; names that are not backup names
+/// are skipped and counted.
+pub async fn survey(store: &Store, loc: &Location, policy: &RetryPolicy) -> Result<Survey> {
+    let listing = store.list(&loc.list_prefix(), policy).await?;
+    let (backups, mut skipped) = group_counting(listing.objects, loc.requires_metadata());
+    skipped.extend(listing.unusable);
+    Ok(Survey { backups: select(backups, loc), skipped })
+}
+
+/// Lists a location and groups what it selects into backups, oldest first. Names that are not backup names
+/// are mentioned once on stderr.
 pub async fn inventory(store: &Store, loc: &Location, policy: &RetryPolicy) -> Result<Vec<Backup>> {
-    let objects = store.list(&loc.list_prefix(), policy).await?;
-    Ok(select(group(objects, loc.requires_metadata()), loc))
+    let s = survey(store, loc, policy).await?;
+    if let Some(note) = s.skipped_note(policy.prog) {
+        eprintln!("{note}");
+    }
+    Ok(s.backups)
+}
+
+/// A name as it may be printed on a terminal: control characters (ESC, newline, DEL, C1) escaped as `\u{1b}`
+/// and the like, so that a hostile key cannot move the cursor, rewrite a line or fake output.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A request's wait for its response bounded by the idle timeout: a server that accepts the connection and
+/// never answers is a transient failure like a reset, not a hang.
+async fn bounded<T>(
+    policy: &RetryPolicy,
+    fut: impl std::future::Future<Output = std::result::Result<T, Failure>>,
+    what: &str,
+) -> std::result::Result<T, Failure> {
+    match tokio::time::timeout(policy.idle_timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(Failure::transient(format!(
+            "{what}: no response for {} s (--idle-timeout)",
+            policy.idle_timeout.as_secs()
+        ))),
+    }
 }
 
 /// The newest complete backup among those a location selected (`text` is the location as given). Several
@@ -241,7 +324,7 @@ pub fn latest<'a>(backups: &'a [Backup], loc: &Location, text: &str) -> Result<&
         Some(b) => Ok(b),
         None => {
             let detail = match backups.iter().max_by_key(|b| b.id.millis) {
-                Some(b) => format!(": the newest, {}, is incomplete: {}", b.id, b.problem_text()),
+                Some(b) => format!(": the newest, {}, is incomplete: {}", b.id, printable(&b.problem_text())),
                 None => String::new(),
             };
             Err(Error::failure(format!("no complete backup under {text}{detail}")))
@@ -296,7 +379,8 @@ impl RangeReader<'_> {
                 return Ok(None);
             }
             if self.body.is_none() {
-                match self.store.open(&self.obj, self.pos, self.end).await {
+                let what = self.obj.key.clone();
+                match bounded(&self.policy, self.store.open(&self.obj, self.pos, self.end), &what).await {
                     Ok(b) => self.body = Some(b),
                     Err(f) => {
                         self.fail(f).await?;
@@ -396,6 +480,30 @@ pub(crate) fn one_line(s: &str) -> String {
         format!("{}…", &s[..end])
     } else {
         s
+    }
+}
+
+/// The retry and timeout options of every program that reads a store, for `#[command(flatten)]`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RetryArgs {
+    /// Tries per request before giving up: transient failures (connection reset, timeout, HTTP 5xx, throttling,
+    /// a response that is not the one asked for) are retried with exponential backoff (0.5 s doubling up to
+    /// 20 s), resuming at the byte reached. The count starts again whenever data arrives.
+    #[arg(long, value_name = "N", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub tries: u32,
+
+    /// Give up on a request whose response headers, listing page or next body bytes take longer than this many
+    /// seconds (it is then retried like a reset). Connecting is bounded by 10 s.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
+}
+
+impl RetryArgs {
+    pub fn policy(&self, prog: &'static str) -> RetryPolicy {
+        let mut p = RetryPolicy::new(prog);
+        p.tries = self.tries;
+        p.idle_timeout = Duration::from_secs(self.idle_timeout);
+        p
     }
 }
 

@@ -90,49 +90,79 @@ impl S3Store {
         Ok(S3Store { client: Client::from_conf(s3.build()), bucket: bucket.to_string() })
     }
 
-    /// One page of a listing; `None` as the next token when it was the last.
-    pub async fn list_page(
-        &self,
-        prefix: &str,
-        token: Option<String>,
-    ) -> std::result::Result<(Vec<Object>, Option<String>), Failure> {
+    /// One page of a listing; `None` as the next token when it was the last. Keys come URL-encoded
+    /// (`encoding-type=url`): a key holding a character XML 1.0 cannot carry (ESC, other controls) would
+    /// otherwise make the whole response unreadable, and with it every valid backup beside it.
+    pub async fn list_page(&self, prefix: &str, token: Option<String>) -> std::result::Result<super::Page, Failure> {
         let out = self
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(prefix)
+            .encoding_type(aws_sdk_s3::types::EncodingType::Url)
             .set_continuation_token(token)
             .send()
             .await
             .map_err(|e| classify(e, &format!("listing s3://{}/{prefix}", self.bucket)))?;
-        let objects = out
-            .contents()
-            .iter()
-            .filter_map(|o| {
-                let key = o.key()?;
-                Some(Object::new(key, o.size().unwrap_or(0).max(0) as u64, o.e_tag().map(str::to_string)))
-            })
-            .collect();
+        let mut objects = Vec::new();
+        let mut unusable = Vec::new();
+        for o in out.contents() {
+            let Some(raw) = o.key() else { continue };
+            let Some(key) = url_decode(raw) else {
+                unusable.push(raw.to_string());
+                continue;
+            };
+            let modified = o.last_modified().map(|t| t.to_string());
+            objects.push(
+                Object::new(key, o.size().unwrap_or(0).max(0) as u64, o.e_tag().map(str::to_string))
+                    .with_modified(modified),
+            );
+        }
         let next =
             if out.is_truncated() == Some(true) { out.next_continuation_token().map(str::to_string) } else { None };
-        Ok((objects, next))
+        Ok(super::Page { objects, unusable, next })
     }
 
+    /// Opens bytes `start..end` of the object. The response must be the one asked for before a byte of its
+    /// body is taken: 206 with exactly `bytes start-(end-1)/size` as Content-Range (a 200 has none), the
+    /// length asked for, and the listing's ETag (a store that ignores If-Match would otherwise hand over a
+    /// changed object). Anything else is retried, then reported.
     pub async fn open(&self, obj: &Object, start: u64, end: u64) -> std::result::Result<ByteStream, Failure> {
+        let what = format!("s3://{}/{}", self.bucket, obj.key);
         let mut req =
             self.client.get_object().bucket(&self.bucket).key(&obj.key).range(format!("bytes={start}-{}", end - 1));
         if let Some(etag) = &obj.etag {
             // A resumed or parallel ranged GET must read the same object version as the listing saw.
             req = req.if_match(format!("\"{etag}\""));
         }
-        let out = req.send().await.map_err(|e| classify(e, &format!("s3://{}/{}", self.bucket, obj.key)))?;
+        let out = req.send().await.map_err(|e| classify(e, &what))?;
+        let want = format!("bytes {start}-{}/{}", end - 1, obj.size);
+        match out.content_range() {
+            Some(got) if got == want => {}
+            Some(got) => {
+                return Err(Failure::transient(format!(
+                    "{what}: asked for {want}, the store answered with {} (a different range)",
+                    super::printable(got)
+                )))
+            }
+            None => {
+                return Err(Failure::transient(format!(
+                    "{what}: asked for {want}, the store answered without Content-Range (not a ranged response)"
+                )))
+            }
+        }
         let len = out.content_length().unwrap_or(-1);
         if len != (end - start) as i64 {
-            return Err(Failure::permanent(format!(
-                "asked for bytes {start}-{} of {}, got {len} bytes",
-                end - 1,
-                obj.key
-            )));
+            return Err(Failure::transient(format!("{what}: asked for {want}, got {len} bytes")));
+        }
+        if let Some(etag) = &obj.etag {
+            let got = out.e_tag().map(|e| e.trim_matches('"'));
+            if got != Some(etag.as_str()) {
+                return Err(Failure::transient(format!(
+                    "{what}: ETag {} is not the listing's {etag}: the object changed (or the store ignores If-Match)",
+                    super::printable(got.unwrap_or("(none)"))
+                )));
+            }
         }
         Ok(out.body)
     }
@@ -196,6 +226,32 @@ fn client_trusting(path: &std::path::Path) -> Result<aws_sdk_s3::config::SharedH
         .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
         .tls_context(ctx)
         .build_https())
+}
+
+/// Decodes a key of an `encoding-type=url` listing (`%XX` and `+` for space, as the AWS SDKs do); `None` when
+/// it is not valid percent-encoding of UTF-8.
+pub fn url_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Turns an SDK error into a transient or permanent failure with a message an operator can act on.
@@ -285,4 +341,18 @@ impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
 /// A failure while reading a response body: always worth a resumed request.
 pub fn body_failure(e: impl std::error::Error, key: &str) -> Failure {
     Failure::transient(format!("{key}: {}", super::one_line(&DisplayErrorContext(&e).to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_decode;
+
+    #[test]
+    fn url_decoding() {
+        assert_eq!(url_decode("a%1Bb+c%2Bd%2F").as_deref(), Some("a\u{1b}b c+d/"));
+        assert_eq!(url_decode("plain-name_0").as_deref(), Some("plain-name_0"));
+        assert_eq!(url_decode("bad%zz"), None);
+        assert_eq!(url_decode("cut%2"), None);
+        assert_eq!(url_decode("%ff"), None);
+    }
 }
