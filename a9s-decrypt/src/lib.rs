@@ -123,6 +123,7 @@ pub fn command() -> clap::Command {
     Args::command()
 }
 
+#[cfg(feature = "man")]
 pub fn man_page() -> String {
     a9s_core::man::render(command(), include_str!("../man.roff"))
 }
@@ -456,6 +457,7 @@ mod tests {
         assert!(check_header(&ok, "x").is_ok());
     }
 
+    #[cfg(feature = "man")]
     #[test]
     fn man_page_renders() {
         let page = man_page();

@@ -7,7 +7,6 @@ pub mod azure;
 pub mod fixtures;
 pub mod pg;
 pub mod pg_extra;
-pub mod programs;
 pub mod s3;
 
 use std::path::PathBuf;

@@ -28,7 +28,7 @@ fn install_puts_programs_man_pages_and_completions_in_place_and_uninstall_remove
     let out = c.output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let root = dest.path().join("usr/local");
-    for p in a9s_tests::programs::all() {
+    for p in a9s_gen::all() {
         for f in [
             format!("bin/{}", p.name),
             format!("share/man/man1/{}.1", p.name),
