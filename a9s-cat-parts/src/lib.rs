@@ -49,6 +49,7 @@ pub fn command() -> clap::Command {
     Args::command()
 }
 
+#[cfg(feature = "man")]
 pub fn man_page() -> String {
     a9s_core::man::render(command(), include_str!("../man.roff"))
 }

@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod io;
+#[cfg(feature = "man")]
 pub mod man;
 pub mod naming;
 pub mod output;

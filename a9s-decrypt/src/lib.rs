@@ -139,6 +139,7 @@ pub fn command() -> clap::Command {
     Args::command()
 }
 
+#[cfg(feature = "man")]
 pub fn man_page() -> String {
     a9s_core::man::render(command(), include_str!("../man.roff"))
 }
@@ -421,6 +422,7 @@ mod tests {
         assert!(check_header(&ok, "x").is_ok());
     }
 
+    #[cfg(feature = "man")]
     #[test]
     fn man_page_renders() {
         let page = man_page();

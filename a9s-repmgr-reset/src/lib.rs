@@ -99,6 +99,7 @@ pub fn command() -> clap::Command {
 }
 
 /// The man page: NAME, SYNOPSIS and OPTIONS from clap, the rest from man.roff.
+#[cfg(feature = "man")]
 pub fn man_page() -> String {
     a9s_core::man::render(command(), include_str!("../man.roff"))
 }
@@ -613,6 +614,7 @@ mod tests {
         command().debug_assert();
     }
 
+    #[cfg(feature = "man")]
     #[test]
     fn man_page_sections_in_order() {
         let page = man_page();

@@ -9,7 +9,6 @@ pub mod fixtures;
 pub mod http;
 pub mod pg;
 pub mod pg_extra;
-pub mod programs;
 pub mod proxy;
 pub mod psql_diff;
 pub mod s3;

@@ -84,6 +84,19 @@ pub fn compare(pg: &Cluster, setup: &str, script: &[u8], extra: &[&str]) -> Verd
         if let Some(line) = stop_line(&summary) {
             psql(pg, "by_psql_prefix", &lines_before(script, line));
             stopped_safely = ours_state == state(pg, "by_psql_prefix");
+            if !stopped_safely {
+                // psql on a cut script sends the statement it still holds at the cut when the input ends; in
+                // the whole script it had not sent it at the stop. Cut at the stop line's first backslash (the
+                // meta-command that stopped us, in the usual case) and reset the buffer there with `\r`.
+                let mut cut = lines_before(script, line);
+                let stop = script.split(|&b| b == b'\n').nth(line.saturating_sub(1) as usize).unwrap_or_default();
+                let before_meta = stop.iter().position(|&b| b == b'\\').map_or(stop, |i| &stop[..i]);
+                cut.extend_from_slice(before_meta);
+                cut.extend_from_slice(b"\n\\r\n");
+                pg.psql("by_psql_prefix", setup);
+                psql(pg, "by_psql_prefix", &cut);
+                stopped_safely = ours_state == state(pg, "by_psql_prefix");
+            }
         }
     }
     Verdict { code, ours: o, psql: p, same_as_psql, stopped_safely }

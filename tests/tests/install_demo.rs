@@ -28,7 +28,7 @@ fn install_puts_programs_man_pages_and_completions_in_place_and_uninstall_remove
     let out = c.output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let root = dest.path().join("usr/local");
-    for p in a9s_tests::programs::all() {
+    for p in a9s_gen::all() {
         for f in [
             format!("bin/{}", p.name),
             format!("share/man/man1/{}.1", p.name),
@@ -80,7 +80,7 @@ fn the_demo_restores_a_backup_end_to_end() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "demo failed:\n{err}");
     // All six programs ran, shown as commands, on a backup of several parts; no colour codes off a terminal.
-    for p in a9s_tests::programs::all() {
+    for p in a9s_gen::all() {
         assert!(
             err.contains(&format!("$ {} ", p.name)) || err.contains(&format!("| {} ", p.name)),
             "{} not run:\n{err}",

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 fn pages() -> Vec<(&'static str, String)> {
-    a9s_tests::programs::all().into_iter().map(|p| (p.name, (p.man_page)())).collect()
+    a9s_gen::all().into_iter().map(|p| (p.name, (p.man_page)())).collect()
 }
 
 fn man_dir() -> PathBuf {
@@ -97,7 +97,7 @@ fn example_lines(page: &str) -> Vec<String> {
 
 #[test]
 fn every_example_uses_options_that_exist() {
-    let programs = a9s_tests::programs::all();
+    let programs = a9s_gen::all();
     let mut pages: Vec<(String, String)> = programs.iter().map(|p| (p.name.to_string(), (p.man_page)())).collect();
     pages.push(("a9s-recovery.7".into(), std::fs::read_to_string(man_dir().join("a9s-recovery.7")).unwrap()));
     let mut checked = 0;
@@ -141,7 +141,7 @@ fn every_example_uses_options_that_exist() {
 #[test]
 fn the_overview_names_every_program_and_every_page_points_to_it() {
     let overview = roff_text(&std::fs::read_to_string(man_dir().join("a9s-recovery.7")).unwrap());
-    for p in a9s_tests::programs::all() {
+    for p in a9s_gen::all() {
         assert!(
             overview.contains(&format!("{} (1)", p.name)) || overview.contains(&format!("{}(1)", p.name)),
             "a9s-recovery(7) does not name {}",
@@ -168,7 +168,7 @@ fn the_overview_names_every_program_and_every_page_points_to_it() {
 #[test]
 fn every_dry_run_is_followed_by_the_command_it_previews() {
     let mut pages: Vec<(String, String)> =
-        a9s_tests::programs::all().iter().map(|p| (p.name.to_string(), (p.man_page)())).collect();
+        a9s_gen::all().iter().map(|p| (p.name.to_string(), (p.man_page)())).collect();
     pages.push(("a9s-recovery.7".into(), std::fs::read_to_string(man_dir().join("a9s-recovery.7")).unwrap()));
     let mut previews = 0;
     for (page_name, page) in &pages {

@@ -1,5 +1,6 @@
-//! Every program of the workspace, with its clap definition and man page: one list for the man page test,
-//! the completion generator and the install script.
+//! Every program of the workspace, with its clap definition and man page: the one list that the man page
+//! test, the completion generator, scripts/install, scripts/uninstall and scripts/release use
+//! (the scripts through `a9s-gen list`).
 
 pub struct Program {
     pub name: &'static str,
