@@ -3,13 +3,14 @@
 use super::*;
 
 impl Runner<'_> {
-    /// The line in UTF-8 when the input encoding needs converting (`None`: as it is). A byte that cannot be
-    /// converted poisons the statement it belongs to (it is reported, not run).
-    pub(super) fn transcode(&mut self, line: &[u8]) -> Option<Vec<u8>> {
+    /// Converts the line to UTF-8 into `self.conv` when the input encoding needs it (returns true then; false:
+    /// use the line as it is). A byte that cannot be converted poisons the statement it belongs to (it is
+    /// reported, not run).
+    pub(super) fn transcode(&mut self, line: &[u8]) -> bool {
         match &self.enc {
             Ok(enc) => match enc.to_utf8(line, &mut self.conv) {
-                Ok(false) => None,
-                Ok(true) => Some(std::mem::take(&mut self.conv)),
+                Ok(false) => false,
+                Ok(true) => true,
                 Err(at) => {
                     let reason = format!(
                         "byte 0x{:02X} at column {} has no Unicode equivalent in encoding {}",
@@ -18,7 +19,7 @@ impl Runner<'_> {
                         enc.name()
                     );
                     self.poisoned.get_or_insert((self.line, reason));
-                    Some(std::mem::take(&mut self.conv))
+                    true
                 }
             },
             Err(name) => {
@@ -26,7 +27,7 @@ impl Runner<'_> {
                     let reason = format!("non-ASCII text in encoding {name}, which a9s-pgrestore cannot convert");
                     self.poisoned.get_or_insert((self.line, reason));
                 }
-                None
+                false
             }
         }
     }

@@ -221,8 +221,9 @@ impl<'o> Runner<'o> {
                 line.drain(..3);
             }
             self.check_framing(&line);
-            if let Some(converted) = self.transcode(&line) {
-                line = converted;
+            if self.transcode(&line) {
+                // Both buffers keep their capacity: no allocation per converted line.
+                std::mem::swap(&mut line, &mut self.conv);
             }
             let mut from = 0;
             loop {
