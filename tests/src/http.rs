@@ -171,17 +171,10 @@ impl RecordingProxy {
     }
 }
 
+/// The request head, bounded in time so a client that goes quiet cannot hold a test server thread.
 fn read_head(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut b)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        head.push(b[0]);
-    }
-    Ok(head)
+    crate::proxy::read_head(s)
 }
 
 fn parse_head(head: &[u8]) -> Option<Request> {

@@ -116,7 +116,9 @@ impl Drop for Silent {
     }
 }
 
-fn read_head(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+/// An HTTP message head, up to and with its blank line, read a byte at a time so nothing of the body is
+/// taken (the test servers and proxies here pass the body on untouched).
+pub fn read_head(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use a9s_tests::azure::{Azurite, AZURE_ENV};
 use a9s_tests::fixtures::{self, Enc, INSTANCE, MILLIS};
+use a9s_tests::proxy::read_head;
 use a9s_tests::s3::{Moto, AWS_ENV};
 use a9s_tests::{assert_status, bin, stderr};
 
@@ -407,18 +408,6 @@ impl Drop for FaultProxy {
         self.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
-}
-
-fn read_head(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut b)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        head.push(b[0]);
-    }
-    Ok(head)
 }
 
 fn with_connection_close(head: &[u8]) -> Vec<u8> {
