@@ -197,6 +197,8 @@ fn on_terminal(cmd: &str, env: &[(&str, &str)]) -> String {
     let o = Command::new("script")
         .args(["-qec", &format!("set -o pipefail; {cmd}"), "/dev/null"])
         .env("PATH", path)
+        // script(1) runs the command with $SHELL; CI's root shell may be dash, which has no pipefail.
+        .env("SHELL", "/bin/bash")
         .env_remove("A9S_PROGRESS_INTERVAL")
         .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
