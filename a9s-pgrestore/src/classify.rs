@@ -555,6 +555,50 @@ pub fn is_text_copy(stmt: &[u8]) -> bool {
     !words[stdin..].iter().any(|w| *w == "csv" || *w == "binary")
 }
 
+/// Whether a statement may open or end a transaction block (`BEGIN`, `START TRANSACTION`, `COMMIT`, `END`,
+/// `ROLLBACK`, `ABORT`, `PREPARE TRANSACTION`, `… AND CHAIN`): any such word anywhere in its text outside
+/// strings and comments. Over-inclusive on purpose (a function body's `BEGIN … END` counts): `--checkpoint`
+/// asks the server after these, and must never take a point inside a block for one outside.
+pub fn may_change_transaction_block(stmt: &[u8]) -> bool {
+    const WORDS: [&str; 8] = ["begin", "start", "commit", "end", "rollback", "abort", "prepare", "chain"];
+    // A word may hold dollar quotes (`$$BEGIN`): their parts count too.
+    Tokens::new(stmt).any(|t| matches!(t, Tok::Word(w) if w.split('$').any(|p| WORDS.contains(&p))))
+}
+
+/// Whether an error says that what the statement creates is there already (a table, index, constraint,
+/// schema, function, database, column, or a second primary key): after a resume, a statement that was in
+/// flight when the restore died, its outcome unknown, is then done.
+pub fn already_done(sqlstate: &str, stmt: &[u8]) -> bool {
+    match sqlstate {
+        // duplicate_table, duplicate_object, duplicate_schema, duplicate_function, duplicate_database,
+        // duplicate_column.
+        "42P07" | "42710" | "42P06" | "42723" | "42P04" | "42701" => true,
+        // invalid_table_definition: "multiple primary keys for table … are not allowed".
+        "42P16" => is_add_key_constraint(stmt) && String::from_utf8_lossy(stmt).to_ascii_lowercase().contains("primary key"),
+        _ => false,
+    }
+}
+
+/// Whether a COPY's table (as [`copy_kind`] returns it) is a plain, possibly qualified and quoted, name with no
+/// column list: one that can be put in `SELECT … FROM` as it is.
+pub fn is_plain_table_name(table: &str) -> bool {
+    let mut want_name = true;
+    let mut parts = 0;
+    for tok in Tokens::new(table.as_bytes()) {
+        match (&tok, want_name) {
+            (Tok::Word(w), true) if !w.starts_with(|c: char| c.is_ascii_digit() || c == '$') => {}
+            (Tok::Ident(_), true) => {}
+            (Tok::Punct(b'.'), false) => {}
+            _ => return false,
+        }
+        if want_name {
+            parts += 1;
+        }
+        want_name = !want_name;
+    }
+    (1..=3).contains(&parts) && !want_name
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -693,5 +737,29 @@ mod listing_tests {
         assert_eq!(lowrite_bytes(b"SELECT pg_catalog.lowrite(0, '\\x68656c6c6f');"), Some(5));
         assert_eq!(lowrite_bytes(b"SELECT pg_catalog.lo_close(0);"), None);
         assert!(is_copy_data_end(b"\\.\n") && is_copy_data_end(b"\\.") && !is_copy_data_end(b"\\.x\n"));
+    }
+
+    #[test]
+    fn transaction_words_and_done_errors() {
+        assert!(may_change_transaction_block(b"BEGIN;"));
+        assert!(may_change_transaction_block(b"start transaction isolation level serializable;"));
+        assert!(may_change_transaction_block(b"COMMIT AND CHAIN;"));
+        assert!(may_change_transaction_block(b"CREATE FUNCTION f() RETURNS int AS $$BEGIN RETURN 1; END$$ LANGUAGE plpgsql;"));
+        assert!(!may_change_transaction_block(b"INSERT INTO t VALUES ('begin'); -- commit\n"));
+        assert!(!may_change_transaction_block(b"CREATE TABLE t (a int);"));
+        assert!(already_done("42P07", b"CREATE INDEX i ON t (a);"));
+        assert!(already_done("42P16", b"ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (a);"));
+        assert!(!already_done("42P16", b"CREATE TABLE t (a int PRIMARY KEY, b int PRIMARY KEY);"));
+        assert!(!already_done("23505", b"INSERT INTO t VALUES (1);"));
+    }
+
+    #[test]
+    fn plain_table_names() {
+        for ok in ["public.t", "t", "\"Odd name\".\"T\"", "db.s.t"] {
+            assert!(is_plain_table_name(ok), "{ok}");
+        }
+        for bad in ["public.t (a, b)", "t; DROP TABLE x", "", "public.", "1t", "a.b.c.d", "(SELECT 1)"] {
+            assert!(!is_plain_table_name(bad), "{bad}");
+        }
     }
 }

@@ -13,6 +13,7 @@
 //!
 //! Connections, sessions and PostgreSQL errors are shared: [`a9s_core::pg`].
 
+pub mod checkpoint;
 pub mod classify;
 pub mod encoding;
 pub mod lexer;
@@ -100,15 +101,40 @@ pub struct Cli {
     )]
     pub jobs: u16,
 
+    /// Record the restore's progress in FILE, and resume from it after a failure
+    #[arg(
+        long,
+        value_name = "FILE",
+        long_help = "Record in FILE, as the restore goes, the point of the script up to which everything is \
+                     committed on the server (after each statement outside a transaction block, each COPY, each \
+                     \\connect), with the database, the session settings and the identity of the script. If the \
+                     restore dies (the server restarts, the network drops, the ssh session ends), run the same \
+                     command again, with the same FILE and the same backup streamed again: a9s-pgrestore checks that \
+                     the script is the same (SHA-256 of its first MiB and of everything up to the point), reads and \
+                     skips what was restored without running it, reopens the session as it was and goes on. A \
+                     statement that was in flight when the restore died is run again; if it meets what it creates \
+                     (\"already exists\") it counts as done, with a note. A COPY that was cut is loaded again whole \
+                     (the server rolled it back); one that may have committed into a table that now holds rows \
+                     stops the restore (exit 3) rather than load them twice. When the restore ends, FILE says it is \
+                     complete, and running again with it does nothing. Without an existing FILE the restore starts \
+                     from the beginning and creates it (mode 0600, replaced atomically, never through a symbolic \
+                     link; FILE.lock keeps a second run off). A checkpoint of another script or another cluster is \
+                     refused (exit 3) before anything is run."
+    )]
+    pub checkpoint: Option<PathBuf>,
+
     /// Also write the summary as JSON to FILE (`-` for stdout)
     #[arg(
         long,
         value_name = "FILE",
         long_help = "Also write the summary as JSON to FILE (`-` for stdout): status (ok, errors, \
-                     connection_failed, connection_lost, stopped), exit_code, databases, statements, \
+                     connection_failed, connection_lost, stopped, already_complete), exit_code, databases, statements, \
                      statements_failed, copy_commands, rows_copied, parallel_copies, parallel_indexes (--jobs), \
-                     bytes_read, lines_read, errors, expected_errors, elapsed_seconds, last_line and error_list (line, database, sqlstate, message, \
-                     statement). Written whatever the outcome."
+                     bytes_read, lines_read, errors, expected_errors, elapsed_seconds, last_line, error_list (line, database, sqlstate, message, \
+                     statement) and, when --checkpoint resumed a restore, resume (checkpoint, resumed_after_line, \
+                     skipped_bytes, skip_seconds, interrupted_at_line, in_flight_done). Status already_complete: \
+                     the checkpoint said the restore was complete and nothing was done. Written whatever the \
+                     outcome."
     )]
     pub json_summary: Option<PathBuf>,
 
@@ -165,10 +191,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     let cli: Cli = a9s_core::error::parse_args(command(), args)?;
     if cli.list {
         // Reads the script only: no connection is resolved or made.
-        if cli.steps.any() || cli.json_summary.is_some() {
+        if cli.steps.any() || cli.json_summary.is_some() || cli.checkpoint.is_some() {
             return Err(Error::usage("--list reads the script only: drop the restore and cluster step options"));
         }
         return list::run_path(cli.file.as_deref(), cli.progress.mode(true, cli.quiet), cli.json);
+    }
+    if cli.steps.dry_run && cli.checkpoint.is_some() {
+        return Err(Error::usage("--dry-run restores nothing: drop --checkpoint"));
     }
     if cli.steps.dry_run && !cli.steps.any() {
         return Err(Error::usage("--dry-run goes with --terminate-connections or --rename-database"));
@@ -264,6 +293,7 @@ pub fn run_cli(cli: Cli, hooks: &mut dyn Hooks) -> Result<i32> {
         client_encoding,
         jobs: cli.jobs.into(),
         chunk_bytes,
+        checkpoint: cli.checkpoint.clone(),
     };
     let summary = runner::Runner::new(target, &opts).run(&mut input, hooks);
     let mut code = summary.exit_code;

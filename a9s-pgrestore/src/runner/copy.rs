@@ -33,6 +33,9 @@ impl Runner<'_> {
                 .to_string();
             return self.stop(line, msg, first.into());
         }
+        if let Flow::Stop(code) = self.check_copy_in_flight(table, line, first) {
+            return Flow::Stop(code);
+        }
         self.notice_line.store(line, Ordering::Relaxed);
         let started_at = self.progress.done();
         let mut prefix = Prefetched::default();
@@ -55,6 +58,7 @@ impl Runner<'_> {
         self.progress.set_detail(format!("database {}", self.target.dbname));
         match result {
             CopyOutcome::Done(rows) => {
+                self.checkpoint_ran(true);
                 self.table_loaded(table, rows, started_at);
                 self.summary.statements += 1;
                 self.summary.copy_commands += 1;
@@ -89,10 +93,10 @@ impl Runner<'_> {
                     self.progress.finish();
                     eprintln!(
                         "{PROG}: connection to {} lost at line {} during COPY {table} (started at line {line}): \
-                         {message}; the restore is incomplete — check the server's log, then restore again into a \
-                         fresh cluster",
+                         {message}; the restore is incomplete — {}",
                         self.target.describe(),
-                        self.line
+                        self.line,
+                        self.loss_advice()
                     );
                     return Flow::Stop(exit::CONNECTION);
                 }

@@ -43,6 +43,10 @@ impl Runner<'_> {
             Ok(n) => {
                 self.line += 1;
                 self.progress.add(n as u64);
+                if let Some(c) = self.ckpt.as_mut() {
+                    c.hash.update(&buf[buf.len() - n..]);
+                    c.head.update(&buf[buf.len() - n..]);
+                }
                 Ok(n)
             }
             Err(e) => {

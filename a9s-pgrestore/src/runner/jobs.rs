@@ -115,6 +115,7 @@ impl Runner<'_> {
         let data_left = !result.fed_to_end;
         Ok(match result.outcome {
             parallel::CopyOutcome::Done { rows, .. } => {
+                self.checkpoint_ran(true);
                 self.table_loaded(table, rows, started_at);
                 self.summary.statements += 1;
                 self.summary.copy_commands += 1;
@@ -144,10 +145,10 @@ impl Runner<'_> {
                 self.progress.finish();
                 eprintln!(
                     "{PROG}: a --jobs session to {} was lost during COPY {table} (started at line {line}; last line \
-                     read: {}): {m}; the restore is incomplete — check the server's log, then restore again into a \
-                     fresh cluster",
+                     read: {}): {m}; the restore is incomplete — {}",
                     self.target.describe(),
-                    self.line
+                    self.line,
+                    self.loss_advice()
                 );
                 Flow::Stop(exit::CONNECTION)
             }
@@ -197,10 +198,11 @@ impl Runner<'_> {
                     self.progress.finish();
                     eprintln!(
                         "{PROG}: a --jobs session to {} was lost at line {} (last line read: {}): {m}; the restore \
-                         is incomplete — check the server's log, then restore again into a fresh cluster",
+                         is incomplete — {}",
                         self.target.describe(),
                         done.line,
-                        self.line
+                        self.line,
+                        self.loss_advice()
                     );
                     return Flow::Stop(exit::CONNECTION);
                 }

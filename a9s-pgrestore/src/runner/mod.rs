@@ -28,11 +28,12 @@ mod input;
 mod jobs;
 mod meta;
 mod report;
+mod resume;
 
 use copy::{DataLine, Prefetched};
 use input::DumpFraming;
 use jobs::PendingIndex;
-pub use report::{exit, ErrorRecord, Summary};
+pub use report::{exit, ErrorRecord, ResumeReport, Summary};
 use report::{notice_text, MAX_ERROR_RECORDS};
 
 const PROG: &str = "a9s-pgrestore";
@@ -56,6 +57,8 @@ pub struct Options {
     pub jobs: usize,
     /// Size of the chunks a COPY's data is dealt out in with `jobs` > 1 (0: [`parallel::DEFAULT_CHUNK_BYTES`]).
     pub chunk_bytes: usize,
+    /// `--checkpoint FILE`: record the committed point as the restore goes, and resume from it.
+    pub checkpoint: Option<std::path::PathBuf>,
 }
 
 /// Steps before and after the script (issue 4's cluster steps plug in here).
@@ -112,6 +115,10 @@ pub struct Runner<'o> {
     pool: Option<Pool<PendingIndex>>,
     /// The last COPY's end-of-data line as it came (`\.` and its line end), sent to the server as psql does.
     copy_end: Vec<u8>,
+    /// `--checkpoint`: the committed point, recorded as the restore goes.
+    ckpt: Option<Box<resume::Ckpt>>,
+    /// The script was read to its end, its closing line there if it has a header.
+    ran_to_end: bool,
 }
 
 impl<'o> Runner<'o> {
@@ -137,6 +144,8 @@ impl<'o> Runner<'o> {
             connect_failed: false,
             pool: None,
             copy_end: Vec::new(),
+            ckpt: None,
+            ran_to_end: false,
         }
     }
 
@@ -149,7 +158,22 @@ impl<'o> Runner<'o> {
 
     /// Runs the whole script; every message is printed on the way. The summary carries the exit status.
     pub fn run<R: BufRead>(mut self, input: &mut R, hooks: &mut dyn Hooks) -> Summary {
-        let mut code = self.run_script(input, hooks);
+        let mut code = match self.opts.checkpoint.clone() {
+            None => self.run_script(input, hooks),
+            Some(path) => match self.open_checkpoint(&path, input) {
+                Ok(resume::Opened::Run(head)) => resume::with_head(head, input, |input| self.run_script(input, hooks)),
+                Ok(resume::Opened::Complete(code)) => {
+                    self.summary.exit_code = code;
+                    self.summary.status = "already_complete".into();
+                    return self.summary;
+                }
+                Err(e) => {
+                    eprintln!("{PROG}: {}", e.message);
+                    e.code
+                }
+            },
+        };
+        code = self.close_checkpoint(code, self.ran_to_end);
         self.progress.finish();
         self.summary.exit_code = code;
         self.summary.last_line = self.line;
@@ -207,6 +231,9 @@ impl<'o> Runner<'o> {
             eprintln!("{PROG}: {}", e.message);
             return e.code;
         }
+        if let Flow::Stop(code) = self.start_checkpoint(input) {
+            return code;
+        }
 
         let mut line = Vec::with_capacity(64 * 1024);
         let mut items = Vec::new();
@@ -250,6 +277,9 @@ impl<'o> Runner<'o> {
             if lag > 0 {
                 self.lexer.skip_lines(lag);
             }
+            if let Flow::Stop(code) = self.commit_point() {
+                return code;
+            }
         }
         self.lexer.finish(&mut items);
         for item in items.drain(..) {
@@ -260,6 +290,7 @@ impl<'o> Runner<'o> {
         if let Flow::Stop(code) = self.barrier() {
             return code;
         }
+        self.ran_to_end = self.framing.trailer.is_none() || self.framing.seen_trailer;
         if let (Some(trailer), false) = (self.framing.trailer, self.framing.seen_trailer) {
             let msg = format!(
                 "input ended at line {} before the dump's last line \"{}\": the dump is truncated (did the program \
@@ -336,6 +367,7 @@ impl<'o> Runner<'o> {
         self.client = Some(client);
         self.target = target;
         self.settings.clear();
+        self.checkpoint_new_session();
         Ok(())
     }
 
@@ -351,6 +383,7 @@ impl<'o> Runner<'o> {
         }
         match item {
             Item::Meta { name, args, line } => {
+                self.checkpoint_ran(false);
                 self.poisoned = None;
                 self.meta(&name, &args, line)
             }
@@ -362,7 +395,10 @@ impl<'o> Runner<'o> {
                 );
                 self.stop(first_line, msg, String::new())
             }
-            Item::Sql { text, first_line, variable: None } => self.statement(&text, first_line, input),
+            Item::Sql { text, first_line, variable: None } => {
+                self.enter_statement(first_line + text.iter().filter(|&&b| b == b'\n').count() as u64);
+                self.statement(&text, first_line, input)
+            }
         }
     }
 
@@ -418,11 +454,11 @@ impl<'o> Runner<'o> {
     fn lost(&mut self, e: &postgres::Error, line: u64) -> Flow {
         self.progress.finish();
         eprintln!(
-            "{PROG}: connection to {} lost at line {line} (last line read: {}): {}; the restore is incomplete — \
-             check the server's log, then restore again into a fresh cluster",
+            "{PROG}: connection to {} lost at line {line} (last line read: {}): {}; the restore is incomplete — {}",
             self.target.describe(),
             self.line,
-            describe(e)
+            describe(e),
+            self.loss_advice()
         );
         Flow::Stop(exit::CONNECTION)
     }
@@ -431,6 +467,12 @@ impl<'o> Runner<'o> {
     fn statement_error(&mut self, e: &postgres::Error, line: u64, first: &str, text: &[u8]) -> Flow {
         if self.is_lost(e) {
             return self.lost(e, line);
+        }
+        if let Some(state) = sqlstate(e) {
+            if self.in_flight(line) && classify::already_done(&state, text) {
+                self.done_before(line, e);
+                return Flow::Go;
+            }
         }
         self.summary.statements_failed += 1;
         if let Some(db) = e.as_db_error() {
@@ -488,7 +530,9 @@ impl<'o> Runner<'o> {
         }
         self.notice_line.store(line, Ordering::Relaxed);
         let client = self.client.as_mut().expect("connected");
-        match client.batch_execute(sql) {
+        let result = client.batch_execute(sql);
+        self.track_block(text);
+        match result {
             Ok(()) => {
                 self.summary.statements += 1;
                 if let Some(key) = classify::session_setting(text) {

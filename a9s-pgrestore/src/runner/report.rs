@@ -25,6 +25,14 @@ impl Runner<'_> {
         if s.expected_errors > 0 {
             t += &format!(" ({} expected, not counted)", s.expected_errors);
         }
+        if let Some(r) = &s.resume {
+            t += &format!(
+                "; resumed after line {} (skipped {} in {:.1} s)",
+                r.resumed_after_line,
+                human_bytes(r.skipped_bytes),
+                r.skip_seconds
+            );
+        }
         t += match s.exit_code {
             exit::OK => " — restore complete",
             exit::ERRORS => " — ran to the end with errors",
@@ -90,6 +98,23 @@ pub struct Summary {
     pub last_line: u64,
     /// The first errors in detail.
     pub error_list: Vec<ErrorRecord>,
+    /// `--checkpoint`: where this run resumed a restore that had died (absent on a first run).
+    pub resume: Option<ResumeReport>,
+}
+
+/// Where a run with `--checkpoint` resumed, for the summary.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ResumeReport {
+    pub checkpoint: String,
+    /// Everything up to the end of this line was restored before; the run went on from the next.
+    pub resumed_after_line: u64,
+    /// Bytes of the script read again and skipped (nothing run), and how long that took.
+    pub skipped_bytes: u64,
+    pub skip_seconds: f64,
+    /// The line the interrupted run had read when it stopped, if it could record it.
+    pub interrupted_at_line: Option<u64>,
+    /// Statements that may have run before the restore died and met what they create: counted as done.
+    pub in_flight_done: u64,
 }
 
 /// A server notice as psql prints it, with the database and the line of the statement that caused it.
@@ -99,4 +124,15 @@ pub(super) fn notice_text(db: &str, line: u64, n: &postgres::error::DbError) -> 
         msg += &format!("; DETAIL: {d}");
     }
     msg
+}
+
+impl Runner<'_> {
+    /// What to do after the connection was lost: with `--checkpoint`, the same command resumes.
+    pub(super) fn loss_advice(&self) -> &'static str {
+        if self.has_checkpoint() {
+            "check the server's log, then run the same command again: it resumes from the checkpoint"
+        } else {
+            "check the server's log, then restore again into a fresh cluster"
+        }
+    }
 }

@@ -1,0 +1,363 @@
+//! `--checkpoint FILE`: the record that lets a restore that died pick up where it stopped.
+//!
+//! FILE holds the last point of the script up to which every effect is committed on the server — a line end
+//! outside a transaction block, with nothing of the lexer's pending and no `--jobs` session busy — and what a
+//! new session needs to go on from there: the database and user, the session settings the script made, the
+//! input encoding, the `\restrict` state. It names the script by the SHA-256 of its first MiB and of all its
+//! bytes up to the point, so a checkpoint is never applied to another script, not even to a later backup of the
+//! same cluster that begins alike.
+//!
+//! This module is the file's format and its reading and writing; the runner decides when to write it.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use a9s_core::error::describe_io;
+use a9s_core::{Error, Result};
+use openssl::sha::Sha256;
+use serde::{Deserialize, Serialize};
+
+/// The first line of every checkpoint file's `format`: another value is another program's file or version.
+pub const FORMAT: &str = "a9s-pgrestore checkpoint 1";
+
+/// How much of the script's beginning names it before anything is run.
+pub const HEAD_BYTES: u64 = 1 << 20;
+
+/// Which script a checkpoint belongs to, known from its first MiB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// SHA-256 (hex) of the first `head_bytes` bytes.
+    pub head_sha256: String,
+    pub head_bytes: u64,
+    /// pg_dumpall's or pg_dump's version comment (`-- Dumped by pg_dump version 15.18 …`), when there is one.
+    pub dumped_by: Option<String>,
+}
+
+impl Identity {
+    /// The identity of a script that begins with `head` (its first [`HEAD_BYTES`], or all of it).
+    pub fn of(head: &[u8]) -> Identity {
+        let mut h = Sha256::new();
+        h.update(head);
+        let dumped_by = head
+            .split(|&b| b == b'\n')
+            .find(|l| l.starts_with(b"-- Dumped by pg_dump") || l.starts_with(b"-- Dumped from database version"))
+            .map(|l| String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(l)).into_owned());
+        Identity { head_sha256: hex(&h.finish()), head_bytes: head.len() as u64, dumped_by }
+    }
+}
+
+/// Where a restore stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Running, or killed while running (nothing recorded the end).
+    Restoring,
+    /// Ended before the end of the script (connection lost, stopped); `interrupted_at_line` says where.
+    Interrupted,
+    /// Ran to the end of the script; `exit_code` says how.
+    Complete,
+}
+
+/// A point of the script: everything before it is committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// Lines read (the point is the end of this line).
+    pub line: u64,
+    /// Bytes read.
+    pub offset: u64,
+    /// SHA-256 (hex) of those bytes.
+    pub prefix_sha256: String,
+}
+
+/// The session the script had at the point: what a new session must be given to read on as psql would.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionState {
+    pub dbname: String,
+    pub user: String,
+    /// As a `\connect` would name them: host list and port list, comma-separated.
+    pub host: String,
+    pub port: String,
+    /// The script's session settings in order, each `[setting, statement]`, replayed on the new session.
+    pub settings: Vec<(String, String)>,
+    /// The input encoding the script had set (`\encoding`, `SET client_encoding`, or the database's).
+    pub input_encoding: String,
+    /// `\restrict`'s key while meta-commands are restricted.
+    pub restrict: Option<String>,
+    /// The server's `standard_conforming_strings` at the point; checked again after the settings are replayed.
+    pub standard_conforming_strings: bool,
+}
+
+/// The content of a checkpoint file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub format: String,
+    /// The a9s-pgrestore version that wrote it.
+    pub version: String,
+    pub script: Identity,
+    pub state: State,
+    /// With [`State::Complete`]: the restore's exit status (0, or 1 when it ran to the end with errors).
+    pub exit_code: Option<i32>,
+    pub position: Position,
+    pub session: SessionState,
+    /// The line the restore had read when it was interrupted: statements from `position` up to it may have
+    /// been in flight, their outcome unknown.
+    pub interrupted_at_line: Option<u64>,
+    /// The server's `pg_control_system().system_identifier`, when the role may read it: a checkpoint is only
+    /// resumed on the cluster it was written for.
+    pub system_identifier: Option<String>,
+    /// Seconds since the epoch at the last write.
+    pub written_at: u64,
+}
+
+impl Checkpoint {
+    /// A checkpoint at the start of `script`.
+    pub fn new(script: Identity) -> Checkpoint {
+        Checkpoint {
+            format: FORMAT.to_string(),
+            version: a9s_core::VERSION.to_string(),
+            script,
+            state: State::Restoring,
+            exit_code: None,
+            position: Position { prefix_sha256: hex(&Sha256::new().finish()), ..Position::default() },
+            session: SessionState::default(),
+            interrupted_at_line: None,
+            system_identifier: None,
+            written_at: 0,
+        }
+    }
+
+    /// Reads FILE: `None` when there is none (a first run). A symlink, a file that is not a checkpoint or
+    /// one of another format is an error that says what to do.
+    pub fn load(path: &Path) -> Result<Option<Checkpoint>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let shown = path.display();
+        let mut f = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(Error::usage(format!(
+                    "--checkpoint {shown} is a symbolic link: a9s-pgrestore reads and writes its checkpoint only as a \
+                     plain file; give the file's own path"
+                )))
+            }
+            Err(e) => return Err(Error::usage(format!("cannot read --checkpoint {shown}: {}", describe_io(&e)))),
+        };
+        let mut text = Vec::new();
+        f.read_to_end(&mut text)
+            .map_err(|e| Error::usage(format!("cannot read --checkpoint {shown}: {}", describe_io(&e))))?;
+        let not_ours = |why: String| {
+            Error::usage(format!(
+                "--checkpoint {shown} is not a checkpoint this a9s-pgrestore can resume ({why}); give another FILE, or \
+                 remove it to restore from the start"
+            ))
+        };
+        let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| not_ours(e.to_string()))?;
+        match value.get("format").and_then(|f| f.as_str()) {
+            Some(FORMAT) => {}
+            Some(other) => return Err(not_ours(format!("its format is \"{other}\""))),
+            None => return Err(not_ours("no format".into())),
+        }
+        serde_json::from_value(value).map(Some).map_err(|e| not_ours(e.to_string()))
+    }
+
+    /// Writes FILE atomically (see [`a9s_core::output::replace_file`]); with `sync`, on disk before it returns.
+    pub fn save(&mut self, path: &Path, sync: bool) -> std::io::Result<()> {
+        self.written_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let mut text = serde_json::to_vec_pretty(self).expect("a checkpoint serializes");
+        text.push(b'\n');
+        a9s_core::output::replace_file(path, &text, sync)
+    }
+}
+
+/// Serializes runs on one checkpoint: a second a9s-pgrestore with the same FILE would interleave its writes.
+/// The lock is `FILE.lock` (flock), released when the process ends, however it ends.
+pub struct Lock {
+    _file: std::fs::File,
+}
+
+impl Lock {
+    pub fn take(path: &Path) -> Result<Lock> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let lock_path = lock_path(path);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&lock_path)
+            .map_err(|e| Error::usage(format!("cannot open {}: {}", lock_path.display(), describe_io(&e))))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Lock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::usage(format!(
+                "--checkpoint {}: another a9s-pgrestore is using this checkpoint (it holds {}); wait for it to end",
+                path.display(),
+                lock_path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(Error::usage(format!("cannot lock {}: {}", lock_path.display(), describe_io(&e))))
+            }
+        }
+    }
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// Reads the first `n` bytes of the script (fewer if it is shorter), to check a checkpoint's identity before
+/// anything is run. The caller reads on with these bytes first.
+pub fn read_head(input: &mut impl Read, n: u64) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(n.min(HEAD_BYTES) as usize);
+    // Not even a read when nothing is wanted: on a pipe it would wait for the writer.
+    if n > 0 {
+        input.take(n).read_to_end(&mut head)?;
+    }
+    Ok(head)
+}
+
+/// The identity of the script, taken as its first [`HEAD_BYTES`] stream by: a first run does not wait for a
+/// whole MiB before it begins, so a checkpoint written sooner names the script by the bytes read until then.
+#[derive(Clone)]
+pub struct HeadHash {
+    sha: Sha256,
+    bytes: u64,
+    dumped_by: Option<String>,
+}
+
+impl Default for HeadHash {
+    fn default() -> Self {
+        HeadHash { sha: Sha256::new(), bytes: 0, dumped_by: None }
+    }
+}
+
+impl HeadHash {
+    /// Takes the next line of the script (only what falls in the head counts).
+    pub fn update(&mut self, line: &[u8]) {
+        let room = (HEAD_BYTES - self.bytes).min(line.len() as u64) as usize;
+        if room == 0 {
+            return;
+        }
+        self.sha.update(&line[..room]);
+        self.bytes += room as u64;
+        if self.dumped_by.is_none() {
+            self.dumped_by = Identity::of(&line[..room]).dumped_by;
+        }
+    }
+
+    pub fn identity(&self) -> Identity {
+        Identity { head_sha256: hex(&self.sha.clone().finish()), head_bytes: self.bytes, dumped_by: self.dumped_by.clone() }
+    }
+}
+
+impl Identity {
+    /// Whether a script whose first bytes are `head` is the one named (`head` holds at least `head_bytes`).
+    pub fn matches(&self, head: &[u8]) -> bool {
+        let mut sha = Sha256::new();
+        sha.update(head);
+        head.len() as u64 == self.head_bytes && hex(&sha.finish()) == self.head_sha256
+    }
+}
+
+/// The running SHA-256 of the script's bytes read so far.
+#[derive(Clone)]
+pub struct PrefixHash(Sha256);
+
+impl Default for PrefixHash {
+    fn default() -> Self {
+        PrefixHash(Sha256::new())
+    }
+}
+
+impl PrefixHash {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    /// The digest so far (hex); the hash goes on.
+    pub fn hex(&self) -> String {
+        hex(&self.0.clone().finish())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_names_the_head_and_the_version() {
+        let head = b"--\n-- PostgreSQL database cluster dump\n--\n-- Dumped from database version 15.18\r\n";
+        let id = Identity::of(head);
+        assert_eq!(id.head_bytes, head.len() as u64);
+        assert_eq!(id.dumped_by.as_deref(), Some("-- Dumped from database version 15.18"));
+        assert_ne!(Identity::of(b"other").head_sha256, id.head_sha256);
+        // The empty prefix's hash is SHA-256 of nothing.
+        assert_eq!(
+            Checkpoint::new(id).position.prefix_sha256,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn head_hash_streams_the_identity() {
+        let script = b"--\n-- Dumped by pg_dump version 15.18\nSELECT 1;\n";
+        let mut h = HeadHash::default();
+        for line in script.split_inclusive(|&b| b == b'\n') {
+            h.update(line);
+        }
+        assert_eq!(h.identity(), Identity::of(script));
+        assert!(h.identity().matches(script));
+        assert!(!h.identity().matches(&script[..10]));
+    }
+
+    #[test]
+    fn prefix_hash_goes_on_after_a_digest() {
+        let mut h = PrefixHash::default();
+        h.update(b"ab");
+        let _ = h.hex();
+        h.update(b"c");
+        let mut whole = PrefixHash::default();
+        whole.update(b"abc");
+        assert_eq!(h.hex(), whole.hex());
+    }
+
+    #[test]
+    fn save_load_and_refusals() {
+        let dir = std::env::temp_dir().join(format!("a9s-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ckpt.json");
+        assert_eq!(Checkpoint::load(&path).unwrap(), None);
+        let mut c = Checkpoint::new(Identity::of(b"x"));
+        c.position.line = 7;
+        c.session.settings.push(("search_path".into(), "SET search_path = public;".into()));
+        c.save(&path, true).unwrap();
+        assert_eq!(Checkpoint::load(&path).unwrap(), Some(c));
+
+        std::fs::write(&path, b"{\"format\": \"something else\"}").unwrap();
+        let e = Checkpoint::load(&path).unwrap_err();
+        assert!(e.message.contains("is not a checkpoint") && e.message.contains("something else"), "{}", e.message);
+        std::fs::write(&path, b"not json").unwrap();
+        assert!(Checkpoint::load(&path).is_err());
+
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(dir.join("elsewhere"), &path).unwrap();
+        let e = Checkpoint::load(&path).unwrap_err();
+        assert!(e.message.contains("symbolic link"), "{}", e.message);
+
+        let lock = Lock::take(&dir.join("other.json")).unwrap();
+        let e = Lock::take(&dir.join("other.json")).err().unwrap();
+        assert!(e.message.contains("another a9s-pgrestore"), "{}", e.message);
+        drop(lock);
+        Lock::take(&dir.join("other.json")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

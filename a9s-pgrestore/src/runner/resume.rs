@@ -1,0 +1,525 @@
+//! `--checkpoint FILE`: the committed point recorded as the restore goes, and a restore that died resumed from
+//! it — the script read again from its start and skipped (read, hashed, not lexed, nothing run) up to the point,
+//! a session opened as the script had it there, and on from the next line.
+//!
+//! The point is only ever a line end where every effect so far is committed: the lexer holds no partial
+//! statement, the server says the session is outside a transaction block, and no `--jobs` session is busy.
+//! Statements after it may have run before the restore died (the server committed them, the answer was lost):
+//! they run again, and if that meets what they create ("already exists") they count as done.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use super::*;
+use crate::checkpoint::{self, Checkpoint, HeadHash, Position, PrefixHash, SessionState, State};
+
+/// How long a checkpoint may stay in the page cache only. A COPY or a `\connect` is synced at once; other
+/// statements at most this late, so a crash of the machine running a9s-pgrestore (not the server's) may leave
+/// the file this much behind: those statements run again and may report "already exists".
+const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The live checkpoint of a restore with `--checkpoint`.
+pub(super) struct Ckpt {
+    path: PathBuf,
+    file: Checkpoint,
+    _lock: checkpoint::Lock,
+    /// SHA-256 of every byte of the script read so far.
+    pub(super) hash: PrefixHash,
+    /// The script's identity, from its first MiB as it streams by.
+    pub(super) head: HeadHash,
+    /// The main session is inside a transaction block, as the server last said.
+    in_block: bool,
+    /// Something ran since the last write.
+    pub(super) dirty: bool,
+    /// The next write goes to disk: re-running a COPY or a `\connect` would cost or duplicate.
+    pub(super) sync_next: bool,
+    last_sync: Instant,
+    /// After a resume: statements that begin on or before this line may have been in flight when the restore
+    /// died.
+    zone_end: u64,
+    /// After a resume, until the first statement: it was in flight, whatever its line.
+    zone_first: bool,
+    /// Where this run resumed (for the summary).
+    resumed_from: Option<Checkpoint>,
+    /// The checkpoint was refused (another cluster, another script): FILE is left as it is.
+    refused: bool,
+}
+
+/// What `--checkpoint FILE` says before the script is run.
+pub(super) enum Opened {
+    /// Restore (from the start or from the point); the script's first bytes, read to name it, come first.
+    Run(Vec<u8>),
+    /// FILE says this script's restore is complete: the exit status it ended with. Nothing is done.
+    Complete(i32),
+}
+
+impl Runner<'_> {
+    /// Takes the lock, reads FILE and the script's first MiB, and refuses a checkpoint of another script before
+    /// anything is connected to or run.
+    pub(super) fn open_checkpoint<R: BufRead>(
+        &mut self,
+        path: &std::path::Path,
+        input: &mut R,
+    ) -> a9s_core::Result<Opened> {
+        let lock = checkpoint::Lock::take(path)?;
+        let existing = Checkpoint::load(path)?;
+        // A first run begins at once; a resume first reads as much of the script as names it.
+        let n = existing.as_ref().map_or(0, |c| c.script.head_bytes);
+        let head = checkpoint::read_head(input, n).map_err(|e| {
+            a9s_core::Error::new(
+                exit::ERRORS,
+                format!("cannot read the input: {}; nothing was run", a9s_core::error::describe_io(&e)),
+            )
+        })?;
+        if let Some(c) = &existing {
+            if !c.script.matches(&head) {
+                let by = c.script.dumped_by.as_deref().unwrap_or("a script");
+                return Err(a9s_core::Error::new(
+                    exit::STOPPED,
+                    format!(
+                        "--checkpoint {} was written for another script ({by}, first {} bytes with SHA-256 {}…): this \
+                         one begins differently; nothing was run — give the backup the checkpoint belongs to, or \
+                         another FILE to restore this one from the start",
+                        path.display(),
+                        c.script.head_bytes,
+                        &c.script.head_sha256[..12]
+                    ),
+                ));
+            }
+            if c.state == State::Complete {
+                eprintln!(
+                    "{PROG}: --checkpoint {}: the restore of this script is complete already (it ran to line {}, \
+                     exit status {}); nothing was done — remove the file to restore again",
+                    path.display(),
+                    c.position.line,
+                    c.exit_code.unwrap_or(exit::OK)
+                );
+                return Ok(Opened::Complete(c.exit_code.unwrap_or(exit::OK)));
+            }
+        }
+        let resumed_from = existing.filter(|c| c.position.line > 0 || c.state != State::Restoring);
+        // Until this run records a point of its own, FILE keeps the one it had.
+        let file = resumed_from.clone().unwrap_or_else(|| Checkpoint::new(HeadHash::default().identity()));
+        self.ckpt = Some(Box::new(Ckpt {
+            path: path.to_path_buf(),
+            file,
+            _lock: lock,
+            hash: PrefixHash::default(),
+            head: HeadHash::default(),
+            in_block: false,
+            dirty: false,
+            sync_next: false,
+            last_sync: Instant::now(),
+            zone_end: 0,
+            zone_first: false,
+            resumed_from,
+            refused: false,
+        }));
+        Ok(Opened::Run(head))
+    }
+
+    /// On the first session, before the script: a first run writes its checkpoint (so FILE is known to be
+    /// writable before anything is run); a resume skips to the point and sets the session up as it was there.
+    pub(super) fn start_checkpoint<R: BufRead>(&mut self, input: &mut R) -> Flow {
+        let Some(c) = self.ckpt.as_ref() else { return Flow::Go };
+        let (recorded, path) = (c.file.system_identifier.clone(), c.path.display().to_string());
+        let here = self.system_identifier();
+        if let (Some(was), Some(now)) = (&recorded, &here) {
+            if was != now {
+                let msg = format!(
+                    "--checkpoint {path} was written for another cluster (system identifier {was}; this server's is \
+                     {now}): nothing was run — resume on the cluster the restore began on, or remove the file to \
+                     restore from the start"
+                );
+                self.ckpt.as_mut().expect("checked").refused = true;
+                return self.stop(0, msg, String::new());
+            }
+        }
+        self.warn_if_not_durable();
+        let c = self.ckpt.as_mut().expect("checked");
+        c.file.system_identifier = recorded.or(here);
+        let Some(from) = c.resumed_from.clone() else {
+            return self.write_checkpoint(true);
+        };
+        if let Flow::Stop(code) = self.skip_to(input, &from.position) {
+            return Flow::Stop(code);
+        }
+        if let Flow::Stop(code) = self.restore_session(&from.session) {
+            return Flow::Stop(code);
+        }
+        let c = self.ckpt.as_mut().expect("checked");
+        c.file.state = State::Restoring;
+        c.zone_end = from.interrupted_at_line.unwrap_or(0).max(from.position.line + 1);
+        c.zone_first = true;
+        c.dirty = true;
+        c.sync_next = true;
+        self.write_checkpoint(true)
+    }
+
+    /// A checkpoint counts what the server acknowledged; with `synchronous_commit` off a server crash loses its
+    /// last acknowledged commits, and a resume would leave them out. Said once, at the start.
+    fn warn_if_not_durable(&mut self) {
+        let Some(session) = self.client.as_mut() else { return };
+        let off = session.simple_query("SHOW synchronous_commit").ok().is_some_and(|rows| {
+            rows.iter().any(|m| matches!(m, postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("off")))
+        });
+        if off {
+            eprintln!(
+                "{PROG}: warning: the server has synchronous_commit = off: if it crashes, its last commits may be lost \
+                 while --checkpoint counts them as done, and a resume would leave them out; for the restore, run with \
+                 PGOPTIONS='-c synchronous_commit=on'"
+            );
+        }
+    }
+
+    /// The server's system identifier, if the role may read it.
+    fn system_identifier(&mut self) -> Option<String> {
+        let session = self.client.as_mut()?;
+        let rows = session.simple_query("SELECT system_identifier::text FROM pg_catalog.pg_control_system()").ok()?;
+        rows.into_iter().find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+    }
+
+    /// Reads the script up to the point without running anything, and checks that its bytes are the ones the
+    /// checkpoint was written after.
+    fn skip_to<R: BufRead>(&mut self, input: &mut R, to: &Position) -> Flow {
+        let started = Instant::now();
+        self.progress.set_detail(format!("skipping to line {} (restored before)", to.line));
+        self.progress.event(format!("resuming: skipping the {} lines restored before", to.line));
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let path = self.ckpt.as_ref().expect("checkpoint").path.display().to_string();
+        let differs = |me: &mut Self, why: String| {
+            let msg = format!(
+                "{why}: this is not the script --checkpoint {path} was written for; nothing was run — give the same \
+                 backup, or remove the file to restore from the start into a fresh cluster"
+            );
+            me.ckpt.as_mut().expect("checkpoint").refused = true;
+            me.stop(me.line, msg, String::new())
+        };
+        while self.line < to.line {
+            buf.clear();
+            match self.read_line(input, &mut buf) {
+                Ok(0) => {
+                    let why = format!("the script ends at line {}, before the checkpoint's line {}", self.line, to.line);
+                    return differs(self, why);
+                }
+                Ok(_) => {}
+                Err(code) => return Flow::Stop(code),
+            }
+            let line = if self.line == 1 { buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buf) } else { &buf };
+            let line = line.to_vec();
+            self.check_framing(&line);
+        }
+        let hash = self.ckpt.as_ref().expect("checkpoint").hash.hex();
+        if self.progress.done() != to.offset || hash != to.prefix_sha256 {
+            let why = format!("its first {} lines differ from those the checkpoint recorded", to.line);
+            return differs(self, why);
+        }
+        self.lexer.skip_lines(to.line);
+        self.summary.resume = Some(report::ResumeReport {
+            checkpoint: path,
+            resumed_after_line: to.line,
+            skipped_bytes: to.offset,
+            skip_seconds: started.elapsed().as_secs_f64(),
+            interrupted_at_line: self.ckpt.as_ref().and_then(|c| c.resumed_from.as_ref()?.interrupted_at_line),
+            in_flight_done: 0,
+        });
+        self.progress.event(format!(
+            "resuming after line {}: skipped {} in {:.1} s",
+            to.line,
+            human_bytes(to.offset),
+            started.elapsed().as_secs_f64()
+        ));
+        Flow::Go
+    }
+
+    /// Opens the session the script had at the point: its database and user, its settings replayed, its input
+    /// encoding and `\restrict` state; and checks that the server reads strings as it did then.
+    fn restore_session(&mut self, s: &SessionState) -> Flow {
+        let same = self.target.dbname == s.dbname
+            && self.target.user == s.user
+            && self.target.hosts.join(",") == s.host
+            && ports(&self.target) == s.port;
+        if !same {
+            let args = vec![s.dbname.clone(), s.user.clone(), s.host.clone(), s.port.clone()];
+            let env = a9s_core::pg::Env::process();
+            let target = match Reconnect::parse(&args).and_then(|r| self.target.reconnect(&r, PROG, &env)) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.connect_failed = true;
+                    eprintln!("{PROG}: cannot resume in database {}: {}", s.dbname, e.message);
+                    return Flow::Stop(exit::CONNECTION);
+                }
+            };
+            self.client = None;
+            match self.open(&target) {
+                Ok(client) => {
+                    if let Err(e) = self.adopt(client, target) {
+                        self.connect_failed = true;
+                        eprintln!("{PROG}: cannot resume in database {}: {}", s.dbname, error_chain(&e));
+                        return Flow::Stop(exit::CONNECTION);
+                    }
+                }
+                Err(e) => {
+                    self.connect_failed = true;
+                    eprintln!("{PROG}: cannot resume in database {}: {}", s.dbname, e.message);
+                    return Flow::Stop(exit::CONNECTION);
+                }
+            }
+        }
+        self.enc = Encoding::parse(&s.input_encoding).ok_or_else(|| s.input_encoding.clone());
+        self.restrict = s.restrict.clone();
+        for (_, sql) in &s.settings {
+            let client = self.client.as_mut().expect("connected");
+            if let Err(e) = client.batch_execute(sql) {
+                if self.is_lost(&e) {
+                    return self.lost(&e, self.line);
+                }
+                let msg = format!(
+                    "cannot give the resumed session the script's setting \"{sql}\": {}; nothing after line {} ran",
+                    describe(&e),
+                    self.line
+                );
+                return self.stop(self.line, msg, String::new());
+            }
+        }
+        self.settings = s.settings.clone();
+        let scs = self.client.as_ref().and_then(|c| c.parameter("standard_conforming_strings")) == Some("on");
+        if scs != s.standard_conforming_strings {
+            let msg = format!(
+                "the resumed session has standard_conforming_strings {}, the script had {} at line {} (changed in a \
+                 way a9s-pgrestore cannot replay): it would read the rest differently; nothing after line {} ran",
+                on_off(scs),
+                on_off(s.standard_conforming_strings),
+                self.line,
+                self.line
+            );
+            return self.stop(self.line, msg, String::new());
+        }
+        self.lexer.set_standard_conforming_strings(scs);
+        Flow::Go
+    }
+
+    /// A line has ended: if every effect so far is committed, this is the new point.
+    pub(super) fn commit_point(&mut self) -> Flow {
+        let busy = self.pool.as_ref().is_some_and(|p| p.is_busy());
+        let Some(c) = self.ckpt.as_ref() else { return Flow::Go };
+        if !c.dirty || c.in_block || busy || self.lexer.in_statement() || self.poisoned.is_some() {
+            return Flow::Go;
+        }
+        let sync = c.sync_next || c.last_sync.elapsed() >= SYNC_INTERVAL;
+        self.write_checkpoint(sync)
+    }
+
+    /// Records the point: the current line end, the session.
+    fn write_checkpoint(&mut self, sync: bool) -> Flow {
+        let session = self.session_state();
+        let (line, offset) = (self.line, self.progress.done());
+        let c = self.ckpt.as_mut().expect("checkpoint");
+        c.file.position = Position { line, offset, prefix_sha256: c.hash.hex() };
+        // A resume names the script by what the interrupted run had read of it; never by less.
+        if c.head.identity().head_bytes >= c.file.script.head_bytes {
+            c.file.script = c.head.identity();
+        }
+        c.file.session = session;
+        match c.file.save(&c.path, sync) {
+            Ok(()) => {
+                c.dirty = false;
+                if sync {
+                    c.sync_next = false;
+                    c.last_sync = Instant::now();
+                }
+                Flow::Go
+            }
+            Err(e) => {
+                let msg = format!(
+                    "cannot write --checkpoint {}: {}; the restore stopped here (a resume could not be trusted) — free \
+                     the space or give another FILE, then run again: it resumes from the last point written",
+                    c.path.display(),
+                    a9s_core::error::describe_io(&e)
+                );
+                self.stop(self.line, msg, String::new())
+            }
+        }
+    }
+
+    fn session_state(&self) -> SessionState {
+        SessionState {
+            dbname: self.target.dbname.clone(),
+            user: self.target.user.clone(),
+            host: self.target.hosts.join(","),
+            port: ports(&self.target),
+            settings: self.settings.clone(),
+            input_encoding: self.enc_name(),
+            restrict: self.restrict.clone(),
+            standard_conforming_strings: self.client.as_ref().and_then(|c| c.parameter("standard_conforming_strings"))
+                == Some("on"),
+        }
+    }
+
+    /// The restore ended: FILE says whether it is complete (ran to the end of the script) or where it stopped.
+    pub(super) fn close_checkpoint(&mut self, code: i32, ran_to_end: bool) -> i32 {
+        let line = self.line;
+        let Some(c) = self.ckpt.as_mut().filter(|c| !c.refused) else { return code };
+        if ran_to_end && (code == exit::OK || code == exit::ERRORS) {
+            c.file.state = State::Complete;
+            c.file.exit_code = Some(code);
+            c.file.interrupted_at_line = None;
+            c.dirty = true;
+            if let Flow::Stop(stop) = self.write_checkpoint(true) {
+                return stop;
+            }
+            return code;
+        }
+        c.file.state = State::Interrupted;
+        // A resumed run that dies before it has passed the statements that were in flight keeps them so.
+        c.file.interrupted_at_line = Some(line.max(c.zone_end));
+        // The point stays where it was: written only at line ends where everything was committed.
+        let sync = true;
+        match c.file.save(&c.path, sync) {
+            Ok(()) => {
+                if !self.opts.quiet {
+                    eprintln!(
+                        "{PROG}: --checkpoint {}: committed up to line {}; run the same command again to resume from \
+                         there",
+                        c.path.display(),
+                        c.file.position.line
+                    );
+                }
+                code
+            }
+            Err(e) => {
+                eprintln!(
+                    "{PROG}: cannot write --checkpoint {}: {}; a resume would start from the last point written",
+                    c.path.display(),
+                    a9s_core::error::describe_io(&e)
+                );
+                code
+            }
+        }
+    }
+
+    /// Notes what a statement did to the main session's transaction block (with `--checkpoint` only): the
+    /// server is asked after any statement that may have opened or ended one.
+    pub(super) fn track_block(&mut self, text: &[u8]) {
+        let Some(c) = self.ckpt.as_mut() else { return };
+        if !classify::may_change_transaction_block(text) {
+            return;
+        }
+        c.in_block = match self.client.as_mut() {
+            // Failing (in an aborted block, or a lost session) counts as inside: no point is taken.
+            Some(session) => !matches!(parallel::in_transaction_block(session), Ok(false)),
+            None => true,
+        };
+    }
+
+    /// A new session (at `\connect`) has no transaction block, and the next point goes to disk.
+    pub(super) fn checkpoint_new_session(&mut self) {
+        if let Some(c) = self.ckpt.as_mut() {
+            c.in_block = false;
+            c.sync_next = true;
+        }
+    }
+
+    /// Something ran; with `synced`, the next point goes to disk (a COPY).
+    pub(super) fn checkpoint_ran(&mut self, synced: bool) {
+        if let Some(c) = self.ckpt.as_mut() {
+            c.dirty = true;
+            c.sync_next |= synced;
+        }
+    }
+
+    /// After a resume, the first statement (and any that began up to where the restore died) may have been in
+    /// flight: called for each statement before it runs, with its first and last line.
+    pub(super) fn enter_statement(&mut self, last_line: u64) {
+        if let Some(c) = self.ckpt.as_mut() {
+            c.dirty = true;
+            if c.zone_first {
+                c.zone_first = false;
+                c.zone_end = c.zone_end.max(last_line);
+            }
+        }
+    }
+
+    pub(super) fn has_checkpoint(&self) -> bool {
+        self.ckpt.is_some()
+    }
+
+    /// Whether the statement at `line` may have run before the restore died (its outcome unknown).
+    pub(super) fn in_flight(&self, line: u64) -> bool {
+        self.ckpt.as_ref().is_some_and(|c| c.resumed_from.is_some() && line <= c.zone_end)
+    }
+
+    /// A statement that was in flight met what it creates: done by the interrupted run. A note, not an error.
+    pub(super) fn done_before(&mut self, line: u64, e: &postgres::Error) {
+        self.summary.statements += 1;
+        if let Some(r) = self.summary.resume.as_mut() {
+            r.in_flight_done += 1;
+        }
+        self.note(
+            line,
+            &format!(
+                "{}: the interrupted restore had run this statement before it died (its outcome was unknown); \
+                 counted as done",
+                describe(e)
+            ),
+        );
+    }
+
+    /// A COPY that may have been in flight: loading it again into a table that already holds rows would
+    /// duplicate them, so the restore stops instead (exit 3). A sequential COPY is atomic: an empty table means
+    /// it did not commit.
+    pub(super) fn check_copy_in_flight(&mut self, table: &str, line: u64, first: &str) -> Flow {
+        if !self.in_flight(line) {
+            return Flow::Go;
+        }
+        if !classify::is_plain_table_name(table) {
+            let msg = format!(
+                "COPY {table} may have run before the interrupted restore died, and a9s-pgrestore cannot check \
+                 whether its rows are there; the restore stopped here — check the table, empty it if needed, and \
+                 run again"
+            );
+            return self.stop(line, msg, first.to_string());
+        }
+        let sql = format!("SELECT 1 FROM {table} LIMIT 1");
+        let session = self.client.as_mut().expect("connected");
+        match session.simple_query(&sql) {
+            Ok(rows) if rows.iter().any(|m| matches!(m, postgres::SimpleQueryMessage::Row(_))) => {
+                let msg = format!(
+                    "COPY {table} was in flight when the restore died and the table holds rows now (the interrupted \
+                     run loaded them, or some of them with --jobs): loading it again would duplicate them; the \
+                     restore stopped here — check the table, TRUNCATE it if it is not complete, and run again"
+                );
+                self.stop(line, msg, first.to_string())
+            }
+            // Empty, or not there: the COPY runs, and meets the server's own error if any.
+            Ok(_) => Flow::Go,
+            Err(e) if self.is_lost(&e) => self.lost(&e, line),
+            Err(_) => Flow::Go,
+        }
+    }
+}
+
+fn ports(t: &Target) -> String {
+    t.ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// Runs `run` over the script with its first bytes (read to name it) put back in front.
+pub(super) fn with_head<R: BufRead, T>(
+    head: Vec<u8>,
+    input: &mut R,
+    run: impl FnOnce(&mut std::io::Chain<std::io::Cursor<Vec<u8>>, &mut R>) -> T,
+) -> T {
+    let mut chained = std::io::Cursor::new(head).chain(input);
+    run(&mut chained)
+}

@@ -1,0 +1,317 @@
+//! a9s-pgrestore --checkpoint against a real PostgreSQL 15 that is killed (`pg_ctl stop -m immediate`) in the
+//! middle of a restore — during the globals, inside a large COPY, during index builds, between databases; with
+//! one session and with `--jobs 2` — then restarted: the rerun with the same checkpoint resumes, ends with exit
+//! 0, and the cluster equals one restored without interruption (per-table row counts and sorted-row checksums,
+//! the schema dump, large objects). A checkpoint of another script, or of another cluster, is refused with
+//! nothing run; a complete one makes a rerun do nothing.
+//!
+//! The script is fed through a pipe by the test, so the kill lands where the test stopped writing: a9s-pgrestore
+//! has run everything before that point and waits for more.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use a9s_tests::pg::{normalized_dump, pgrestore_cmd, Cluster, Options};
+use a9s_tests::{assert_status, run_with_input, stderr};
+
+const SETUP_GLOBALS: &str = r#"
+CREATE ROLE app LOGIN;
+CREATE ROLE reader NOLOGIN;
+CREATE ROLE auditor NOLOGIN IN ROLE reader;
+CREATE DATABASE shop OWNER app;
+CREATE DATABASE archive OWNER app;
+"#;
+
+/// A large table loaded by COPY, indexes built after it, a function whose body holds BEGIN … END, a view with
+/// CASE … END, and large objects (pg_dump writes their data inside BEGIN … COMMIT blocks).
+const SETUP_SHOP: &str = r#"
+CREATE SCHEMA s AUTHORIZATION app;
+CREATE TABLE s.orders (id int, customer text NOT NULL, note text, amount numeric, at timestamptz);
+INSERT INTO s.orders
+  SELECT g, 'customer ' || (g % 997), CASE WHEN g % 11 = 0 THEN NULL ELSE repeat(md5(g::text), 1 + g % 3) END,
+         g / 7.0, '2021-01-01 00:00+00'::timestamptz + g * interval '1 minute'
+  FROM generate_series(1, 60000) g;
+ALTER TABLE s.orders ADD CONSTRAINT orders_pkey PRIMARY KEY (id);
+CREATE INDEX orders_customer ON s.orders (customer);
+CREATE INDEX orders_amount ON s.orders (amount DESC);
+CREATE INDEX orders_at ON s.orders (at);
+CREATE UNIQUE INDEX orders_customer_id ON s.orders (customer, id);
+CREATE TABLE s.items AS SELECT g AS id, g % 60000 + 1 AS order_id, 'item ' || g AS name FROM generate_series(1, 20000) g;
+ALTER TABLE s.items ADD CONSTRAINT items_order FOREIGN KEY (order_id) REFERENCES s.orders (id);
+CREATE INDEX items_name ON s.items (name);
+CREATE FUNCTION s.total(c text) RETURNS numeric LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN (SELECT sum(amount) FROM s.orders WHERE customer = c);
+END
+$$;
+CREATE VIEW s.sizes AS SELECT id, CASE WHEN amount > 100 THEN 'big' ELSE 'small' END AS size FROM s.orders;
+SELECT lo_from_bytea(0, convert_to(repeat('large object ', 5000), 'UTF8'));
+SELECT lo_from_bytea(0, '\x00ff'::bytea);
+GRANT SELECT ON ALL TABLES IN SCHEMA s TO reader;
+"#;
+
+const SETUP_ARCHIVE: &str = r#"
+CREATE TABLE old_orders AS SELECT g AS id, 'archived ' || g AS what FROM generate_series(1, 5000) g;
+CREATE INDEX old_orders_what ON old_orders (what);
+"#;
+
+const TABLES: &[(&str, &str)] = &[("shop", "s.orders"), ("shop", "s.items"), ("archive", "old_orders")];
+
+/// Row count and a checksum of the sorted rows of every table, and the large objects.
+fn table_sums(pg: &Cluster) -> Vec<String> {
+    let mut sums: Vec<String> = TABLES
+        .iter()
+        .map(|(db, t)| {
+            let sum =
+                pg.psql(db, &format!("SELECT count(*), md5(string_agg(x::text, E'\\n' ORDER BY x::text)) FROM {t} x"));
+            format!("{db}/{t}: {sum}")
+        })
+        .collect();
+    sums.push(pg.psql(
+        "shop",
+        "SELECT count(*), md5(string_agg(md5(lo_get(oid)), ',' ORDER BY oid)) FROM pg_largeobject_metadata",
+    ));
+    sums
+}
+
+/// Everything but the rows' physical order (which `--jobs` may change): schema, grants, roles, large objects.
+fn schema(pg: &Cluster) -> String {
+    normalized_dump(&pg.pg_dumpall_args(&["--schema-only"]))
+}
+
+/// A cluster that keeps what it acknowledged when killed: `synchronous_commit` on, as a production server.
+fn durable_cluster() -> Cluster {
+    Cluster::start_with(Options { extra_conf: vec!["synchronous_commit = on".into()], ..Options::default() })
+}
+
+fn pgrestore(pg: &Cluster, jobs: usize, checkpoint: &Path, json: &Path) -> Command {
+    let mut c = pgrestore_cmd();
+    c.env("A9S_PGRESTORE_CHUNK_BYTES", "65536");
+    c.args(pg.conn_args())
+        .args(["-d", "postgres", "--jobs", &jobs.to_string(), "--checkpoint"])
+        .arg(checkpoint)
+        .arg("--json-summary")
+        .arg(json);
+    c
+}
+
+fn summary(json: &Path, out: &Output) -> serde_json::Value {
+    let text = std::fs::read_to_string(json).unwrap_or_else(|e| panic!("no summary ({e}): {}", stderr(out)));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Where the test stops feeding the script and kills the server.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    /// After the first roles are created.
+    Globals,
+    /// Halfway through the data of the large table's COPY.
+    InsideCopy,
+    /// After the first CREATE INDEX after the data.
+    IndexBuilds,
+    /// Just before `\connect archive`.
+    BetweenDatabases,
+}
+
+/// The byte offset of `cut` in the script.
+fn cut_offset(dump: &[u8], cut: Cut) -> usize {
+    let text = String::from_utf8_lossy(dump);
+    let line_end = |at: usize| at + text[at..].find('\n').unwrap() + 1;
+    match cut {
+        Cut::Globals => line_end(text.find("CREATE ROLE reader").expect("CREATE ROLE reader")),
+        Cut::InsideCopy => {
+            let copy = text.find("COPY s.orders ").expect("COPY s.orders");
+            let end = copy + text[copy..].find("\n\\.\n").unwrap();
+            line_end(copy + (end - copy) / 2)
+        }
+        Cut::IndexBuilds => line_end(text.find("CREATE INDEX orders_").expect("CREATE INDEX")),
+        Cut::BetweenDatabases => text.find("\\connect archive").expect("\\connect archive"),
+    }
+}
+
+/// Feeds `dump` up to `cut`, lets a9s-pgrestore run all of it, kills the server, feeds the rest: the
+/// interrupted run's output.
+fn interrupted_run(pg: &mut Cluster, mut c: Command, dump: &[u8], cut: usize) -> Output {
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&dump[..cut]).unwrap();
+    stdin.flush().unwrap();
+    // What was written runs in well under this; the restore then waits for more input.
+    std::thread::sleep(Duration::from_millis(1500));
+    pg.stop_mode("immediate");
+    let rest = dump[cut..].to_vec();
+    let w = std::thread::spawn(move || {
+        let _ = stdin.write_all(&rest);
+    });
+    let out = child.wait_with_output().unwrap();
+    w.join().unwrap();
+    out
+}
+
+struct Source {
+    dump: Vec<u8>,
+    sums: Vec<String>,
+    schema: String,
+}
+
+/// The dump, and what an uninterrupted restore of it gives.
+fn source() -> Source {
+    let src = Cluster::start();
+    src.psql("postgres", SETUP_GLOBALS);
+    src.psql("shop", SETUP_SHOP);
+    src.psql("archive", SETUP_ARCHIVE);
+    let dump = src.pg_dumpall();
+    drop(src);
+    let reference = durable_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let c = pgrestore(&reference, 1, &dir.path().join("ckpt"), &dir.path().join("s.json"));
+    let out = run_with_input(c, &dump);
+    assert_status(&out, 0);
+    Source { sums: table_sums(&reference), schema: schema(&reference), dump }
+}
+
+fn kill_and_resume(src: &Source, jobs: usize) {
+    for cut in [Cut::Globals, Cut::InsideCopy, Cut::IndexBuilds, Cut::BetweenDatabases] {
+        let what = format!("--jobs {jobs}, killed {cut:?}");
+        let mut pg = durable_cluster();
+        let dir = tempfile::tempdir().unwrap();
+        let (ckpt, json) = (dir.path().join("restore.checkpoint"), dir.path().join("summary.json"));
+        let offset = cut_offset(&src.dump, cut);
+        let c = pgrestore(&pg, jobs, &ckpt, &json);
+        let out = interrupted_run(&mut pg, c, &src.dump, offset);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{what}: the interrupted run ends with 2\n{err}");
+        assert!(err.contains("run the same command again to resume"), "{what}: {err}");
+        let recorded: serde_json::Value = serde_json::from_slice(&std::fs::read(&ckpt).unwrap()).unwrap();
+        assert_eq!(recorded["state"], "interrupted", "{what}: {recorded}");
+        let point = recorded["position"]["offset"].as_u64().unwrap() as usize;
+        assert!(point <= offset, "{what}: the point {point} is past what was fed ({offset})");
+
+        pg.restart();
+        let out = run_with_input(pgrestore(&pg, jobs, &ckpt, &json), &src.dump);
+        let err = stderr(&out);
+        assert_status(&out, 0);
+        let s = summary(&json, &out);
+        assert_eq!(s["errors"], 0, "{what}: {s}\n{err}");
+        assert_eq!(s["resume"]["resumed_after_line"], recorded["position"]["line"], "{what}: {s}");
+        assert_eq!(s["resume"]["skipped_bytes"].as_u64(), Some(point as u64), "{what}: {s}");
+        // The resume skips what was done before the cut: at least up to this.
+        let text = String::from_utf8_lossy(&src.dump);
+        let done_before = match cut {
+            Cut::Globals => text.find("CREATE ROLE app").unwrap(),
+            Cut::InsideCopy => text.find("\\connect shop").unwrap(),
+            Cut::IndexBuilds => text.find("COPY s.orders ").unwrap(),
+            Cut::BetweenDatabases => text.find("CREATE DATABASE archive").unwrap(),
+        };
+        assert!(point > done_before, "{what}: resumed from {point} only\n{err}");
+        assert_eq!(table_sums(&pg), src.sums, "{what}: data differ from an uninterrupted restore\n{err}");
+        assert_eq!(schema(&pg), src.schema, "{what}: schema differs from an uninterrupted restore\n{err}");
+        let done: serde_json::Value = serde_json::from_slice(&std::fs::read(&ckpt).unwrap()).unwrap();
+        assert_eq!(done["state"], "complete", "{what}: {done}");
+
+        // Complete: a rerun does nothing, and says so.
+        let out = run_with_input(pgrestore(&pg, jobs, &ckpt, &json), &src.dump);
+        assert_status(&out, 0);
+        assert!(stderr(&out).contains("complete already"), "{what}: {}", stderr(&out));
+        assert_eq!(summary(&json, &out)["status"], "already_complete");
+    }
+}
+
+#[test]
+fn killed_server_one_session_resumes_to_the_same_cluster() {
+    kill_and_resume(&source(), 1);
+}
+
+#[test]
+fn killed_server_jobs_2_resumes_to_the_same_cluster() {
+    kill_and_resume(&source(), 2);
+}
+
+#[test]
+fn a_checkpoint_of_another_script_or_cluster_is_refused_with_nothing_run() {
+    let pg = durable_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let (ckpt, json) = (dir.path().join("c"), dir.path().join("s.json"));
+    let first = b"CREATE TABLE one (a int);\nCREATE TABLE two (a int);\n".to_vec();
+    let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &first);
+    assert_status(&out, 0);
+
+    // Another script: refused before anything is connected to or run.
+    let other = b"CREATE TABLE three (a int);\n".to_vec();
+    let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &other);
+    assert_status(&out, 3);
+    assert!(stderr(&out).contains("was written for another script"), "{}", stderr(&out));
+    assert_eq!(pg.psql("postgres", "SELECT count(*) FROM pg_class WHERE relname = 'three'"), "0");
+
+    // A script that begins alike but differs before the point (a later backup of the same cluster).
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&ckpt).unwrap()).unwrap();
+    c["state"] = "interrupted".into();
+    c["position"]["prefix_sha256"] = "00".repeat(32).into();
+    std::fs::write(&ckpt, serde_json::to_vec(&c).unwrap()).unwrap();
+    let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &first);
+    assert_status(&out, 3);
+    assert!(stderr(&out).contains("this is not the script"), "{}", stderr(&out));
+
+    // Another cluster: refused too (the refusal above left FILE as it was).
+    let mut fresh: serde_json::Value = serde_json::from_slice(&std::fs::read(&ckpt).unwrap()).unwrap();
+    fresh["system_identifier"] = "1234".into();
+    std::fs::write(&ckpt, serde_json::to_vec(&fresh).unwrap()).unwrap();
+    let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &first);
+    assert_status(&out, 3);
+    assert!(stderr(&out).contains("was written for another cluster"), "{}", stderr(&out));
+
+    // Not a checkpoint at all.
+    std::fs::write(&ckpt, b"hello").unwrap();
+    let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &first);
+    assert_status(&out, 2);
+    assert!(stderr(&out).contains("is not a checkpoint"), "{}", stderr(&out));
+}
+
+/// A statement in flight when the restore died, whose effect is there: a note, not an error. Simulated by a
+/// checkpoint recorded one statement earlier than the truth (as after a crash of the client's machine).
+#[test]
+fn an_in_flight_statement_that_had_run_counts_as_done() {
+    let pg = durable_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let (ckpt, json) = (dir.path().join("c"), dir.path().join("s.json"));
+    let script = b"CREATE TABLE t (a int);\nCOPY t FROM stdin;\n1\n2\n\\.\nCREATE INDEX t_a ON t (a);\nCREATE TABLE u (b int);\n".to_vec();
+    // Run the first two lines' worth and record the checkpoint they leave.
+    let head = b"CREATE TABLE t (a int);\n".to_vec();
+    let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &head);
+    assert_status(&out, 0);
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&ckpt).unwrap()).unwrap();
+    // As if the restore of the whole script had died after CREATE INDEX ran but before its point was written.
+    pg.psql("postgres", "INSERT INTO t VALUES (1), (2); CREATE INDEX t_a ON t (a);");
+    c["state"] = "interrupted".into();
+    c["interrupted_at_line"] = 6.into();
+    c["script"] = serde_json::to_value(a9s_pgrestore_identity(&script)).unwrap();
+    std::fs::write(&ckpt, serde_json::to_vec(&c).unwrap()).unwrap();
+    let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &script);
+    // The COPY was in flight and its table holds rows: it stops rather than load them twice.
+    assert_status(&out, 3);
+    assert!(stderr(&out).contains("loading it again would duplicate them"), "{}", stderr(&out));
+    assert_eq!(pg.psql("postgres", "SELECT count(*) FROM t"), "2");
+    // Emptied, as the message says: the rerun loads it, and the index that exists is a note.
+    pg.psql("postgres", "TRUNCATE t");
+    let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &script);
+    assert_status(&out, 0);
+    let err = stderr(&out);
+    assert!(err.contains("counted as done"), "{err}");
+    let s = summary(&json, &out);
+    assert_eq!((s["errors"].as_u64(), s["resume"]["in_flight_done"].as_u64()), (Some(0), Some(1)), "{s}");
+    assert_eq!(pg.psql("postgres", "SELECT count(*) FROM t"), "2");
+    assert_eq!(pg.psql("postgres", "SELECT count(*) FROM pg_class WHERE relname = 'u'"), "1");
+}
+
+/// The identity a9s-pgrestore gives a script (the test builds a checkpoint by hand for another script).
+fn a9s_pgrestore_identity(script: &[u8]) -> serde_json::Value {
+    use std::process::Command as C;
+    let sha = C::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut sha = sha;
+    sha.stdin.take().unwrap().write_all(script).unwrap();
+    let out = sha.wait_with_output().unwrap();
+    let hex = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string();
+    serde_json::json!({ "head_sha256": hex, "head_bytes": script.len(), "dumped_by": null })
+}
