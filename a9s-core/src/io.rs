@@ -1,4 +1,5 @@
-//! Small I/O conventions: `-` for stdin/stdout, never binary to a terminal.
+//! Small I/O conventions: never binary to a terminal, files opened with errors that name them, sizes for people.
+//! Reading `-` or a file is [`crate::input::Input`].
 
 use std::fs::File;
 use std::io::{self, IsTerminal};
