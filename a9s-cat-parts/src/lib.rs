@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use a9s_core::error::{describe_io, Error, Result};
+use a9s_core::error::{Error, IoContext, Result};
 use a9s_core::io::{human_bytes, open_input, refuse_binary_to_terminal};
 use a9s_core::output::AtomicOutput;
 use a9s_core::parts::{self, Candidate, Plan};
@@ -88,8 +88,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
 fn plan_files(paths: &[PathBuf]) -> Result<Plan<PathBuf>> {
     let mut candidates = Vec::with_capacity(paths.len());
     for path in paths {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| Error::failure(format!("cannot read {}: {}", path.display(), describe_io(&e))))?;
+        let meta = std::fs::metadata(path).context_io(|| format!("cannot read {}", path.display()))?;
         if !meta.is_file() {
             return Err(Error::failure(format!("{} is not a regular file", path.display())));
         }
@@ -142,7 +141,7 @@ fn copy_error(name: &str, e: io::Error) -> Error {
     if e.kind() == io::ErrorKind::BrokenPipe {
         Error::from(e)
     } else {
-        Error::failure(format!("copying {name}: {}", describe_io(&e)))
+        Error::io(format_args!("copying {name}"), &e)
     }
 }
 

@@ -72,6 +72,33 @@ impl From<std::io::Error> for Error {
     }
 }
 
+impl Error {
+    /// An I/O error with what was being done: `<context>: <the error, described>` ([`describe_io`]), exit
+    /// status 1.
+    pub fn io(context: impl fmt::Display, e: &std::io::Error) -> Self {
+        Error::failure(format!("{context}: {}", describe_io(e)))
+    }
+}
+
+/// Context for I/O errors, as uucore's `FromIo`: `.context_io(|| format!("cannot read {}", p.display()))?`
+/// gives the [`Error`] `"cannot read FILE: <the error, described>"`, so no call site formats
+/// [`describe_io`] by hand. The closure runs only on an error.
+pub trait IoContext<T> {
+    /// `<context>: <the error>`, exit status 1 (bad input or environment).
+    fn context_io<C: fmt::Display>(self, context: impl FnOnce() -> C) -> Result<T>;
+    /// `<context>: <the error>`, exit status 2 (the command line named something unusable).
+    fn usage_context_io<C: fmt::Display>(self, context: impl FnOnce() -> C) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn context_io<C: fmt::Display>(self, context: impl FnOnce() -> C) -> Result<T> {
+        self.map_err(|e| Error::io(context(), &e))
+    }
+    fn usage_context_io<C: fmt::Display>(self, context: impl FnOnce() -> C) -> Result<T> {
+        self.map_err(|e| Error::usage(format!("{}: {}", context(), describe_io(&e))))
+    }
+}
+
 /// Runs a program's body and exits with its status, printing an error as one line `<prog>: <message>`.
 pub fn run(prog: &str, body: impl FnOnce() -> Result<i32>) -> ! {
     let code = match body() {
@@ -116,4 +143,25 @@ pub fn parse_args<T: clap::FromArgMatches>(
     };
     let matches = command.try_get_matches_from(args).map_err(clap_error)?;
     T::from_arg_matches(&matches).map_err(clap_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error as IoError, ErrorKind};
+
+    #[test]
+    fn io_context() {
+        let r: std::io::Result<()> = Err(IoError::from_raw_os_error(libc::ENOENT));
+        let e = r.context_io(|| "cannot read /x").unwrap_err();
+        assert_eq!(e, Error::failure("cannot read /x: No such file or directory"));
+        let r: std::io::Result<()> = Err(IoError::from(ErrorKind::BrokenPipe));
+        let e = r.usage_context_io(|| format!("cannot write {}", "y")).unwrap_err();
+        assert_eq!(e.code, exit::USAGE);
+        assert_eq!(
+            e.message,
+            "cannot write y: output pipe closed early (the next program in the pipe stopped; see its message)"
+        );
+        assert_eq!(Ok::<_, IoError>(7).context_io(|| -> String { unreachable!() }), Ok(7));
+    }
 }

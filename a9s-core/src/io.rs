@@ -1,10 +1,11 @@
-//! Small I/O conventions: `-` for stdin/stdout, never binary to a terminal.
+//! Small I/O conventions: never binary to a terminal, files opened with errors that name them, sizes for people.
+//! Reading `-` or a file is [`crate::input::Input`].
 
 use std::fs::File;
 use std::io::{self, IsTerminal};
 use std::path::Path;
 
-use crate::error::{describe_io, Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// Refuses to write binary data to a terminal: it helps nobody and can wreck the terminal's state.
 pub fn refuse_binary_to_terminal(what: &str) -> Result<()> {
@@ -18,7 +19,7 @@ pub fn refuse_binary_to_terminal(what: &str) -> Result<()> {
 
 /// Opens a file for reading with an error that names it.
 pub fn open_input(path: &Path) -> Result<File> {
-    File::open(path).map_err(|e| Error::failure(format!("cannot read {}: {}", path.display(), describe_io(&e))))
+    File::open(path).context_io(|| format!("cannot read {}", path.display()))
 }
 
 /// Formats a byte count for people: 1.5 GiB.

@@ -13,7 +13,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use crate::error::{describe_io, Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// The temporary file to remove if a signal ends the process before it is complete (a leaked C string).
 static CLEANUP: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
@@ -68,7 +68,7 @@ impl AtomicOutput {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&temp)
-            .map_err(|e| Error::failure(format!("cannot create {}: {}", temp.display(), describe_io(&e))))?;
+            .context_io(|| format!("cannot create {}", temp.display()))?;
         if let Ok(c) = CString::new(temp.as_os_str().as_bytes()) {
             forget_cleanup();
             CLEANUP.store(c.into_raw(), Ordering::SeqCst);
@@ -93,19 +93,10 @@ impl AtomicOutput {
     /// Makes the output final: syncs it, renames it over its name and syncs the directory.
     pub fn commit(mut self) -> Result<()> {
         let file = self.file.take().expect("open until commit");
-        let done = file
-            .sync_all()
-            .map_err(|e| Error::failure(format!("cannot write {}: {}", self.temp.display(), describe_io(&e))))
-            .and_then(|()| {
-                std::fs::rename(&self.temp, &self.path).map_err(|e| {
-                    Error::failure(format!(
-                        "cannot rename {} to {}: {}",
-                        self.temp.display(),
-                        self.path.display(),
-                        describe_io(&e)
-                    ))
-                })
-            });
+        let done = file.sync_all().context_io(|| format!("cannot write {}", self.temp.display())).and_then(|()| {
+            std::fs::rename(&self.temp, &self.path)
+                .context_io(|| format!("cannot rename {} to {}", self.temp.display(), self.path.display()))
+        });
         drop(file);
         if done.is_ok() {
             // The rename must survive a crash too.

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::io::{IsTerminal, Read, Write};
 
-use crate::error::{describe_io, Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// Read when no `--pass` is given.
 pub const DEFAULT_ENV: &str = "A9S_BACKUP_SECRET";
@@ -118,9 +118,8 @@ impl PassSpec {
                 None => return Err(Error::usage(format!("--pass env:{var}: the variable {var} is not set"))),
             },
             PassSpec::File(path) => {
-                let f = std::fs::File::open(path).map_err(|e| {
-                    Error::failure(format!("--pass file:{path}: cannot read the secret file: {}", describe_io(&e)))
-                })?;
+                let f = std::fs::File::open(path)
+                    .context_io(|| format!("--pass file:{path}: cannot read the secret file"))?;
                 first_line(f).map_err(|e| e.context(format!("--pass file:{path}")))?
             }
             PassSpec::Fd(n) => {
@@ -164,7 +163,7 @@ fn first_line(mut r: impl Read) -> Result<Secret> {
             }
             Ok(_) => line.0.push(b[0]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::failure(describe_io(&e))),
+            Err(e) => return Err(e.into()),
         }
     }
     // SAFETY: the last byte read may be the secret's; a valid pointer to our own stack array.

@@ -10,11 +10,12 @@ pub mod verify;
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use a9s_core::error::describe_io;
+use a9s_core::error::IoContext;
+use a9s_core::input::Input;
 use a9s_core::output::AtomicOutput;
 use a9s_core::progress::{Progress, ProgressArgs};
 use a9s_core::secret::{self, PassSpec};
@@ -158,27 +159,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
             "--pass stdin: the backup already comes on stdin; give the secret as file:PATH, env:VAR or fd:N, or the backup as a FILE argument",
         ));
     }
-    if from_stdin && std::io::stdin().is_terminal() {
-        return Err(Error::usage(
-            "the backup is read from stdin, which is a terminal: give it as a FILE argument or pipe it in (e.g. `a9s-cat-parts <backup-id>-* | a9s-decrypt …`)",
-        ));
-    }
+    // The stream reads 1 MiB chunks, which bypass a buffer this size once it is drained.
+    let mut input = Input::open(
+        Some(&args.input),
+        64 << 10,
+        "the backup is read from stdin, which is a terminal: give it as a FILE argument or pipe it in (e.g. `a9s-cat-parts <backup-id>-* | a9s-decrypt …`)",
+    )?;
     let candidates = candidates(&args);
-
-    let mut input: File = if from_stdin {
-        let fd = std::io::stdin()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| Error::failure(format!("cannot read stdin: {}", describe_io(&e))))?;
-        File::from(fd)
-    } else {
-        a9s_core::io::open_input(&args.input)?
-    };
-    let total = input.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
-    let name = if from_stdin { "stdin".to_string() } else { args.input.display().to_string() };
+    let total = input.size();
     let mut head = [0u8; HEADER_LEN + BLOCK];
     let got = stream::read_full(&mut input, &mut head)?;
-    check_header(&head[..got], &name)?;
+    check_header(&head[..got], input.name())?;
     let salt: [u8; 8] = head[8..16].try_into().expect("8 bytes");
     let first: [u8; BLOCK] = head[HEADER_LEN..].try_into().expect("16 bytes");
 
@@ -356,10 +347,7 @@ enum Output {
 impl Output {
     fn open(path: &Path) -> Result<Output> {
         if path.as_os_str() == "-" {
-            let fd = std::io::stdout()
-                .as_fd()
-                .try_clone_to_owned()
-                .map_err(|e| Error::failure(format!("cannot write stdout: {}", describe_io(&e))))?;
+            let fd = std::io::stdout().as_fd().try_clone_to_owned().context_io(|| "cannot write stdout")?;
             return Ok(Output::Stdout(File::from(fd)));
         }
         Ok(Output::File(AtomicOutput::create(path, "a9s-decrypt")?))

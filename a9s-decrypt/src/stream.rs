@@ -5,7 +5,6 @@
 use std::io::{Read, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use a9s_core::error::describe_io;
 use a9s_core::progress::{Mode, Progress};
 use a9s_core::{Error, Result};
 use flate2::{Decompress, FlushDecompress, Status};
@@ -153,7 +152,7 @@ fn write_loop(out: &mut (dyn Write + Send), rx: Receiver<Plain>, pool: SyncSende
 }
 
 fn write_error(e: std::io::Error) -> Error {
-    Error::failure(format!("cannot write the output: {}", describe_io(&e)))
+    Error::io("cannot write the output", &e)
 }
 
 struct Decrypter<'a> {
@@ -237,7 +236,7 @@ fn fill(r: &mut dyn Read, buf: &mut [u8]) -> Result<(usize, bool)> {
             Ok(0) => return Ok((n, true)),
             Ok(k) => n += k,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::failure(format!("cannot read the input: {}", describe_io(&e)))),
+            Err(e) => return Err(Error::io("cannot read the input", &e)),
         }
     }
     Ok((n, false))

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use a9s_core::error::{describe_io, Error, Result};
+use a9s_core::error::{Error, IoContext, Result};
 use a9s_core::io::{human_bytes, refuse_binary_to_terminal};
 use a9s_core::progress::{Mode, Progress, ProgressArgs};
 use a9s_core::store::{self, Backup, EndpointArgs, Location, Object, RetryPolicy, Selection, Store};
@@ -302,7 +302,7 @@ fn write_in_order(
     while let Some((c, data)) = rx.blocking_recv() {
         let p = &parts[c.part];
         debug_assert_eq!(c.start, done_in_part, "chunks arrive in order");
-        out.write_all(&data).map_err(|e| Error::failure(format!("writing standard output: {}", describe_io(&e))))?;
+        out.write_all(&data).context_io(|| "writing standard output")?;
         if p.md5.is_some() {
             hasher.update(&data);
         }
@@ -325,7 +325,7 @@ fn write_in_order(
             done_in_part = 0;
         }
     }
-    out.flush().map_err(|e| Error::failure(format!("writing standard output: {}", describe_io(&e))))?;
+    out.flush().context_io(|| "writing standard output")?;
     progress.finish();
     Ok(())
 }
@@ -411,7 +411,7 @@ fn record_file(dir: &SafeDir, rec: &str, obj: &Object) -> Result<Option<String>>
 /// The record line of a finished file: its identity, size and modification time.
 fn done_line(f: &std::fs::File) -> Result<String> {
     use std::os::unix::fs::MetadataExt;
-    let m = f.metadata().map_err(|e| Error::failure(describe_io(&e)))?;
+    let m = f.metadata()?;
     Ok(format!("done {}:{}:{}:{}.{:09}", m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
 }
 
@@ -434,14 +434,11 @@ async fn fetch_file(
     let rec = format!(".{name}.a9s-fetch");
 
     if let Some(f) = dir.open_existing(&name, false)? {
-        let len = f.metadata().map_err(|e| Error::failure(format!("{}: {}", dir.show(&name), describe_io(&e))))?.len();
+        let len = f.metadata().context_io(|| dir.show(&name))?.len();
         let proven = len == obj.size
             && ours(&f)
             && match obj.md5 {
-                Some(want) => {
-                    hash_file(f.try_clone().map_err(|e| Error::failure(describe_io(&e)))?, dir.show(&name)).await?
-                        == want
-                }
+                Some(want) => hash_file(f.try_clone()?, dir.show(&name)).await? == want,
                 None => record_file(dir, &rec, obj)? == Some(done_line(&f)?),
             };
         if proven {
@@ -465,7 +462,7 @@ async fn fetch_file(
             Some(r) => r,
             None => {
                 let f = dir.create_new(&part)?;
-                let id = file_id(&f).map_err(|e| Error::failure(describe_io(&e)))?;
+                let id = file_id(&f)?;
                 dir.write_small(&rec, record_text(obj, &format!("file {id}")).as_bytes())?;
                 (f, 0)
             }
@@ -514,8 +511,8 @@ async fn fetch_file(
 /// why, when there was a partial file).
 fn resumable(dir: &SafeDir, part: &str, rec: &str, obj: &Object) -> Result<Option<(std::fs::File, u64)>> {
     let Some(f) = dir.open_existing(part, true)? else { return Ok(None) };
-    let id = file_id(&f).map_err(|e| Error::failure(describe_io(&e)))?;
-    let len = f.metadata().map_err(|e| Error::failure(describe_io(&e)))?.len();
+    let id = file_id(&f)?;
+    let len = f.metadata()?.len();
     if ours(&f) && record_file(dir, rec, obj)? == Some(format!("file {id}")) && len <= obj.size {
         return Ok(Some((f, len)));
     }
@@ -538,7 +535,7 @@ async fn fill(
     policy: &RetryPolicy,
     progress: &Mutex<Progress>,
 ) -> Result<()> {
-    let io_err = |e: std::io::Error| Error::failure(format!("{shown}: {}", describe_io(&e)));
+    let io_err = |e: std::io::Error| Error::io(shown, &e);
     let mut file = tokio::fs::File::from_std(file);
     file.set_len(have).await.map_err(io_err)?;
     file.seek(std::io::SeekFrom::Start(have)).await.map_err(io_err)?;
@@ -561,7 +558,7 @@ async fn fill(
 async fn hash_file(mut f: std::fs::File, shown: String) -> Result<[u8; 16]> {
     tokio::task::spawn_blocking(move || {
         use std::io::{Read, Seek};
-        let err = |e: std::io::Error| Error::failure(format!("{shown}: {}", describe_io(&e)));
+        let err = |e: std::io::Error| Error::io(&shown, &e);
         f.seek(std::io::SeekFrom::Start(0)).map_err(err)?;
         let mut h = Md5::new();
         let mut buf = vec![0u8; 1 << 20];

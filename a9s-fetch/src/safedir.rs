@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use a9s_core::error::{describe_io, Error, Result};
+use a9s_core::error::{Error, IoContext, Result};
 
 pub struct SafeDir {
     fd: OwnedFd,
@@ -33,15 +33,14 @@ pub fn ours(f: &File) -> bool {
 impl SafeDir {
     /// Creates `path` if missing and opens it.
     pub fn open(path: &Path) -> Result<SafeDir> {
-        std::fs::create_dir_all(path)
-            .map_err(|e| Error::failure(format!("cannot create {}: {}", path.display(), describe_io(&e))))?;
+        std::fs::create_dir_all(path).context_io(|| format!("cannot create {}", path.display()))?;
         let c = CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| Error::usage(format!("-o {}: the path holds a NUL byte", path.display())))?;
         // SAFETY: a valid NUL-terminated path; the descriptor is owned below.
         let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
         if fd < 0 {
             let e = io::Error::last_os_error();
-            return Err(Error::failure(format!("cannot open directory {}: {}", path.display(), describe_io(&e))));
+            return Err(Error::io(format_args!("cannot open directory {}", path.display()), &e));
         }
         // SAFETY: fd is a fresh descriptor we own.
         Ok(SafeDir { fd: unsafe { OwnedFd::from_raw_fd(fd) }, path: path.to_path_buf() })
@@ -53,7 +52,7 @@ impl SafeDir {
     }
 
     fn err(&self, name: &str, e: io::Error) -> Error {
-        Error::failure(format!("{}: {}", self.show(name), describe_io(&e)))
+        Error::io(self.show(name), &e)
     }
 
     /// One plain name: not empty, not `.` or `..`, no `/` and no NUL, so it cannot resolve outside DIR.

@@ -23,9 +23,11 @@ pub mod runner;
 pub mod steps;
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
+use a9s_core::error::IoContext;
+use a9s_core::input::Input;
 use a9s_core::pg::{ConnArgs, Session, Target};
 use a9s_core::progress::ProgressArgs;
 use a9s_core::{Error, Result};
@@ -260,30 +262,25 @@ pub fn run_cli(cli: Cli, hooks: &mut dyn Hooks) -> Result<i32> {
     };
     let chunk_bytes = parallel::chunk_bytes_from_env().map_err(Error::usage)?;
     // Refuse what cannot work before connecting. A dry run of the steps reads no script: it restores nothing.
-    let (mut input, total): (Box<dyn BufRead>, Option<u64>) = match &cli.file {
-        _ if cli.steps.dry_run => (Box::new(std::io::empty()), None),
-        Some(p) if p.as_os_str() != "-" => {
-            let f = a9s_core::io::open_input(p)?;
-            let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
-            (Box::new(BufReader::with_capacity(READ_BUFFER, f)), len)
-        }
-        _ => {
-            let stdin = std::io::stdin();
-            if stdin.is_terminal() {
-                return Err(Error::usage(
-                    "no script: give FILE or pipe the dump in (e.g. `a9s-decrypt --pass file:key < dump.enc | \
-                     a9s-pgrestore -d postgres`)",
-                ));
-            }
-            (Box::new(BufReader::with_capacity(READ_BUFFER, stdin.lock())), None)
-        }
+    let (mut input, total): (Box<dyn BufRead>, Option<u64>) = if cli.steps.dry_run {
+        (Box::new(std::io::empty()), None)
+    } else {
+        let input = Input::open(
+            cli.file.as_deref(),
+            READ_BUFFER,
+            "no script: give FILE or pipe the dump in (e.g. `a9s-decrypt --pass file:key < dump.enc | \
+             a9s-pgrestore -d postgres`)",
+        )?;
+        // Progress shows a total for a FILE argument only, as before the shared Input.
+        let total = if input.is_stdin() { None } else { input.size() };
+        (Box::new(input), total)
     };
     let mut json_out: Option<Box<dyn std::io::Write>> = match &cli.json_summary {
         None => None,
         Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stdout())),
-        Some(p) => Some(Box::new(std::fs::File::create(p).map_err(|e| {
-            Error::usage(format!("cannot write --json-summary {}: {}", p.display(), a9s_core::error::describe_io(&e)))
-        })?)),
+        Some(p) => Some(Box::new(
+            std::fs::File::create(p).usage_context_io(|| format!("cannot write --json-summary {}", p.display()))?,
+        )),
     };
     let opts = Options {
         on_error_stop: cli.on_error_stop,
@@ -301,7 +298,7 @@ pub fn run_cli(cli: Cli, hooks: &mut dyn Hooks) -> Result<i32> {
         let mut text = serde_json::to_vec_pretty(&summary).expect("summary serializes");
         text.push(b'\n');
         if let Err(e) = out.write_all(&text).and_then(|_| out.flush()) {
-            eprintln!("a9s-pgrestore: cannot write the JSON summary: {}", a9s_core::error::describe_io(&e));
+            eprintln!("a9s-pgrestore: {}", Error::io("cannot write the JSON summary", &e));
             if code == exit::OK {
                 code = exit::ERRORS;
             }

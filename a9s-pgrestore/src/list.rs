@@ -5,9 +5,11 @@
 //! [`Lister`] is pure: lines in, a [`Listing`] out, split exactly as a restore would split them (the same
 //! lexer). [`run`] reads the input, reports progress and prints.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{BufRead, Write};
 use std::path::Path;
 
+use a9s_core::error::IoContext;
+use a9s_core::input::Input;
 use a9s_core::io::human_bytes;
 use a9s_core::pg::{is_conninfo, parse_dbname_arg};
 use a9s_core::progress::{Mode, Progress};
@@ -392,23 +394,14 @@ pub fn text(l: &Listing) -> String {
 
 /// `--list [FILE]`: opens the script (stdin when absent or `-`; a terminal is refused) and lists it.
 pub fn run_path(file: Option<&Path>, mode: Mode, json: bool) -> Result<i32> {
-    match file {
-        Some(p) if p.as_os_str() != "-" => {
-            let f = a9s_core::io::open_input(p)?;
-            let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
-            run(&mut BufReader::with_capacity(READ_BUFFER, f), len, mode, json)
-        }
-        _ => {
-            let stdin = std::io::stdin();
-            if stdin.is_terminal() {
-                return Err(Error::usage(
-                    "--list: no script: give FILE or pipe the dump in (e.g. `a9s-decrypt < backup | a9s-pgrestore --list`)",
-                ));
-            }
-            let len = None;
-            run(&mut BufReader::with_capacity(READ_BUFFER, stdin.lock()), len, mode, json)
-        }
-    }
+    let mut input = Input::open(
+        file,
+        READ_BUFFER,
+        "--list: no script: give FILE or pipe the dump in (e.g. `a9s-decrypt < backup | a9s-pgrestore --list`)",
+    )?;
+    // Progress shows a total for a FILE argument only, as before the shared Input.
+    let total = if input.is_stdin() { None } else { input.size() };
+    run(&mut input, total, mode, json)
 }
 
 /// Reads the whole script, prints the listing on stdout (JSON with `json`), the problems on stderr; returns
@@ -424,11 +417,7 @@ pub fn run(input: &mut dyn BufRead, total: Option<u64>, mode: Mode, json: bool) 
             Ok(n) => n,
             Err(e) => {
                 progress.finish();
-                return Err(Error::failure(format!(
-                    "cannot read the script after line {}: {}",
-                    lister.line,
-                    a9s_core::error::describe_io(&e)
-                )));
+                return Err(Error::io(format_args!("cannot read the script after line {}", lister.line), &e));
             }
         };
         if n == 0 {
@@ -457,10 +446,7 @@ pub fn run(input: &mut dyn BufRead, total: Option<u64>, mode: Mode, json: bool) 
         text(&listing).into_bytes()
     };
     let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(&out)
-        .and_then(|()| stdout.flush())
-        .map_err(|e| Error::failure(format!("cannot write the listing: {}", a9s_core::error::describe_io(&e))))?;
+    stdout.write_all(&out).and_then(|()| stdout.flush()).context_io(|| "cannot write the listing")?;
     for p in &listing.problems {
         eprintln!("{PROG}: {p}");
     }

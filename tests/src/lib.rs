@@ -36,6 +36,19 @@ pub fn cmd(name: &str) -> Command {
     Command::new(bin(name))
 }
 
+/// A command for one of our store programs that sees no AWS or Azure settings of the environment, only `env`;
+/// stdin is /dev/null unless the caller sets it.
+pub fn store_cmd(prog: &str, args: &[&str], env: &[(String, String)]) -> Command {
+    let mut c = cmd(prog);
+    c.args(args);
+    for v in s3::AWS_ENV.iter().chain(azure::AZURE_ENV) {
+        c.env_remove(v);
+    }
+    c.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    c.stdin(std::process::Stdio::null());
+    c
+}
+
 /// Runs a shell pipeline with `bash -o pipefail -c`, with our programs on PATH.
 pub fn sh(script: &str) -> Output {
     let dir = bin("a9s-cat-parts").parent().expect("bin dir").to_path_buf();

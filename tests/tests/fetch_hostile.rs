@@ -9,28 +9,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use a9s_tests::azure::{Azurite, AZURE_ENV};
+use a9s_tests::azure::Azurite;
 use a9s_tests::fixtures::{self, Enc, INSTANCE, MILLIS};
 use a9s_tests::proxy::{Fault, Proxy, Silent};
-use a9s_tests::s3::{Moto, AWS_ENV};
-use a9s_tests::{assert_status, bin, stderr};
+use a9s_tests::s3::Moto;
+use a9s_tests::{assert_status, bin, stderr, store_cmd};
 
 const SECRET: &str = "hostile-test-secret";
 const BUCKET: &str = "hostile";
 
-fn command(prog: &str, args: &[&str], env: &[(String, String)]) -> Command {
-    let mut c = Command::new(bin(prog));
-    c.args(args);
-    for v in AWS_ENV.iter().chain(AZURE_ENV) {
-        c.env_remove(v);
-    }
-    c.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    c.stdin(Stdio::null());
-    c
-}
-
 fn run(prog: &str, args: &[&str], env: &[(String, String)]) -> Output {
-    command(prog, args, env).output().expect("run program")
+    store_cmd(prog, args, env).output().expect("run program")
 }
 
 fn dir_contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -444,7 +433,7 @@ fn decrypt_keeps_the_secret_out_of_cores_and_memory_copies() {
     let enc2 = fixtures::encrypt(&fixtures::random_bytes(100_000, 9), &var_value, Enc::default());
     let _ = enc;
     let out = tmp.path().join("db.sql");
-    let mut c = command("a9s-decrypt", &["--pass", "env:A9S_HOSTILE_SECRET", "-o", out.to_str().unwrap()], &[]);
+    let mut c = store_cmd("a9s-decrypt", &["--pass", "env:A9S_HOSTILE_SECRET", "-o", out.to_str().unwrap()], &[]);
     c.env("A9S_HOSTILE_SECRET", &var_value).stdin(Stdio::piped()).stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();

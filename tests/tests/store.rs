@@ -15,7 +15,7 @@ use a9s_tests::azure::{Azurite, AZURE_ENV};
 use a9s_tests::fixtures::{self, Enc, INSTANCE, MILLIS};
 use a9s_tests::proxy::read_head;
 use a9s_tests::s3::{Moto, AWS_ENV};
-use a9s_tests::{assert_status, bin, stderr};
+use a9s_tests::{assert_status, bin, stderr, store_cmd};
 
 const SECRET: &str = "store-test-secret";
 const U2: &str = "0c8a3d2e-5f1b-4e7a-9c3d-2b1a0f9e8d7c";
@@ -108,17 +108,7 @@ fn s3_world() -> (Moto, World) {
 
 /// Runs one of our programs with exactly the given store environment.
 fn run(prog: &str, args: &[&str], env: &[(String, String)]) -> Output {
-    command(prog, args, env).stdin(Stdio::null()).output().expect("run program")
-}
-
-fn command(prog: &str, args: &[&str], env: &[(String, String)]) -> Command {
-    let mut c = Command::new(bin(prog));
-    c.args(args);
-    for v in AWS_ENV.iter().chain(AZURE_ENV) {
-        c.env_remove(v);
-    }
-    c.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    c
+    store_cmd(prog, args, env).output().expect("run program")
 }
 
 /// A bash pipeline with our programs on PATH and the given environment.

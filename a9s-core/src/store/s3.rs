@@ -10,7 +10,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 use super::{Failure, Object, Options};
 
@@ -206,7 +206,7 @@ fn client_trusting(path: &std::path::Path) -> Result<aws_sdk_s3::config::SharedH
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::CertificateDer;
     let what = format!("CA bundle {} (--ca-bundle or AWS_CA_BUNDLE)", path.display());
-    let pem = std::fs::read(path).map_err(|e| Error::failure(format!("{what}: {}", crate::error::describe_io(&e))))?;
+    let pem = std::fs::read(path).context_io(|| &what)?;
     let certs: Vec<CertificateDer> = CertificateDer::pem_slice_iter(&pem)
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| Error::failure(format!("{what}: not PEM certificates ({e})")))?;
