@@ -131,17 +131,18 @@ impl Checkpoint {
     pub fn load(path: &Path) -> Result<Option<Checkpoint>> {
         use std::os::unix::fs::OpenOptionsExt;
         let shown = path.display();
-        let mut f = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                return Err(Error::usage(format!(
+        let mut f =
+            match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    return Err(Error::usage(format!(
                     "--checkpoint {shown} is a symbolic link: a9s-pgrestore reads and writes its checkpoint only as a \
                      plain file; give the file's own path"
                 )))
-            }
-            Err(e) => return Err(Error::usage(format!("cannot read --checkpoint {shown}: {}", describe_io(&e)))),
-        };
+                }
+                Err(e) => return Err(Error::usage(format!("cannot read --checkpoint {shown}: {}", describe_io(&e)))),
+            };
         let mut text = Vec::new();
         f.read_to_end(&mut text)
             .map_err(|e| Error::usage(format!("cannot read --checkpoint {shown}: {}", describe_io(&e))))?;
@@ -162,10 +163,8 @@ impl Checkpoint {
 
     /// Writes FILE atomically (see [`a9s_core::output::replace_file`]); with `sync`, on disk before it returns.
     pub fn save(&mut self, path: &Path, sync: bool) -> std::io::Result<()> {
-        self.written_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
+        self.written_at =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         let mut text = serde_json::to_vec_pretty(self).expect("a checkpoint serializes");
         text.push(b'\n');
         a9s_core::output::replace_file(path, &text, sync)
@@ -191,17 +190,20 @@ impl Lock {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&lock_path)
             .map_err(|e| Error::usage(format!("cannot open {}: {}", lock_path.display(), describe_io(&e))))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Lock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::usage(format!(
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: flock on a descriptor we own; the lock goes with it.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(Lock { _file: file });
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            return Err(Error::usage(format!(
                 "--checkpoint {}: another a9s-pgrestore is using this checkpoint (it holds {}); wait for it to end",
                 path.display(),
                 lock_path.display()
-            ))),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(Error::usage(format!("cannot lock {}: {}", lock_path.display(), describe_io(&e))))
-            }
+            )));
         }
+        Err(Error::usage(format!("cannot lock {}: {}", lock_path.display(), describe_io(&e))))
     }
 }
 
@@ -252,7 +254,11 @@ impl HeadHash {
     }
 
     pub fn identity(&self) -> Identity {
-        Identity { head_sha256: hex(&self.sha.clone().finish()), head_bytes: self.bytes, dumped_by: self.dumped_by.clone() }
+        Identity {
+            head_sha256: hex(&self.sha.clone().finish()),
+            head_bytes: self.bytes,
+            dumped_by: self.dumped_by.clone(),
+        }
     }
 }
 

@@ -574,7 +574,9 @@ pub fn already_done(sqlstate: &str, stmt: &[u8]) -> bool {
         // duplicate_column.
         "42P07" | "42710" | "42P06" | "42723" | "42P04" | "42701" => true,
         // invalid_table_definition: "multiple primary keys for table … are not allowed".
-        "42P16" => is_add_key_constraint(stmt) && String::from_utf8_lossy(stmt).to_ascii_lowercase().contains("primary key"),
+        "42P16" => {
+            is_add_key_constraint(stmt) && String::from_utf8_lossy(stmt).to_ascii_lowercase().contains("primary key")
+        }
         _ => false,
     }
 }
@@ -744,7 +746,9 @@ mod listing_tests {
         assert!(may_change_transaction_block(b"BEGIN;"));
         assert!(may_change_transaction_block(b"start transaction isolation level serializable;"));
         assert!(may_change_transaction_block(b"COMMIT AND CHAIN;"));
-        assert!(may_change_transaction_block(b"CREATE FUNCTION f() RETURNS int AS $$BEGIN RETURN 1; END$$ LANGUAGE plpgsql;"));
+        assert!(may_change_transaction_block(
+            b"CREATE FUNCTION f() RETURNS int AS $$BEGIN RETURN 1; END$$ LANGUAGE plpgsql;"
+        ));
         assert!(!may_change_transaction_block(b"INSERT INTO t VALUES ('begin'); -- commit\n"));
         assert!(!may_change_transaction_block(b"CREATE TABLE t (a int);"));
         assert!(already_done("42P07", b"CREATE INDEX i ON t (a);"));

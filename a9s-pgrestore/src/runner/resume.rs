@@ -202,7 +202,8 @@ impl Runner<'_> {
             buf.clear();
             match self.read_line(input, &mut buf) {
                 Ok(0) => {
-                    let why = format!("the script ends at line {}, before the checkpoint's line {}", self.line, to.line);
+                    let why =
+                        format!("the script ends at line {}, before the checkpoint's line {}", self.line, to.line);
                     return differs(self, why);
                 }
                 Ok(_) => {}
