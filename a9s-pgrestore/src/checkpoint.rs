@@ -171,6 +171,47 @@ impl Checkpoint {
     }
 }
 
+/// The statements of a resumed run whose outcome is unknown: the first one after the point, and any that began
+/// up to the line the interrupted run had read. The server may have committed them before the answer was lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InFlight {
+    /// Statements that begin on or before this line are in flight.
+    end: u64,
+    /// The first statement after the point has not come yet.
+    first_pending: bool,
+}
+
+impl InFlight {
+    /// None in flight: a first run.
+    pub fn none() -> InFlight {
+        InFlight::default()
+    }
+
+    /// Resuming from `from`.
+    pub fn after(from: &Checkpoint) -> InFlight {
+        InFlight { end: from.interrupted_at_line.unwrap_or(0).max(from.position.line + 1), first_pending: true }
+    }
+
+    /// A statement spanning up to `last_line` is about to run.
+    pub fn enter(&mut self, last_line: u64) {
+        if self.first_pending {
+            self.first_pending = false;
+            self.end = self.end.max(last_line);
+        }
+    }
+
+    /// Whether the statement that begins at `line` may have run before.
+    pub fn contains(&self, line: u64) -> bool {
+        line <= self.end
+    }
+
+    /// The line to record if this run is interrupted at `line`: a run that dies before it has passed the
+    /// statements in flight keeps them so.
+    pub fn interrupted_at(&self, line: u64) -> u64 {
+        line.max(self.end)
+    }
+}
+
 /// Serializes runs on one checkpoint: a second a9s-pgrestore with the same FILE would interleave its writes.
 /// The lock is `FILE.lock` (flock), released when the process ends, however it ends.
 pub struct Lock {
@@ -323,6 +364,25 @@ mod tests {
         assert_eq!(h.identity(), Identity::of(script));
         assert!(h.identity().matches(script));
         assert!(!h.identity().matches(&script[..10]));
+    }
+
+    #[test]
+    fn in_flight_statements() {
+        assert!(!InFlight::none().contains(1));
+        let mut c = Checkpoint::new(Identity::of(b""));
+        c.position.line = 10;
+        // Killed client: nothing says how far it had read; the next statement, whatever its length, is in flight.
+        let mut f = InFlight::after(&c);
+        assert!(f.contains(11) && !f.contains(14));
+        f.enter(14);
+        assert!(f.contains(14) && !f.contains(15));
+        f.enter(40);
+        assert!(!f.contains(15), "only the first statement extends it");
+        assert_eq!(f.interrupted_at(12), 14);
+        // Lost server: everything up to the line read.
+        c.interrupted_at_line = Some(30);
+        let f = InFlight::after(&c);
+        assert!(f.contains(30) && !f.contains(31));
     }
 
     #[test]

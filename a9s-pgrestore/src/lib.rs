@@ -271,8 +271,8 @@ pub fn run_cli(cli: Cli, hooks: &mut dyn Hooks) -> Result<i32> {
             "no script: give FILE or pipe the dump in (e.g. `a9s-decrypt --pass file:key < dump.enc | \
              a9s-pgrestore -d postgres`)",
         )?;
-        // Progress shows a total for a FILE argument only, as before the shared Input.
-        let total = if input.is_stdin() { None } else { input.size() };
+        // A regular file, named or redirected (`< dump.sql`), gives the progress line its total.
+        let total = input.size();
         (Box::new(input), total)
     };
     let mut json_out: Option<Box<dyn std::io::Write>> = match &cli.json_summary {

@@ -399,8 +399,8 @@ pub fn run_path(file: Option<&Path>, mode: Mode, json: bool) -> Result<i32> {
         READ_BUFFER,
         "--list: no script: give FILE or pipe the dump in (e.g. `a9s-decrypt < backup | a9s-pgrestore --list`)",
     )?;
-    // Progress shows a total for a FILE argument only, as before the shared Input.
-    let total = if input.is_stdin() { None } else { input.size() };
+    // A regular file, named or redirected (`< dump.sql`), gives the progress line its total.
+    let total = input.size();
     run(&mut input, total, mode, json)
 }
 

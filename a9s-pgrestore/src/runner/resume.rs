@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use super::*;
-use crate::checkpoint::{self, Checkpoint, HeadHash, Position, PrefixHash, SessionState, State};
+use crate::checkpoint::{self, Checkpoint, HeadHash, InFlight, Position, PrefixHash, SessionState, State};
 
 /// How long a checkpoint may stay in the page cache only. A COPY or a `\connect` is synced at once; other
 /// statements at most this late, so a crash of the machine running a9s-pgrestore (not the server's) may leave
@@ -34,11 +34,8 @@ pub(super) struct Ckpt {
     /// The next write goes to disk: re-running a COPY or a `\connect` would cost or duplicate.
     pub(super) sync_next: bool,
     last_sync: Instant,
-    /// After a resume: statements that begin on or before this line may have been in flight when the restore
-    /// died.
-    zone_end: u64,
-    /// After a resume, until the first statement: it was in flight, whatever its line.
-    zone_first: bool,
+    /// After a resume: the statements that may have run before the restore died.
+    in_flight: InFlight,
     /// Where this run resumed (for the summary).
     resumed_from: Option<Checkpoint>,
     /// The checkpoint was refused (another cluster, another script): FILE is left as it is.
@@ -110,8 +107,7 @@ impl Runner<'_> {
             dirty: false,
             sync_next: false,
             last_sync: Instant::now(),
-            zone_end: 0,
-            zone_first: false,
+            in_flight: InFlight::none(),
             resumed_from,
             refused: false,
         }));
@@ -149,8 +145,7 @@ impl Runner<'_> {
         }
         let c = self.ckpt.as_mut().expect("checked");
         c.file.state = State::Restoring;
-        c.zone_end = from.interrupted_at_line.unwrap_or(0).max(from.position.line + 1);
-        c.zone_first = true;
+        c.in_flight = InFlight::after(&from);
         c.dirty = true;
         c.sync_next = true;
         self.write_checkpoint(true)
@@ -376,7 +371,7 @@ impl Runner<'_> {
         }
         c.file.state = State::Interrupted;
         // A resumed run that dies before it has passed the statements that were in flight keeps them so.
-        c.file.interrupted_at_line = Some(line.max(c.zone_end));
+        c.file.interrupted_at_line = Some(c.in_flight.interrupted_at(line));
         // The point stays where it was: written only at line ends where everything was committed.
         let sync = true;
         match c.file.save(&c.path, sync) {
@@ -437,10 +432,7 @@ impl Runner<'_> {
     pub(super) fn enter_statement(&mut self, last_line: u64) {
         if let Some(c) = self.ckpt.as_mut() {
             c.dirty = true;
-            if c.zone_first {
-                c.zone_first = false;
-                c.zone_end = c.zone_end.max(last_line);
-            }
+            c.in_flight.enter(last_line);
         }
     }
 
@@ -450,7 +442,7 @@ impl Runner<'_> {
 
     /// Whether the statement at `line` may have run before the restore died (its outcome unknown).
     pub(super) fn in_flight(&self, line: u64) -> bool {
-        self.ckpt.as_ref().is_some_and(|c| c.resumed_from.is_some() && line <= c.zone_end)
+        self.ckpt.as_ref().is_some_and(|c| c.in_flight.contains(line))
     }
 
     /// A statement that was in flight met what it creates: done by the interrupted run. A note, not an error.
