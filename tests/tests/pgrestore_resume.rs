@@ -113,6 +113,17 @@ enum Cut {
     IndexBuilds,
     /// Just before `\connect archive`.
     BetweenDatabases,
+    /// Inside the `BEGIN; … COMMIT;` block that writes the large objects' data.
+    InsideTransaction,
+}
+
+/// What dies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kill {
+    /// The server: `pg_ctl stop -m immediate`, then started again.
+    Server,
+    /// a9s-pgrestore itself (SIGKILL: as when the VM or its ssh session dies); the server goes on.
+    Client,
 }
 
 /// The byte offset of `cut` in the script.
@@ -128,18 +139,27 @@ fn cut_offset(dump: &[u8], cut: Cut) -> usize {
         }
         Cut::IndexBuilds => line_end(text.find("CREATE INDEX orders_").expect("CREATE INDEX")),
         Cut::BetweenDatabases => text.find("\\connect archive").expect("\\connect archive"),
+        Cut::InsideTransaction => {
+            let begin = text.find("\nBEGIN;\n").expect("BEGIN; of the large objects' data");
+            line_end(begin + text[begin..].find("lo_open").unwrap())
+        }
     }
 }
 
-/// Feeds `dump` up to `cut`, lets a9s-pgrestore run all of it, kills the server, feeds the rest: the
-/// interrupted run's output.
-fn interrupted_run(pg: &mut Cluster, mut c: Command, dump: &[u8], cut: usize) -> Output {
+/// Feeds `dump` up to `cut`, lets a9s-pgrestore run all of it, kills the server (and feeds the rest) or
+/// a9s-pgrestore: the interrupted run's output.
+fn interrupted_run(pg: &mut Cluster, mut c: Command, dump: &[u8], cut: usize, kill: Kill) -> Output {
     let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&dump[..cut]).unwrap();
     stdin.flush().unwrap();
     // What was written runs in well under this; the restore then waits for more input.
     std::thread::sleep(Duration::from_millis(1500));
+    if kill == Kill::Client {
+        child.kill().unwrap();
+        drop(stdin);
+        return child.wait_with_output().unwrap();
+    }
     pg.stop_mode("immediate");
     let rest = dump[cut..].to_vec();
     let w = std::thread::spawn(move || {
@@ -172,24 +192,31 @@ fn source() -> Source {
     Source { sums: table_sums(&reference), schema: schema(&reference), dump }
 }
 
-fn kill_and_resume(src: &Source, jobs: usize) {
-    for cut in [Cut::Globals, Cut::InsideCopy, Cut::IndexBuilds, Cut::BetweenDatabases] {
-        let what = format!("--jobs {jobs}, killed {cut:?}");
+fn kill_and_resume(src: &Source, jobs: usize, cases: &[(Cut, Kill)]) {
+    for &(cut, kill) in cases {
+        let what = format!("--jobs {jobs}, {kill:?} killed {cut:?}");
         let mut pg = durable_cluster();
         let dir = tempfile::tempdir().unwrap();
         let (ckpt, json) = (dir.path().join("restore.checkpoint"), dir.path().join("summary.json"));
         let offset = cut_offset(&src.dump, cut);
         let c = pgrestore(&pg, jobs, &ckpt, &json);
-        let out = interrupted_run(&mut pg, c, &src.dump, offset);
+        let out = interrupted_run(&mut pg, c, &src.dump, offset, kill);
         let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{what}: the interrupted run ends with 2\n{err}");
-        assert!(err.contains("run the same command again to resume"), "{what}: {err}");
         let recorded: serde_json::Value = serde_json::from_slice(&std::fs::read(&ckpt).unwrap()).unwrap();
-        assert_eq!(recorded["state"], "interrupted", "{what}: {recorded}");
+        if kill == Kill::Server {
+            assert_eq!(out.status.code(), Some(2), "{what}: the interrupted run ends with 2\n{err}");
+            assert!(err.contains("run the same command again to resume"), "{what}: {err}");
+            assert_eq!(recorded["state"], "interrupted", "{what}: {recorded}");
+        } else {
+            // Nothing could record the end: the file holds the last point, as the run left it.
+            assert_eq!(recorded["state"], "restoring", "{what}: {recorded}");
+        }
         let point = recorded["position"]["offset"].as_u64().unwrap() as usize;
         assert!(point <= offset, "{what}: the point {point} is past what was fed ({offset})");
 
-        pg.restart();
+        if kill == Kill::Server {
+            pg.restart();
+        }
         let out = run_with_input(pgrestore(&pg, jobs, &ckpt, &json), &src.dump);
         let err = stderr(&out);
         assert_status(&out, 0);
@@ -204,8 +231,14 @@ fn kill_and_resume(src: &Source, jobs: usize) {
             Cut::InsideCopy => text.find("\\connect shop").unwrap(),
             Cut::IndexBuilds => text.find("COPY s.orders ").unwrap(),
             Cut::BetweenDatabases => text.find("CREATE DATABASE archive").unwrap(),
+            Cut::InsideTransaction => text.find("COPY s.orders ").unwrap(),
         };
         assert!(point > done_before, "{what}: resumed from {point} only\n{err}");
+        if let Cut::InsideTransaction = cut {
+            // Never a point inside the block: it runs again from its BEGIN.
+            let begin = text.find("\nBEGIN;\n").unwrap() + 1;
+            assert!(point <= begin, "{what}: the point {point} is inside the block at {begin}\n{err}");
+        }
         assert_eq!(table_sums(&pg), src.sums, "{what}: data differ from an uninterrupted restore\n{err}");
         assert_eq!(schema(&pg), src.schema, "{what}: schema differs from an uninterrupted restore\n{err}");
         let done: serde_json::Value = serde_json::from_slice(&std::fs::read(&ckpt).unwrap()).unwrap();
@@ -219,14 +252,21 @@ fn kill_and_resume(src: &Source, jobs: usize) {
     }
 }
 
+const EVERY_CUT: [Cut; 5] =
+    [Cut::Globals, Cut::InsideCopy, Cut::IndexBuilds, Cut::BetweenDatabases, Cut::InsideTransaction];
+
 #[test]
 fn killed_server_one_session_resumes_to_the_same_cluster() {
-    kill_and_resume(&source(), 1);
+    let mut cases: Vec<(Cut, Kill)> = EVERY_CUT.iter().map(|&c| (c, Kill::Server)).collect();
+    cases.push((Cut::IndexBuilds, Kill::Client));
+    kill_and_resume(&source(), 1, &cases);
 }
 
 #[test]
 fn killed_server_jobs_2_resumes_to_the_same_cluster() {
-    kill_and_resume(&source(), 2);
+    let mut cases: Vec<(Cut, Kill)> = EVERY_CUT.iter().map(|&c| (c, Kill::Server)).collect();
+    cases.push((Cut::InsideCopy, Kill::Client));
+    kill_and_resume(&source(), 2, &cases);
 }
 
 #[test]
