@@ -118,43 +118,6 @@ impl AtomicOutput {
     }
 }
 
-/// Replaces the small file `path` with `data` atomically: written to a temporary file beside it (O_NOFOLLOW,
-/// mode 0600), then renamed over it, so a reader (or a process killed meanwhile) sees the old or the new
-/// content, never a mix, and a symlink at `path` is replaced, not written through. With `sync`, the data and
-/// the rename are also on disk when this returns (a state file that must survive a power loss); without, they
-/// survive the process but not a crash of the machine. For files rewritten often, such as a checkpoint.
-pub fn replace_file(path: &Path, data: &[u8], sync: bool) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut temp_name = OsString::from(".");
-    temp_name.push(path.file_name().unwrap_or_default());
-    temp_name.push(format!(".{}.tmp", std::process::id()));
-    let temp = dir.join(temp_name);
-    // Left over by a write of ours that failed half-way; anything else of that name is refused below.
-    if std::fs::symlink_metadata(&temp).is_ok_and(|m| m.is_file()) {
-        std::fs::remove_file(&temp)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&temp)?;
-    let written = file.write_all(data).and_then(|()| if sync { file.sync_all() } else { Ok(()) });
-    drop(file);
-    if let Err(e) = written.and_then(|()| std::fs::rename(&temp, path)) {
-        let _ = std::fs::remove_file(&temp);
-        return Err(e);
-    }
-    if sync {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
-
 impl Drop for AtomicOutput {
     fn drop(&mut self) {
         if !self.temp.as_os_str().is_empty() {
@@ -196,30 +159,6 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"data");
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
         assert!(!std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn replace_file_is_atomic_and_never_follows_a_symlink() {
-        let dir = std::env::temp_dir().join(format!("a9s-replace-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("state");
-        replace_file(&path, b"one", false).unwrap();
-        replace_file(&path, b"two", true).unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        let target = dir.join("target");
-        std::fs::write(&target, b"keep").unwrap();
-        std::fs::remove_file(&path).unwrap();
-        std::os::unix::fs::symlink(&target, &path).unwrap();
-        replace_file(&path, b"three", false).unwrap();
-        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
-        assert_eq!(std::fs::read(&path).unwrap(), b"three");
-        // A symlink planted at the temporary name is refused, not followed.
-        let temp = dir.join(format!(".state.{}.tmp", std::process::id()));
-        std::os::unix::fs::symlink(&target, &temp).unwrap();
-        assert!(replace_file(&path, b"four", false).is_err());
-        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

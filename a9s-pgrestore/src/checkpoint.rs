@@ -125,32 +125,74 @@ impl Checkpoint {
             written_at: 0,
         }
     }
+}
 
-    /// Reads FILE: `None` when there is none (a first run). A symlink, a file that is not a checkpoint or
-    /// one of another format is an error that says what to do.
-    pub fn load(path: &Path) -> Result<Option<Checkpoint>> {
+/// FILE on disk: two slots of [`SLOT`] bytes, written in turn, each a header line `MAGIC seq len sha256` and the
+/// checkpoint as JSON. A point is one `pwrite` (microseconds, where replacing a file costs a rename and the
+/// journal's work each time): a process killed at any moment leaves the last complete record, and a crash of
+/// the machine at worst a torn slot, which its checksum rejects for the other one. The file is opened once
+/// (O_NOFOLLOW: never through a symbolic link; mode 0600) and locked (flock) against a second run.
+pub struct CheckpointFile {
+    file: std::fs::File,
+    path: PathBuf,
+    seq: u64,
+}
+
+/// Bytes per slot: far more than any checkpoint needs (a few hundred bytes, plus the script's settings).
+pub const SLOT: u64 = 1 << 20;
+const MAGIC: &str = "a9s-pgrestore-checkpoint";
+
+impl CheckpointFile {
+    /// Opens FILE (creating it), locks it and reads the newest complete checkpoint in it: `None` for a new
+    /// file. A symbolic link, a file in use by another run, or one that holds no checkpoint is an error that
+    /// says what to do.
+    pub fn open(path: &Path) -> Result<(CheckpointFile, Option<Checkpoint>)> {
         use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
         let shown = path.display();
-        let mut f =
-            match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                    return Err(Error::usage(format!(
-                    "--checkpoint {shown} is a symbolic link: a9s-pgrestore reads and writes its checkpoint only as a \
-                     plain file; give the file's own path"
-                )))
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    Error::usage(format!(
+                        "--checkpoint {shown} is a symbolic link: a9s-pgrestore reads and writes its checkpoint only \
+                         as a plain file; give the file's own path"
+                    ))
+                } else {
+                    Error::usage(format!("cannot open --checkpoint {shown}: {}", describe_io(&e)))
                 }
-                Err(e) => return Err(Error::usage(format!("cannot read --checkpoint {shown}: {}", describe_io(&e)))),
-            };
-        let mut text = Vec::new();
-        f.read_to_end(&mut text)
-            .map_err(|e| Error::usage(format!("cannot read --checkpoint {shown}: {}", describe_io(&e))))?;
+            })?;
+        // SAFETY: flock on a descriptor we own; the lock goes with it, however the process ends.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
+                Error::usage(format!(
+                    "--checkpoint {shown}: another a9s-pgrestore is using this checkpoint; wait for it to end"
+                ))
+            } else {
+                Error::usage(format!("cannot lock --checkpoint {shown}: {}", describe_io(&e)))
+            });
+        }
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut store = CheckpointFile { file, path: path.to_path_buf(), seq: 0 };
+        if len == 0 {
+            return Ok((store, None));
+        }
+        let newest = (0..2).filter_map(|slot| store.read_slot(slot)).max_by_key(|(seq, _)| *seq);
         let not_ours = |why: String| {
             Error::usage(format!(
                 "--checkpoint {shown} is not a checkpoint this a9s-pgrestore can resume ({why}); give another FILE, or \
                  remove it to restore from the start"
             ))
+        };
+        let Some((seq, text)) = newest else {
+            return Err(not_ours("no complete record in it".into()));
         };
         let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| not_ours(e.to_string()))?;
         match value.get("format").and_then(|f| f.as_str()) {
@@ -158,16 +200,69 @@ impl Checkpoint {
             Some(other) => return Err(not_ours(format!("its format is \"{other}\""))),
             None => return Err(not_ours("no format".into())),
         }
-        serde_json::from_value(value).map(Some).map_err(|e| not_ours(e.to_string()))
+        let checkpoint = serde_json::from_value(value).map_err(|e| not_ours(e.to_string()))?;
+        store.seq = seq;
+        Ok((store, Some(checkpoint)))
     }
 
-    /// Writes FILE atomically (see [`a9s_core::output::replace_file`]); with `sync`, on disk before it returns.
-    pub fn save(&mut self, path: &Path, sync: bool) -> std::io::Result<()> {
-        self.written_at =
+    /// A slot's record if it is complete: (seq, JSON).
+    fn read_slot(&self, slot: u64) -> Option<(u64, Vec<u8>)> {
+        use std::os::unix::fs::FileExt;
+        let mut head = [0u8; 160];
+        let n = self.file.read_at(&mut head, slot * SLOT).ok()?;
+        let end = head[..n].iter().position(|&b| b == b'\n')?;
+        let line = std::str::from_utf8(&head[..end]).ok()?;
+        let mut f = line.split(' ');
+        if f.next()? != MAGIC {
+            return None;
+        }
+        let seq: u64 = f.next()?.parse().ok()?;
+        let len: u64 = f.next()?.parse().ok()?;
+        let sha = f.next()?;
+        if len > SLOT - end as u64 - 1 {
+            return None;
+        }
+        let mut text = vec![0u8; len as usize];
+        self.file.read_exact_at(&mut text, slot * SLOT + end as u64 + 1).ok()?;
+        let mut h = Sha256::new();
+        h.update(&text);
+        (hex(&h.finish()) == sha).then_some((seq, text))
+    }
+
+    /// Records `c` in the older slot; with `sync`, on disk before it returns.
+    pub fn write(&mut self, c: &mut Checkpoint, sync: bool) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        c.written_at =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-        let mut text = serde_json::to_vec_pretty(self).expect("a checkpoint serializes");
-        text.push(b'\n');
-        a9s_core::output::replace_file(path, &text, sync)
+        let json = serde_json::to_vec_pretty(c).expect("a checkpoint serializes");
+        let mut h = Sha256::new();
+        h.update(&json);
+        let seq = self.seq + 1;
+        let mut record = format!("{MAGIC} {seq} {} {}\n", json.len(), hex(&h.finish())).into_bytes();
+        record.extend_from_slice(&json);
+        record.push(b'\n');
+        if record.len() as u64 > SLOT {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the script's session settings are too large for a checkpoint",
+            ));
+        }
+        self.file.write_all_at(&record, (seq % 2) * SLOT)?;
+        if sync {
+            self.file.sync_data()?;
+            if self.seq == 0 {
+                // The file's name must survive a crash too.
+                if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::File::open(dir)?.sync_all()?;
+                }
+            }
+        }
+        self.seq = seq;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -210,48 +305,6 @@ impl InFlight {
     pub fn interrupted_at(&self, line: u64) -> u64 {
         line.max(self.end)
     }
-}
-
-/// Serializes runs on one checkpoint: a second a9s-pgrestore with the same FILE would interleave its writes.
-/// The lock is `FILE.lock` (flock), released when the process ends, however it ends.
-pub struct Lock {
-    _file: std::fs::File,
-}
-
-impl Lock {
-    pub fn take(path: &Path) -> Result<Lock> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let lock_path = lock_path(path);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&lock_path)
-            .map_err(|e| Error::usage(format!("cannot open {}: {}", lock_path.display(), describe_io(&e))))?;
-        use std::os::unix::io::AsRawFd;
-        // SAFETY: flock on a descriptor we own; the lock goes with it.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(Lock { _file: file });
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() == std::io::ErrorKind::WouldBlock {
-            return Err(Error::usage(format!(
-                "--checkpoint {}: another a9s-pgrestore is using this checkpoint (it holds {}); wait for it to end",
-                path.display(),
-                lock_path.display()
-            )));
-        }
-        Err(Error::usage(format!("cannot lock {}: {}", lock_path.display(), describe_io(&e))))
-    }
-}
-
-fn lock_path(path: &Path) -> PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(".lock");
-    PathBuf::from(p)
 }
 
 /// Reads the first `n` bytes of the script (fewer if it is shorter), to check a checkpoint's identity before
@@ -397,33 +450,38 @@ mod tests {
     }
 
     #[test]
-    fn save_load_and_refusals() {
+    fn two_slots_survive_a_torn_record_and_refusals() {
+        use std::os::unix::fs::FileExt;
         let dir = std::env::temp_dir().join(format!("a9s-ckpt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("ckpt.json");
-        assert_eq!(Checkpoint::load(&path).unwrap(), None);
+        let path = dir.join("ckpt");
+        let (mut store, none) = CheckpointFile::open(&path).unwrap();
+        assert_eq!(none, None);
         let mut c = Checkpoint::new(Identity::of(b"x"));
-        c.position.line = 7;
-        c.session.settings.push(("search_path".into(), "SET search_path = public;".into()));
-        c.save(&path, true).unwrap();
-        assert_eq!(Checkpoint::load(&path).unwrap(), Some(c));
+        for line in 1..=3 {
+            c.position.line = line;
+            store.write(&mut c, line == 3).unwrap();
+        }
+        // Locked while open.
+        let e = CheckpointFile::open(&path).err().unwrap();
+        assert!(e.message.contains("another a9s-pgrestore"), "{}", e.message);
+        drop(store);
+        let (_, got) = CheckpointFile::open(&path).unwrap();
+        assert_eq!(got.unwrap().position.line, 3);
+        // The newest record torn (a crash in the middle of its write): the other slot's is taken.
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(b"garbage", SLOT + 200).unwrap();
+        let (_, got) = CheckpointFile::open(&path).unwrap();
+        assert_eq!(got.unwrap().position.line, 2);
 
         std::fs::write(&path, b"{\"format\": \"something else\"}").unwrap();
-        let e = Checkpoint::load(&path).unwrap_err();
-        assert!(e.message.contains("is not a checkpoint") && e.message.contains("something else"), "{}", e.message);
-        std::fs::write(&path, b"not json").unwrap();
-        assert!(Checkpoint::load(&path).is_err());
-
+        let e = CheckpointFile::open(&path).err().unwrap();
+        assert!(e.message.contains("is not a checkpoint"), "{}", e.message);
         std::fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink(dir.join("elsewhere"), &path).unwrap();
-        let e = Checkpoint::load(&path).unwrap_err();
+        let e = CheckpointFile::open(&path).err().unwrap();
         assert!(e.message.contains("symbolic link"), "{}", e.message);
-
-        let lock = Lock::take(&dir.join("other.json")).unwrap();
-        let e = Lock::take(&dir.join("other.json")).err().unwrap();
-        assert!(e.message.contains("another a9s-pgrestore"), "{}", e.message);
-        drop(lock);
-        Lock::take(&dir.join("other.json")).unwrap();
+        assert!(!dir.join("elsewhere").exists(), "nothing created through the link");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

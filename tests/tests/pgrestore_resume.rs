@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use a9s_pgrestore::checkpoint::{Checkpoint, CheckpointFile, Identity};
 use a9s_tests::pg::{normalized_dump, pgrestore_cmd, Cluster, Options};
 use a9s_tests::{assert_status, run_with_input, stderr};
 
@@ -95,6 +96,19 @@ fn pgrestore(pg: &Cluster, jobs: usize, checkpoint: &Path, json: &Path) -> Comma
         .arg("--json-summary")
         .arg(json);
     c
+}
+
+/// The newest record in a checkpoint file, as JSON.
+fn read_checkpoint(path: &Path) -> serde_json::Value {
+    let (_, c) = CheckpointFile::open(path).unwrap();
+    serde_json::to_value(c.expect("a checkpoint")).unwrap()
+}
+
+/// Records `value` in a checkpoint file, as a9s-pgrestore would.
+fn write_checkpoint(path: &Path, value: &serde_json::Value) {
+    let (mut store, _) = CheckpointFile::open(path).unwrap();
+    let mut c: Checkpoint = serde_json::from_value(value.clone()).unwrap();
+    store.write(&mut c, false).unwrap();
 }
 
 fn summary(json: &Path, out: &Output) -> serde_json::Value {
@@ -202,7 +216,7 @@ fn kill_and_resume(src: &Source, jobs: usize, cases: &[(Cut, Kill)]) {
         let c = pgrestore(&pg, jobs, &ckpt, &json);
         let out = interrupted_run(&mut pg, c, &src.dump, offset, kill);
         let err = stderr(&out);
-        let recorded: serde_json::Value = serde_json::from_slice(&std::fs::read(&ckpt).unwrap()).unwrap();
+        let recorded: serde_json::Value = read_checkpoint(&ckpt);
         if kill == Kill::Server {
             assert_eq!(out.status.code(), Some(2), "{what}: the interrupted run ends with 2\n{err}");
             assert!(err.contains("run the same command again to resume"), "{what}: {err}");
@@ -241,7 +255,7 @@ fn kill_and_resume(src: &Source, jobs: usize, cases: &[(Cut, Kill)]) {
         }
         assert_eq!(table_sums(&pg), src.sums, "{what}: data differ from an uninterrupted restore\n{err}");
         assert_eq!(schema(&pg), src.schema, "{what}: schema differs from an uninterrupted restore\n{err}");
-        let done: serde_json::Value = serde_json::from_slice(&std::fs::read(&ckpt).unwrap()).unwrap();
+        let done: serde_json::Value = read_checkpoint(&ckpt);
         assert_eq!(done["state"], "complete", "{what}: {done}");
 
         // Complete: a rerun does nothing, and says so.
@@ -286,18 +300,18 @@ fn a_checkpoint_of_another_script_or_cluster_is_refused_with_nothing_run() {
     assert_eq!(pg.psql("postgres", "SELECT count(*) FROM pg_class WHERE relname = 'three'"), "0");
 
     // A script that begins alike but differs before the point (a later backup of the same cluster).
-    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&ckpt).unwrap()).unwrap();
+    let mut c: serde_json::Value = read_checkpoint(&ckpt);
     c["state"] = "interrupted".into();
     c["position"]["prefix_sha256"] = "00".repeat(32).into();
-    std::fs::write(&ckpt, serde_json::to_vec(&c).unwrap()).unwrap();
+    write_checkpoint(&ckpt, &c);
     let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &first);
     assert_status(&out, 3);
     assert!(stderr(&out).contains("this is not the script"), "{}", stderr(&out));
 
     // Another cluster: refused too (the refusal above left FILE as it was).
-    let mut fresh: serde_json::Value = serde_json::from_slice(&std::fs::read(&ckpt).unwrap()).unwrap();
+    let mut fresh: serde_json::Value = read_checkpoint(&ckpt);
     fresh["system_identifier"] = "1234".into();
-    std::fs::write(&ckpt, serde_json::to_vec(&fresh).unwrap()).unwrap();
+    write_checkpoint(&ckpt, &fresh);
     let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &first);
     assert_status(&out, 3);
     assert!(stderr(&out).contains("was written for another cluster"), "{}", stderr(&out));
@@ -321,13 +335,13 @@ fn an_in_flight_statement_that_had_run_counts_as_done() {
     let head = b"CREATE TABLE t (a int);\n".to_vec();
     let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &head);
     assert_status(&out, 0);
-    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&ckpt).unwrap()).unwrap();
+    let mut c: serde_json::Value = read_checkpoint(&ckpt);
     // As if the restore of the whole script had died after CREATE INDEX ran but before its point was written.
     pg.psql("postgres", "INSERT INTO t VALUES (1), (2); CREATE INDEX t_a ON t (a);");
     c["state"] = "interrupted".into();
     c["interrupted_at_line"] = 6.into();
-    c["script"] = serde_json::to_value(a9s_pgrestore_identity(&script)).unwrap();
-    std::fs::write(&ckpt, serde_json::to_vec(&c).unwrap()).unwrap();
+    c["script"] = serde_json::to_value(Identity::of(&script)).unwrap();
+    write_checkpoint(&ckpt, &c);
     let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &script);
     // The COPY was in flight and its table holds rows: it stops rather than load them twice.
     assert_status(&out, 3);
@@ -343,15 +357,4 @@ fn an_in_flight_statement_that_had_run_counts_as_done() {
     assert_eq!((s["errors"].as_u64(), s["resume"]["in_flight_done"].as_u64()), (Some(0), Some(1)), "{s}");
     assert_eq!(pg.psql("postgres", "SELECT count(*) FROM t"), "2");
     assert_eq!(pg.psql("postgres", "SELECT count(*) FROM pg_class WHERE relname = 'u'"), "1");
-}
-
-/// The identity a9s-pgrestore gives a script (the test builds a checkpoint by hand for another script).
-fn a9s_pgrestore_identity(script: &[u8]) -> serde_json::Value {
-    use std::process::Command as C;
-    let sha = C::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    let mut sha = sha;
-    sha.stdin.take().unwrap().write_all(script).unwrap();
-    let out = sha.wait_with_output().unwrap();
-    let hex = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string();
-    serde_json::json!({ "head_sha256": hex, "head_bytes": script.len(), "dumped_by": null })
 }

@@ -8,7 +8,6 @@
 //! they run again, and if that meets what they create ("already exists") they count as done.
 
 use std::io::Read;
-use std::path::PathBuf;
 
 use super::*;
 use crate::checkpoint::{self, Checkpoint, HeadHash, InFlight, Position, PrefixHash, SessionState, State};
@@ -20,9 +19,8 @@ const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The live checkpoint of a restore with `--checkpoint`.
 pub(super) struct Ckpt {
-    path: PathBuf,
+    store: checkpoint::CheckpointFile,
     file: Checkpoint,
-    _lock: checkpoint::Lock,
     /// SHA-256 of every byte of the script read so far.
     pub(super) hash: PrefixHash,
     /// The script's identity, from its first MiB as it streams by.
@@ -58,8 +56,7 @@ impl Runner<'_> {
         path: &std::path::Path,
         input: &mut R,
     ) -> a9s_core::Result<Opened> {
-        let lock = checkpoint::Lock::take(path)?;
-        let existing = Checkpoint::load(path)?;
+        let (store, existing) = checkpoint::CheckpointFile::open(path)?;
         // A first run begins at once; a resume first reads as much of the script as names it.
         let n = existing.as_ref().map_or(0, |c| c.script.head_bytes);
         let head = checkpoint::read_head(input, n).map_err(|e| {
@@ -98,9 +95,8 @@ impl Runner<'_> {
         // Until this run records a point of its own, FILE keeps the one it had.
         let file = resumed_from.clone().unwrap_or_else(|| Checkpoint::new(HeadHash::default().identity()));
         self.ckpt = Some(Box::new(Ckpt {
-            path: path.to_path_buf(),
+            store,
             file,
-            _lock: lock,
             hash: PrefixHash::default(),
             head: HeadHash::default(),
             in_block: false,
@@ -118,7 +114,7 @@ impl Runner<'_> {
     /// writable before anything is run); a resume skips to the point and sets the session up as it was there.
     pub(super) fn start_checkpoint<R: BufRead>(&mut self, input: &mut R) -> Flow {
         let Some(c) = self.ckpt.as_ref() else { return Flow::Go };
-        let (recorded, path) = (c.file.system_identifier.clone(), c.path.display().to_string());
+        let (recorded, path) = (c.file.system_identifier.clone(), c.store.path().display().to_string());
         let here = self.system_identifier();
         if let (Some(was), Some(now)) = (&recorded, &here) {
             if was != now {
@@ -184,7 +180,7 @@ impl Runner<'_> {
         self.progress.set_detail(format!("skipping to line {} (restored before)", to.line));
         self.progress.event(format!("resuming: skipping the {} lines restored before", to.line));
         let mut buf = Vec::with_capacity(64 * 1024);
-        let path = self.ckpt.as_ref().expect("checkpoint").path.display().to_string();
+        let path = self.ckpt.as_ref().expect("checkpoint").store.path().display().to_string();
         let differs = |me: &mut Self, why: String| {
             let msg = format!(
                 "{why}: this is not the script --checkpoint {path} was written for; nothing was run — give the same \
@@ -320,7 +316,7 @@ impl Runner<'_> {
             c.file.script = c.head.identity();
         }
         c.file.session = session;
-        match c.file.save(&c.path, sync) {
+        match c.store.write(&mut c.file, sync) {
             Ok(()) => {
                 c.dirty = false;
                 if sync {
@@ -333,7 +329,7 @@ impl Runner<'_> {
                 let msg = format!(
                     "cannot write --checkpoint {}: {}; the restore stopped here (a resume could not be trusted) — free \
                      the space or give another FILE, then run again: it resumes from the last point written",
-                    c.path.display(),
+                    c.store.path().display(),
                     a9s_core::error::describe_io(&e)
                 );
                 self.stop(self.line, msg, String::new())
@@ -374,13 +370,13 @@ impl Runner<'_> {
         c.file.interrupted_at_line = Some(c.in_flight.interrupted_at(line));
         // The point stays where it was: written only at line ends where everything was committed.
         let sync = true;
-        match c.file.save(&c.path, sync) {
+        match c.store.write(&mut c.file, sync) {
             Ok(()) => {
                 if !self.opts.quiet {
                     eprintln!(
                         "{PROG}: --checkpoint {}: committed up to line {}; run the same command again to resume from \
                          there",
-                        c.path.display(),
+                        c.store.path().display(),
                         c.file.position.line
                     );
                 }
@@ -389,7 +385,7 @@ impl Runner<'_> {
             Err(e) => {
                 eprintln!(
                     "{PROG}: cannot write --checkpoint {}: {}; a resume would start from the last point written",
-                    c.path.display(),
+                    c.store.path().display(),
                     a9s_core::error::describe_io(&e)
                 );
                 code
