@@ -119,8 +119,8 @@ pub struct Cli {
                      (the server rolled it back); one that may have committed into a table that now holds rows \
                      stops the restore (exit 3) rather than load them twice. When the restore ends, FILE says it is \
                      complete, and running again with it does nothing. Without an existing FILE the restore starts \
-                     from the beginning and creates it (mode 0600, replaced atomically, never through a symbolic \
-                     link; FILE.lock keeps a second run off). A checkpoint of another script or another cluster is \
+                     from the beginning and creates it (mode 0600, never through a symbolic link, locked while in \
+                     use; a record is never half written: a crash leaves the last complete one). A checkpoint of another script or another cluster is \
                      refused (exit 3) before anything is run."
     )]
     pub checkpoint: Option<PathBuf>,

@@ -104,7 +104,8 @@ pub struct Runner<'o> {
     /// A line of the statement being collected could not be transcoded: (line, reason).
     poisoned: Option<(u64, String)>,
     framing: DumpFraming,
-    /// Session settings made by the script on the current session, to re-apply if it must be reopened.
+    /// Session settings made by the script on the current session: replayed on the `--jobs` sessions, and
+    /// recorded by `--checkpoint` for a resumed session.
     settings: Vec<(String, String)>,
     /// Where the server's notices are attributed: the line of the statement running, the database.
     notice_line: Arc<AtomicU64>,
