@@ -234,7 +234,7 @@ impl CheckpointFile {
         use std::os::unix::fs::FileExt;
         c.written_at =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-        let json = serde_json::to_vec_pretty(c).expect("a checkpoint serializes");
+        let json = serde_json::to_vec(c).expect("a checkpoint serializes");
         let mut h = Sha256::new();
         h.update(&json);
         let seq = self.seq + 1;
@@ -325,11 +325,13 @@ pub struct HeadHash {
     sha: Sha256,
     bytes: u64,
     dumped_by: Option<String>,
+    /// Once the head is whole, its identity no longer changes: computed once (a point is written per statement).
+    whole: Option<Identity>,
 }
 
 impl Default for HeadHash {
     fn default() -> Self {
-        HeadHash { sha: Sha256::new(), bytes: 0, dumped_by: None }
+        HeadHash { sha: Sha256::new(), bytes: 0, dumped_by: None, whole: None }
     }
 }
 
@@ -345,9 +347,16 @@ impl HeadHash {
         if self.dumped_by.is_none() {
             self.dumped_by = Identity::of(&line[..room]).dumped_by;
         }
+        if self.bytes == HEAD_BYTES {
+            self.whole = Some(self.compute());
+        }
     }
 
     pub fn identity(&self) -> Identity {
+        self.whole.clone().unwrap_or_else(|| self.compute())
+    }
+
+    fn compute(&self) -> Identity {
         Identity {
             head_sha256: hex(&self.sha.clone().finish()),
             head_bytes: self.bytes,
@@ -386,7 +395,13 @@ impl PrefixHash {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
 }
 
 #[cfg(test)]

@@ -312,8 +312,9 @@ impl Runner<'_> {
         let c = self.ckpt.as_mut().expect("checkpoint");
         c.file.position = Position { line, offset, prefix_sha256: c.hash.hex() };
         // A resume names the script by what the interrupted run had read of it; never by less.
-        if c.head.identity().head_bytes >= c.file.script.head_bytes {
-            c.file.script = c.head.identity();
+        let head = c.head.identity();
+        if head.head_bytes >= c.file.script.head_bytes {
+            c.file.script = head;
         }
         c.file.session = session;
         match c.store.write(&mut c.file, sync) {
