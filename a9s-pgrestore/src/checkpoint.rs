@@ -268,12 +268,19 @@ impl CheckpointFile {
 
 /// The statements of a resumed run whose outcome is unknown: the first one after the point, and any that began
 /// up to the line the interrupted run had read. The server may have committed them before the answer was lost.
+///
+/// When the interrupted run could not record its end (killed, or its machine crashed), its last points may not
+/// have reached the disk: they are synced after each COPY and `\connect` and at least every second. Then every
+/// statement up to the first COPY or `\connect` after the point is in flight: past that one, nothing can have
+/// run without a synced point.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InFlight {
     /// Statements that begin on or before this line are in flight.
     end: u64,
     /// The first statement after the point has not come yet.
     first_pending: bool,
+    /// Every statement is in flight until the first COPY or `\connect`.
+    until_synced: bool,
 }
 
 impl InFlight {
@@ -284,15 +291,24 @@ impl InFlight {
 
     /// Resuming from `from`.
     pub fn after(from: &Checkpoint) -> InFlight {
-        InFlight { end: from.interrupted_at_line.unwrap_or(0).max(from.position.line + 1), first_pending: true }
+        InFlight {
+            end: from.interrupted_at_line.unwrap_or(0).max(from.position.line + 1),
+            first_pending: true,
+            until_synced: from.state == State::Restoring,
+        }
     }
 
     /// A statement spanning up to `last_line` is about to run.
     pub fn enter(&mut self, last_line: u64) {
-        if self.first_pending {
+        if self.first_pending || self.until_synced {
             self.first_pending = false;
             self.end = self.end.max(last_line);
         }
+    }
+
+    /// A COPY or `\connect` has run: its point was synced, so later statements cannot have run unrecorded.
+    pub fn synced(&mut self) {
+        self.until_synced = false;
     }
 
     /// Whether the statement that begins at `line` may have run before.
@@ -439,6 +455,7 @@ mod tests {
         assert!(!InFlight::none().contains(1));
         let mut c = Checkpoint::new(Identity::of(b""));
         c.position.line = 10;
+        c.state = State::Interrupted;
         // Killed client: nothing says how far it had read; the next statement, whatever its length, is in flight.
         let mut f = InFlight::after(&c);
         assert!(f.contains(11) && !f.contains(14));
@@ -449,8 +466,19 @@ mod tests {
         assert_eq!(f.interrupted_at(12), 14);
         // Lost server: everything up to the line read.
         c.interrupted_at_line = Some(30);
+        c.state = State::Interrupted;
         let f = InFlight::after(&c);
         assert!(f.contains(30) && !f.contains(31));
+        // The end not recorded (a crash may have lost the last unsynced points): up to the first COPY.
+        c.interrupted_at_line = None;
+        c.state = State::Restoring;
+        let mut f = InFlight::after(&c);
+        f.enter(12);
+        f.enter(20);
+        f.enter(25); // the COPY
+        f.synced();
+        f.enter(40);
+        assert!(f.contains(25) && !f.contains(26));
     }
 
     #[test]

@@ -358,3 +358,31 @@ fn an_in_flight_statement_that_had_run_counts_as_done() {
     assert_eq!(pg.psql("postgres", "SELECT count(*) FROM t"), "2");
     assert_eq!(pg.psql("postgres", "SELECT count(*) FROM pg_class WHERE relname = 'u'"), "1");
 }
+
+/// A crash of the machine running a9s-pgrestore may lose its last points (synced after each COPY and \connect,
+/// at least every second): resumed from an older point with the end unrecorded, every statement up to the first
+/// COPY may have run, and what they created counts as done.
+#[test]
+fn after_a_crash_statements_up_to_the_first_copy_may_have_run() {
+    let pg = durable_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let (ckpt, json) = (dir.path().join("c"), dir.path().join("s.json"));
+    let script = b"CREATE TABLE a (x int);\nCREATE TABLE b (x int);\nCOMMENT ON TABLE b IS 'b';\n\
+CREATE INDEX b_x ON b (x);\nCOPY b FROM stdin;\n1\n\\.\nCREATE TABLE c (x int);\n"
+        .to_vec();
+    let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), b"CREATE TABLE a (x int);\n");
+    assert_status(&out, 0);
+    // The lost points: b, its comment and its index were made.
+    pg.psql("postgres", "CREATE TABLE b (x int); COMMENT ON TABLE b IS 'b'; CREATE INDEX b_x ON b (x);");
+    let mut c = read_checkpoint(&ckpt);
+    c["state"] = "restoring".into();
+    c["exit_code"] = serde_json::Value::Null;
+    c["script"] = serde_json::to_value(Identity::of(&script)).unwrap();
+    write_checkpoint(&ckpt, &c);
+    let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &script);
+    assert_status(&out, 0);
+    let s = summary(&json, &out);
+    assert_eq!((s["errors"].as_u64(), s["resume"]["in_flight_done"].as_u64()), (Some(0), Some(2)), "{s}");
+    assert_eq!(pg.psql("postgres", "SELECT count(*) FROM b"), "1");
+    assert_eq!(pg.psql("postgres", "SELECT count(*) FROM pg_class WHERE relname = 'c'"), "1");
+}

@@ -413,6 +413,7 @@ impl Runner<'_> {
         if let Some(c) = self.ckpt.as_mut() {
             c.in_block = false;
             c.sync_next = true;
+            c.in_flight.synced();
         }
     }
 
@@ -421,6 +422,9 @@ impl Runner<'_> {
         if let Some(c) = self.ckpt.as_mut() {
             c.dirty = true;
             c.sync_next |= synced;
+            if synced {
+                c.in_flight.synced();
+            }
         }
     }
 
