@@ -91,7 +91,8 @@ impl Runner<'_> {
                 return Ok(Opened::Complete(c.exit_code.unwrap_or(exit::OK)));
             }
         }
-        let resumed_from = existing.filter(|c| c.position.line > 0 || c.state != State::Restoring);
+        // Any record is resumed, even one at line 0: its run may have died in the middle of its first statement.
+        let resumed_from = existing;
         // Until this run records a point of its own, FILE keeps the one it had.
         let file = resumed_from.clone().unwrap_or_else(|| Checkpoint::new(HeadHash::default().identity()));
         self.ckpt = Some(Box::new(Ckpt {
