@@ -220,6 +220,20 @@ check_restore() {
     fi
 }
 
+# --- the a9s-pgrestore benchmarks' common start ----------------------------------------------------------------
+# pgrestore_bench_setup: PostgreSQL there, a9s-pgrestore built (release), the shared pg_dumpall made; sets MB,
+# RUNS (default 3), PGDUMP, PGDUMP_FINGERPRINT and SIZE (the dump's bytes).
+pgrestore_bench_setup() {
+    need_postgres
+    MB=${A9S_BENCH_MB:-320}
+    RUNS=${A9S_BENCH_RUNS:-3}
+    local failed
+    mapfile -t failed < <(build_release a9s-pgrestore)
+    [ "${#failed[@]}" -eq 0 ] || [ -z "${failed[0]}" ] || die "a9s-pgrestore does not build"
+    make_pg_dump "$MB"
+    SIZE=$(stat -c %s "$PGDUMP")
+}
+
 # --- the pg_dumpall the PostgreSQL benchmarks share ---------------------------------------------------------
 # make_pg_dump MB: makes (once; cached under $WORK/pgdump-<MB>MB) a pg_dumpall of a throwaway source cluster
 # holding database `bench` with pgbench's tables (about 60 % of the size) and a wide table `wide_orders`

@@ -16,14 +16,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 bench_init pgrestore
-need_postgres
-MB=${A9S_BENCH_MB:-320}
-RUNS=${A9S_BENCH_RUNS:-3}
-
-mapfile -t failed < <(build_release a9s-pgrestore)
-[ "${#failed[@]}" -eq 0 ] || [ -z "${failed[0]}" ] || die "a9s-pgrestore does not build"
-make_pg_dump "$MB"
-SIZE=$(stat -c %s "$PGDUMP")
+pgrestore_bench_setup
 
 T_PSQL=()
 T_A9S=()

@@ -18,15 +18,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 bench_init resume
-need_postgres
-MB=${A9S_BENCH_MB:-320}
-RUNS=${A9S_BENCH_RUNS:-3}
 export A9S_BENCH_PGCONF="${A9S_BENCH_PGCONF:-};synchronous_commit = on"
-
-mapfile -t failed < <(build_release a9s-pgrestore)
-[ "${#failed[@]}" -eq 0 ] || [ -z "${failed[0]}" ] || die "a9s-pgrestore does not build"
-make_pg_dump "$MB"
-SIZE=$(stat -c %s "$PGDUMP")
+pgrestore_bench_setup
 
 T_FULL=()
 T_RESUMED=()

@@ -190,7 +190,9 @@ impl Runner<'_> {
             me.ckpt.as_mut().expect("checkpoint").refused = true;
             me.stop(me.line, msg, String::new())
         };
-        while self.line < to.line {
+        // The header's lines one by one (they hold the dump's framing, which the end of the restore checks), the
+        // rest in whole blocks: reading and hashing only, as fast as the pipe delivers.
+        while self.line < to.line && self.line < crate::list::HEADER_LINES {
             buf.clear();
             match self.read_line(input, &mut buf) {
                 Ok(0) => {
@@ -204,6 +206,23 @@ impl Runner<'_> {
             let line = if self.line == 1 { buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buf) } else { &buf };
             let line = line.to_vec();
             self.check_framing(&line);
+        }
+        let mut partial = false;
+        while self.line < to.line {
+            match self.skip_block(input, to.line - self.line) {
+                // A last line without its newline is a line too, as read_line counts it.
+                Ok((0, _)) if partial => {
+                    self.line += 1;
+                    partial = false;
+                }
+                Ok((0, _)) => {
+                    let why =
+                        format!("the script ends at line {}, before the checkpoint's line {}", self.line, to.line);
+                    return differs(self, why);
+                }
+                Ok((_, p)) => partial = p,
+                Err(code) => return Flow::Stop(code),
+            }
         }
         let hash = self.ckpt.as_ref().expect("checkpoint").hash.hex();
         if self.progress.done() != to.offset || hash != to.prefix_sha256 {
@@ -226,6 +245,39 @@ impl Runner<'_> {
             started.elapsed().as_secs_f64()
         ));
         Flow::Go
+    }
+
+    /// Reads past the next block of the input, up to `lines` whole lines: hashed and counted, nothing else.
+    /// Returns the bytes skipped (0 at the end of the input) and whether they end inside a line.
+    fn skip_block<R: BufRead>(&mut self, input: &mut R, lines: u64) -> std::result::Result<(usize, bool), i32> {
+        let block = match input.fill_buf() {
+            Ok(b) => b,
+            Err(e) => {
+                self.progress.finish();
+                eprintln!(
+                    "{PROG}: cannot read the input after line {}: {}; the restore is incomplete",
+                    self.line,
+                    a9s_core::error::describe_io(&e)
+                );
+                return Err(exit::ERRORS);
+            }
+        };
+        let (mut take, mut seen) = (block.len(), 0);
+        for at in memchr::memchr_iter(b'\n', block) {
+            seen += 1;
+            if seen == lines {
+                take = at + 1;
+                break;
+            }
+        }
+        let c = self.ckpt.as_mut().expect("checkpoint");
+        c.hash.update(&block[..take]);
+        c.head.update(&block[..take]);
+        let partial = take > 0 && block[take - 1] != b'\n';
+        self.line += seen.min(lines);
+        input.consume(take);
+        self.progress.add(take as u64);
+        Ok((take, partial))
     }
 
     /// Opens the session the script had at the point: its database and user, its settings replayed, its input
