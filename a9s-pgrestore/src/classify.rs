@@ -574,11 +574,18 @@ pub fn already_done(sqlstate: &str, stmt: &[u8]) -> bool {
         // duplicate_column.
         "42P07" | "42710" | "42P06" | "42723" | "42P04" | "42701" => true,
         // invalid_table_definition: "multiple primary keys for table … are not allowed".
-        "42P16" => {
-            is_add_key_constraint(stmt) && String::from_utf8_lossy(stmt).to_ascii_lowercase().contains("primary key")
-        }
+        "42P16" => is_add_key_constraint(stmt) && lower(stmt).contains("primary key"),
+        // object_not_in_prerequisite_state: pg_dump's identity columns, "… is already an identity column".
+        "55000" => lower(stmt).contains(" add generated "),
+        // wrong_object_type: pg_dump's partitions, "… is already a partition" (PostgreSQL 15).
+        "42809" => lower(stmt).contains(" attach partition "),
         _ => false,
     }
+}
+
+/// The statement lower-cased, its whitespace runs made single spaces: for word tests across line breaks.
+fn lower(stmt: &[u8]) -> String {
+    String::from_utf8_lossy(stmt).to_ascii_lowercase().split_ascii_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Whether a COPY's table (as [`copy_kind`] returns it) is a plain, possibly qualified and quoted, name with no
@@ -755,6 +762,12 @@ mod listing_tests {
         assert!(already_done("42P16", b"ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (a);"));
         assert!(!already_done("42P16", b"CREATE TABLE t (a int PRIMARY KEY, b int PRIMARY KEY);"));
         assert!(!already_done("23505", b"INSERT INTO t VALUES (1);"));
+        assert!(already_done(
+            "55000",
+            b"ALTER TABLE public.t ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (\n    SEQUENCE NAME public.t_id_seq\n);"
+        ));
+        assert!(already_done("42809", b"ALTER TABLE ONLY public.p ATTACH PARTITION public.p1 FOR VALUES IN (1);"));
+        assert!(!already_done("55000", b"SELECT pg_catalog.setval('s', 1);"));
     }
 
     #[test]
