@@ -297,6 +297,8 @@ fn a_checkpoint_of_another_script_or_cluster_is_refused_with_nothing_run() {
     let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &other);
     assert_status(&out, 3);
     assert!(stderr(&out).contains("was written for another script"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("connection"), "no restore summary for a refusal: {}", stderr(&out));
+    assert_eq!(summary(&json, &out)["status"], "stopped");
     assert_eq!(pg.psql("postgres", "SELECT count(*) FROM pg_class WHERE relname = 'three'"), "0");
 
     // A script that begins alike but differs before the point (a later backup of the same cluster).
@@ -321,6 +323,7 @@ fn a_checkpoint_of_another_script_or_cluster_is_refused_with_nothing_run() {
     let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &first);
     assert_status(&out, 2);
     assert!(stderr(&out).contains("is not a checkpoint"), "{}", stderr(&out));
+    assert_eq!(summary(&json, &out)["status"], "failed");
 }
 
 /// A statement in flight when the restore died, whose effect is there: a note, not an error. Simulated by a

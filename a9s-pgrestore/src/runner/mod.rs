@@ -168,9 +168,12 @@ impl<'o> Runner<'o> {
                     self.summary.status = "already_complete".into();
                     return self.summary;
                 }
+                // Refused before anything was connected to or run: no summary of a restore that never began.
                 Err(e) => {
                     eprintln!("{PROG}: {}", e.message);
-                    e.code
+                    self.summary.exit_code = e.code;
+                    self.summary.status = if e.code == exit::STOPPED { "stopped" } else { "failed" }.into();
+                    return self.summary;
                 }
             },
         };
