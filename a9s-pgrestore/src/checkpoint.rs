@@ -38,12 +38,15 @@ impl Identity {
     pub fn of(head: &[u8]) -> Identity {
         let mut h = Sha256::new();
         h.update(head);
-        let dumped_by = head
-            .split(|&b| b == b'\n')
-            .find(|l| l.starts_with(b"-- Dumped by pg_dump") || l.starts_with(b"-- Dumped from database version"))
-            .map(|l| String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(l)).into_owned());
-        Identity { head_sha256: hex(&h.finish()), head_bytes: head.len() as u64, dumped_by }
+        Identity { head_sha256: hex(&h.finish()), head_bytes: head.len() as u64, dumped_by: dumped_by(head) }
     }
+}
+
+/// pg_dump's version comment among `text`'s lines, if any.
+fn dumped_by(text: &[u8]) -> Option<String> {
+    text.split(|&b| b == b'\n')
+        .find(|l| l.starts_with(b"-- Dumped by pg_dump") || l.starts_with(b"-- Dumped from database version"))
+        .map(|l| String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(l)).into_owned())
 }
 
 /// Where a restore stands.
@@ -352,7 +355,7 @@ impl Default for HeadHash {
 }
 
 impl HeadHash {
-    /// Takes the next line of the script (only what falls in the head counts).
+    /// Takes the next bytes of the script, a line or a block (only what falls in the head counts).
     pub fn update(&mut self, line: &[u8]) {
         let room = (HEAD_BYTES - self.bytes).min(line.len() as u64) as usize;
         if room == 0 {
@@ -361,7 +364,7 @@ impl HeadHash {
         self.sha.update(&line[..room]);
         self.bytes += room as u64;
         if self.dumped_by.is_none() {
-            self.dumped_by = Identity::of(&line[..room]).dumped_by;
+            self.dumped_by = dumped_by(&line[..room]);
         }
         if self.bytes == HEAD_BYTES {
             self.whole = Some(self.compute());

@@ -44,21 +44,23 @@ impl Runner<'_> {
                 self.line += 1;
                 self.progress.add(n as u64);
                 if let Some(c) = self.ckpt.as_mut() {
-                    c.hash.update(&buf[buf.len() - n..]);
-                    c.head.update(&buf[buf.len() - n..]);
+                    c.read(&buf[buf.len() - n..]);
                 }
                 Ok(n)
             }
-            Err(e) => {
-                self.progress.finish();
-                eprintln!(
-                    "{PROG}: cannot read the input after line {}: {}; the restore is incomplete",
-                    self.line,
-                    a9s_core::error::describe_io(&e)
-                );
-                Err(exit::ERRORS)
-            }
+            Err(e) => Err(self.read_failed(&e)),
         }
+    }
+
+    /// The input could not be read: says so and gives the exit status.
+    pub(super) fn read_failed(&mut self, e: &std::io::Error) -> i32 {
+        self.progress.finish();
+        eprintln!(
+            "{PROG}: cannot read the input after line {}: {}; the restore is incomplete",
+            self.line,
+            a9s_core::error::describe_io(e)
+        );
+        exit::ERRORS
     }
 
     pub(super) fn check_framing(&mut self, line: &[u8]) {

@@ -400,7 +400,7 @@ impl<'o> Runner<'o> {
                 self.stop(first_line, msg, String::new())
             }
             Item::Sql { text, first_line, variable: None } => {
-                self.enter_statement(first_line + text.iter().filter(|&&b| b == b'\n').count() as u64);
+                self.enter_statement(&text, first_line);
                 self.statement(&text, first_line, input)
             }
         }

@@ -22,9 +22,9 @@ pub(super) struct Ckpt {
     store: checkpoint::CheckpointFile,
     file: Checkpoint,
     /// SHA-256 of every byte of the script read so far.
-    pub(super) hash: PrefixHash,
+    hash: PrefixHash,
     /// The script's identity, from its first MiB as it streams by.
-    pub(super) head: HeadHash,
+    head: HeadHash,
     /// The main session is inside a transaction block, as the server last said.
     in_block: bool,
     /// Something ran since the last write.
@@ -38,6 +38,14 @@ pub(super) struct Ckpt {
     resumed_from: Option<Checkpoint>,
     /// The checkpoint was refused (another cluster, another script): FILE is left as it is.
     refused: bool,
+}
+
+impl Ckpt {
+    /// Bytes of the script read (run or skipped): they name it.
+    pub(super) fn read(&mut self, bytes: &[u8]) {
+        self.hash.update(bytes);
+        self.head.update(bytes);
+    }
 }
 
 /// What `--checkpoint FILE` says before the script is run.
@@ -252,15 +260,7 @@ impl Runner<'_> {
     fn skip_block<R: BufRead>(&mut self, input: &mut R, lines: u64) -> std::result::Result<(usize, bool), i32> {
         let block = match input.fill_buf() {
             Ok(b) => b,
-            Err(e) => {
-                self.progress.finish();
-                eprintln!(
-                    "{PROG}: cannot read the input after line {}: {}; the restore is incomplete",
-                    self.line,
-                    a9s_core::error::describe_io(&e)
-                );
-                return Err(exit::ERRORS);
-            }
+            Err(e) => return Err(self.read_failed(&e)),
         };
         let (mut take, mut seen) = (block.len(), 0);
         for at in memchr::memchr_iter(b'\n', block) {
@@ -270,9 +270,7 @@ impl Runner<'_> {
                 break;
             }
         }
-        let c = self.ckpt.as_mut().expect("checkpoint");
-        c.hash.update(&block[..take]);
-        c.head.update(&block[..take]);
+        self.ckpt.as_mut().expect("checkpoint").read(&block[..take]);
         let partial = take > 0 && block[take - 1] != b'\n';
         self.line += seen.min(lines);
         input.consume(take);
@@ -482,11 +480,11 @@ impl Runner<'_> {
     }
 
     /// After a resume, the first statement (and any that began up to where the restore died) may have been in
-    /// flight: called for each statement before it runs, with its first and last line.
-    pub(super) fn enter_statement(&mut self, last_line: u64) {
+    /// flight: called for each statement before it runs, with its text and first line.
+    pub(super) fn enter_statement(&mut self, text: &[u8], first_line: u64) {
         if let Some(c) = self.ckpt.as_mut() {
             c.dirty = true;
-            c.in_flight.enter(last_line);
+            c.in_flight.enter(first_line + memchr::memchr_iter(b'\n', text).count() as u64);
         }
     }
 
