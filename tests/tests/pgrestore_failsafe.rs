@@ -39,6 +39,11 @@ fn standard_conforming_strings_is_followed_as_the_server_reports_it() {
         // On one line, psql splits the rest of the line with the value it had when the line began.
         ("SET standard_conforming_strings = off; INSERT INTO t VALUES (3, 'x\\\\');\nINSERT INTO t VALUES (4, 'y\\'z');\n", 0),
         ("SET standard_conforming_strings = off;\n\\c\nINSERT INTO t VALUES (5, 'C:\\');\n", 0),
+        // Split with the setting on, the query sent spans three lines; the server, with it off, finds a COPY
+        // in it, and psql would stream the lines after it as that COPY's data: stop, nothing of it committed
+        // (found by the differential test, seed 8176).
+        ("SET standard_conforming_strings = off; INSERT INTO t VALUES (7, 'a\\'b');\nSELECT 2; -- a quote ' here\n\
+          copy t from stdin;\n8\tx\n\\.\nDROP TABLE important;\n", 3),
     ] {
         let v = compare(&pg, SETUP, script.as_bytes(), &[]);
         check(&v, code, script);

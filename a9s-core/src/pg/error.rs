@@ -24,7 +24,15 @@ pub fn is_session_lost(e: &postgres::Error, session_closed: bool) -> bool {
     // public kind for the latter, hence the text. A parameter the client could not encode or a row it could
     // not decode leaves the session in step: a statement error.
     let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
-    io || e.to_string().contains("unexpected message")
+    io || is_out_of_step(e)
+}
+
+/// True when the server sent a protocol message the client did not expect for its request: most often a
+/// `CopyInResponse` or `CopyOutResponse` in the middle of a simple query, i.e. the server found a COPY where the
+/// client sent none. The session cannot be used after it. tokio-postgres has no public kind for it, hence the
+/// text.
+pub fn is_out_of_step(e: &postgres::Error) -> bool {
+    e.as_db_error().is_none() && !e.is_closed() && e.to_string().contains("unexpected message")
 }
 
 /// The server's error as psql words it, on one line: `ERROR: message (SQLSTATE); DETAIL: …; HINT: …`; an error

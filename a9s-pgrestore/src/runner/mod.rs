@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use a9s_core::io::human_bytes;
-use a9s_core::pg::error::{describe, error_chain, io_to_pg, is_session_lost, sqlstate};
+use a9s_core::pg::error::{describe, error_chain, io_to_pg, is_out_of_step, is_session_lost, sqlstate};
 use a9s_core::pg::Session;
 use a9s_core::pg::{quote_conninfo_value, Reconnect, Target};
 use a9s_core::progress::{Mode, Progress};
@@ -469,6 +469,18 @@ impl<'o> Runner<'o> {
 
     /// A statement failed: expected, counted, a stop, or a lost connection.
     fn statement_error(&mut self, e: &postgres::Error, line: u64, first: &str, text: &[u8]) -> Flow {
+        if is_out_of_step(e) && !self.client.as_ref().is_some_and(|c| c.is_closed()) {
+            // The server split the query otherwise than the lexer (whose string syntax is fixed for the whole
+            // line, as psql's) and met a COPY in it. psql would stream the next lines as that COPY's data; the
+            // session is dropped unused, so the server rolls back what of the query is still uncommitted.
+            self.client = None;
+            let msg = "the server started a COPY in the middle of this query (it split the query otherwise than \
+                       psql's line-by-line reading, e.g. after standard_conforming_strings changed on the line): \
+                       psql would stream the following lines as its data, which a9s-pgrestore does not reproduce; \
+                       the restore stopped here"
+                .to_string();
+            return self.stop(line, msg, first.to_string());
+        }
         if self.is_lost(e) {
             return self.lost(e, line);
         }
@@ -535,7 +547,10 @@ impl<'o> Runner<'o> {
         self.notice_line.store(line, Ordering::Relaxed);
         let client = self.client.as_mut().expect("connected");
         let result = client.batch_execute(sql);
-        self.track_block(text);
+        // A session out of step takes nothing more (the probe would be read as COPY data).
+        if !matches!(&result, Err(e) if is_out_of_step(e)) {
+            self.track_block(text);
+        }
         match result {
             Ok(()) => {
                 self.summary.statements += 1;
