@@ -18,6 +18,7 @@ pub mod classify;
 pub mod encoding;
 pub mod lexer;
 pub mod list;
+pub mod outcome;
 pub mod parallel;
 pub mod runner;
 pub mod steps;

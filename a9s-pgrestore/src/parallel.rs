@@ -25,8 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use a9s_core::pg::error::{copy_context_line, describe, io_to_pg, is_session_lost};
+use a9s_core::pg::error::{copy_context_line, io_to_pg, SqlError};
 use a9s_core::pg::Session;
+
+use crate::outcome::{CopyOutcome, CopyResult, FeedStop};
 
 /// Chunk size: large, so that each is one big write and the dealing costs nothing next to the server's work.
 pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
@@ -142,44 +144,15 @@ pub fn settings_to_replay(applied: &[(String, String)], current: &[(String, Stri
     current.iter().filter(|s| !applied.contains(s)).map(|(_, sql)| sql.clone()).collect()
 }
 
-/// Whether the main session is inside a transaction block (the script ran `BEGIN`): then other sessions would
-/// not see what it did, and could wait on its locks, so the work stays on it. In autocommit, `now()` (the
-/// transaction's start) is this statement's own timestamp.
-pub fn in_transaction_block(client: &mut Session) -> std::result::Result<bool, postgres::Error> {
-    let mut inside = false;
-    for m in client.simple_query("SELECT pg_catalog.now() <> pg_catalog.statement_timestamp()")? {
-        if let postgres::SimpleQueryMessage::Row(r) = m {
-            inside = r.get(0) == Some("t");
-        }
-    }
-    Ok(inside)
-}
-
 // ----- the sessions -----
 
 /// What went wrong on a worker session.
 #[derive(Debug)]
 pub enum Failure {
     /// The server refused the statement or the data.
-    Sql(postgres::Error),
+    Sql(SqlError),
     /// The session is gone (or could not be reopened): the restore cannot go on.
     Lost(String),
-}
-
-/// What a parallel COPY came to.
-#[derive(Debug)]
-pub enum CopyOutcome {
-    /// Every session committed its share.
-    Done { rows: u64, sessions: usize },
-    /// A session refused its share; every session rolled back. `line` is the script line of the row the server
-    /// named (or `None`: then the COPY's own line applies).
-    Failed { line: Option<u64>, error: postgres::Error },
-    /// The feed stopped (its own error, already known to the runner); every session rolled back.
-    Stopped,
-    /// A worker session is gone.
-    Lost(String),
-    /// Sessions committed unevenly (a COMMIT failed after others succeeded): the table is partly loaded.
-    Partial { message: String },
 }
 
 /// The runner's side of a parallel COPY: where the chunks come from.
@@ -188,15 +161,7 @@ pub enum Feed {
     /// The `\.` line: all the data has come.
     End,
     /// The runner cannot go on with this COPY (it reports why): roll back.
-    Stop,
-}
-
-/// A parallel COPY's outcome, and whether the feed reached its end (else the runner must skip the rest of the
-/// data up to `\.`, unless it stopped the feed itself).
-#[derive(Debug)]
-pub struct CopyResult {
-    pub outcome: CopyOutcome,
-    pub fed_to_end: bool,
+    Stop(FeedStop),
 }
 
 /// An index build run by a worker, to be reported in script order once all sessions are idle.
@@ -376,7 +341,7 @@ impl<T> Pool<T> {
         // Deal the chunks. A worker that fails raises `abort` and discards what still comes, so a full channel
         // never blocks the dealing for good.
         let mut fed_to_end = false;
-        let mut stopped = false;
+        let mut stopped: Option<FeedStop> = None;
         let mut next = Some(first);
         while let Some(chunk) = next.take() {
             if abort.load(Ordering::Acquire) || tx.send(chunk).is_err() {
@@ -385,8 +350,8 @@ impl<T> Pool<T> {
             match feed() {
                 Feed::Chunk(c) => next = Some(c),
                 Feed::End => fed_to_end = true,
-                Feed::Stop => {
-                    stopped = true;
+                Feed::Stop(why) => {
+                    stopped = Some(why);
                     abort.store(true, Ordering::Release);
                 }
             }
@@ -430,12 +395,12 @@ impl<T> Pool<T> {
                 }
             }
         }
-        if !fed_to_end && failure.is_none() && lost.is_none() && !stopped {
+        if !fed_to_end && failure.is_none() && lost.is_none() && stopped.is_none() {
             // Every worker refused the channel: only possible when all are gone.
             lost = Some("every worker session is gone".into());
         }
 
-        let commit = fed_to_end && failure.is_none() && lost.is_none() && !stopped;
+        let commit = fed_to_end && failure.is_none() && lost.is_none() && stopped.is_none();
         let mut decided_err: Option<String> = None;
         let mut committed = 0usize;
         let mut owing: Vec<bool> = loaded.iter().map(Option::is_some).collect();
@@ -456,7 +421,7 @@ impl<T> Pool<T> {
                             decided_err.get_or_insert(m);
                         }
                         Err(Failure::Sql(e)) => {
-                            decided_err.get_or_insert_with(|| describe(&e));
+                            decided_err.get_or_insert_with(|| e.describe());
                         }
                     }
                 }
@@ -470,22 +435,22 @@ impl<T> Pool<T> {
 
         let outcome = if let Some(m) = lost {
             CopyOutcome::Lost(m)
-        } else if stopped {
-            CopyOutcome::Stopped
-        } else if let Some((Failure::Sql(error), line)) = failure {
-            CopyOutcome::Failed { line, error }
+        } else if let Some(why) = stopped {
+            CopyOutcome::Stopped(why)
+        } else if let Some((Failure::Sql(error), row_line)) = failure {
+            CopyOutcome::Failed { error, row_line }
         } else if let Some((Failure::Lost(m), _)) = failure {
             CopyOutcome::Lost(m)
         } else if let Some(m) = decided_err {
             if commit && committed > 0 {
-                CopyOutcome::Partial { message: m }
+                CopyOutcome::Partial(m)
             } else {
                 CopyOutcome::Lost(m)
             }
         } else {
             CopyOutcome::Done { rows: loaded.iter().flatten().sum(), sessions: loaded.iter().flatten().count() }
         };
-        CopyResult { outcome, fed_to_end }
+        CopyResult { outcome, data_left: !fed_to_end }
     }
 
     /// Runs `sql` (an index build) on an idle session, waiting for one if all are busy. Its outcome comes
@@ -623,8 +588,9 @@ impl WorkerState {
         let client = self.client.as_mut().expect("connected");
         for sql in &replay {
             if let Err(e) = client.batch_execute(sql) {
-                if is_session_lost(&e, client.is_closed()) {
-                    return Err(Failure::Lost(describe(&e)));
+                let e = SqlError::from(e);
+                if e.is_session_lost(client.is_closed()) {
+                    return Err(Failure::Lost(e.describe()));
                 }
                 return Err(Failure::Sql(e));
             }
@@ -633,9 +599,10 @@ impl WorkerState {
         Ok(self.client.as_mut().expect("connected"))
     }
 
-    fn failure(&self, e: postgres::Error) -> Failure {
-        if is_session_lost(&e, self.client.as_ref().is_none_or(|c| c.is_closed())) {
-            Failure::Lost(describe(&e))
+    fn failure(&self, e: impl Into<SqlError>) -> Failure {
+        let e = e.into();
+        if e.is_session_lost(self.client.as_ref().is_none_or(|c| c.is_closed())) {
+            Failure::Lost(e.describe())
         } else {
             Failure::Sql(e)
         }
@@ -723,8 +690,9 @@ impl WorkerState {
             Streamed::Refused(e, at_start) => {
                 fail(abort);
                 let line = e
-                    .as_db_error()
-                    .and_then(|db| db.where_())
+                    .server
+                    .as_ref()
+                    .and_then(|db| db.context.as_deref())
                     .and_then(copy_context_line)
                     .and_then(|n| script_line(&received, n));
                 let f = self.failure(e);
@@ -752,7 +720,7 @@ impl WorkerState {
         let client = self.client.as_mut().expect("connected");
         let mut writer = match client.copy_in(statement) {
             Ok(w) => w,
-            Err(e) => return Streamed::Refused(e, true),
+            Err(e) => return Streamed::Refused(e.into(), true),
         };
         let mut chunk = Some(first);
         while let Some(c) = chunk.take() {
@@ -768,7 +736,7 @@ impl WorkerState {
             if let Err(e) = sent {
                 drop(writer);
                 return match io_to_pg(e) {
-                    Ok(e) => Streamed::Refused(e, false),
+                    Ok(e) => Streamed::Refused(e.into(), false),
                     Err(msg) => Streamed::Io(msg),
                 };
             }
@@ -777,7 +745,7 @@ impl WorkerState {
         }
         match writer.finish() {
             Ok(rows) => Streamed::Rows(rows),
-            Err(e) => Streamed::Refused(e, false),
+            Err(e) => Streamed::Refused(e.into(), false),
         }
     }
 
@@ -798,7 +766,7 @@ enum Streamed {
     Rows(u64),
     Aborted,
     /// The server refused (at the COPY's start: the session is out of step).
-    Refused(postgres::Error, bool),
+    Refused(SqlError, bool),
     /// Writing failed without a server error.
     Io(String),
 }

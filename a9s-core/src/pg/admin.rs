@@ -18,6 +18,12 @@ pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// `E'text'` with quotes and backslashes doubled: read the same whatever `standard_conforming_strings` is, for
+/// a value that a script's session must read in a simple query.
+pub fn escape_literal(text: &str) -> String {
+    format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+}
+
 /// Refuses a server in recovery, with exit status `code`: the changes must be made on the primary (a standby is
 /// read-only and gets them by replication).
 pub fn refuse_if_in_recovery(client: &mut Session, program_hint: &str, code: i32) -> Result<()> {

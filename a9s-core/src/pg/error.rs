@@ -6,54 +6,148 @@ use crate::error::{exit, Error};
 /// Exit status for "cannot connect" / "connection lost", as psql (`EXIT_BADCONN`).
 pub const EXIT_BADCONN: i32 = 2;
 
-/// True when the error means the session can no longer be used: the client saw the socket close or fail, the
-/// server ended the session (SQLSTATE class 08 "connection exception", class 57P "operator intervention":
-/// admin or crash shutdown, cannot connect now, database dropped, idle-session timeout — each sent with FATAL),
-/// any FATAL or PANIC, or the client lost step with the server ("unexpected message"). Anything else is one
-/// statement's failure and the session goes on. `session_closed` is the client's own view of its socket.
-pub fn is_session_lost(e: &postgres::Error, session_closed: bool) -> bool {
-    if session_closed || e.is_closed() {
-        return true;
-    }
-    if let Some(db) = e.as_db_error() {
-        let c = db.code().code();
-        return c.starts_with("08") || c.starts_with("57P") || matches!(db.severity(), "FATAL" | "PANIC");
-    }
-    // Not from the server. A broken socket, or a protocol message the client did not expect: after either the
-    // client and server no longer agree on what comes next, so nothing more may be sent. tokio-postgres has no
-    // public kind for the latter, hence the text. A parameter the client could not encode or a row it could
-    // not decode leaves the session in step: a statement error.
-    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
-    io || is_out_of_step(e)
+/// A failed request as the programs judge it: what the server said, or what the client saw. Made from a
+/// `postgres::Error` (whose fields have no public constructor), or directly by a test double of a session, so
+/// that the rules below can be driven without a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlError {
+    /// The server's error, when it sent one (boxed: results that carry a `SqlError` stay small).
+    pub server: Option<Box<ServerError>>,
+    /// The client saw its socket close or fail.
+    pub broken: bool,
+    /// The client's own words ("unexpected message from server", an I/O error); empty when it has none.
+    pub text: String,
 }
 
-/// True when the server sent a protocol message the client did not expect for its request: most often a
-/// `CopyInResponse` or `CopyOutResponse` in the middle of a simple query, i.e. the server found a COPY where the
-/// client sent none. The session cannot be used after it. tokio-postgres has no public kind for it, hence the
-/// text.
-pub fn is_out_of_step(e: &postgres::Error) -> bool {
-    e.as_db_error().is_none() && !e.is_closed() && e.to_string().contains("unexpected message")
+/// The fields of a server's ErrorResponse that the programs use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerError {
+    pub severity: String,
+    pub code: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    /// CONTEXT (`where_`): a COPY's `COPY t, line N`.
+    pub context: Option<String>,
 }
 
-/// The server's error as psql words it, on one line: `ERROR: message (SQLSTATE); DETAIL: …; HINT: …`; an error
-/// of the client library as `ERROR: its text` ("connection lost" when it has none).
-pub fn describe(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => {
-            let mut s = format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
-            if let Some(d) = db.detail() {
-                s += &format!("; DETAIL: {d}");
-            }
-            if let Some(h) = db.hint() {
-                s += &format!("; HINT: {h}");
-            }
-            s
+impl SqlError {
+    /// An ERROR (or FATAL, PANIC) the server sent.
+    pub fn server(severity: &str, code: &str, message: &str) -> SqlError {
+        let server = ServerError {
+            severity: severity.into(),
+            code: code.into(),
+            message: message.into(),
+            detail: None,
+            hint: None,
+            context: None,
+        };
+        SqlError { server: Some(Box::new(server)), broken: false, text: String::new() }
+    }
+
+    /// The client's socket closed or failed.
+    pub fn broken(text: impl Into<String>) -> SqlError {
+        SqlError { server: None, broken: true, text: text.into() }
+    }
+
+    /// An error of the client library alone, the session's socket still open.
+    pub fn client(text: impl Into<String>) -> SqlError {
+        SqlError { server: None, broken: false, text: text.into() }
+    }
+
+    /// True when the error means the session can no longer be used: the client saw the socket close or fail,
+    /// the server ended the session (SQLSTATE class 08 "connection exception", class 57P "operator
+    /// intervention": admin or crash shutdown, cannot connect now, database dropped, idle-session timeout —
+    /// each sent with FATAL), any FATAL or PANIC, or the client lost step with the server. Anything else is one
+    /// statement's failure and the session goes on. `session_closed` is the client's own view of its socket.
+    pub fn is_session_lost(&self, session_closed: bool) -> bool {
+        if session_closed || self.broken {
+            return true;
         }
-        None => match error_chain(e) {
-            s if s.is_empty() => "connection lost".to_string(),
-            s => format!("ERROR: {s}"),
-        },
+        match &self.server {
+            Some(s) => {
+                s.code.starts_with("08")
+                    || s.code.starts_with("57P")
+                    || matches!(s.severity.as_str(), "FATAL" | "PANIC")
+            }
+            // A protocol message the client did not expect: client and server no longer agree on what comes
+            // next, so nothing more may be sent. A parameter the client could not encode or a row it could not
+            // decode leaves the session in step: a statement error.
+            None => self.is_out_of_step(),
+        }
     }
+
+    /// True when the server sent a protocol message the client did not expect for its request: most often a
+    /// `CopyInResponse` or `CopyOutResponse` in the middle of a simple query, i.e. the server found a COPY where
+    /// the client sent none. The session cannot be used after it. tokio-postgres has no public kind for it,
+    /// hence the text.
+    pub fn is_out_of_step(&self) -> bool {
+        self.server.is_none() && !self.broken && self.text.contains("unexpected message")
+    }
+
+    /// The SQLSTATE of a server error.
+    pub fn sqlstate(&self) -> Option<&str> {
+        self.server.as_ref().map(|s| s.code.as_str())
+    }
+
+    /// The error as psql words it, on one line: `ERROR: message (SQLSTATE); DETAIL: …; HINT: …`; an error of
+    /// the client library as `ERROR: its text` ("connection lost" when it has none).
+    pub fn describe(&self) -> String {
+        match &self.server {
+            Some(db) => {
+                let mut s = format!("{}: {} ({})", db.severity, db.message, db.code);
+                if let Some(d) = &db.detail {
+                    s += &format!("; DETAIL: {d}");
+                }
+                if let Some(h) = &db.hint {
+                    s += &format!("; HINT: {h}");
+                }
+                s
+            }
+            None if self.text.is_empty() => "connection lost".to_string(),
+            None => format!("ERROR: {}", self.text),
+        }
+    }
+}
+
+impl std::fmt::Display for SqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl From<&postgres::Error> for SqlError {
+    fn from(e: &postgres::Error) -> SqlError {
+        let server = e.as_db_error().map(|db| {
+            Box::new(ServerError {
+                severity: db.severity().to_string(),
+                code: db.code().code().to_string(),
+                message: db.message().to_string(),
+                detail: db.detail().map(str::to_string),
+                hint: db.hint().map(str::to_string),
+                context: db.where_().map(str::to_string),
+            })
+        });
+        let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+        let text = if server.is_some() { String::new() } else { error_chain(e) };
+        SqlError { server, broken: e.is_closed() || io, text }
+    }
+}
+
+impl From<postgres::Error> for SqlError {
+    fn from(e: postgres::Error) -> SqlError {
+        SqlError::from(&e)
+    }
+}
+
+/// [`SqlError::is_session_lost`] of a `postgres::Error`.
+pub fn is_session_lost(e: &postgres::Error, session_closed: bool) -> bool {
+    SqlError::from(e).is_session_lost(session_closed)
+}
+
+/// [`SqlError::describe`] of a `postgres::Error`.
+pub fn describe(e: &postgres::Error) -> String {
+    SqlError::from(e).describe()
 }
 
 /// The SQLSTATE of a server error, for summaries.
@@ -89,6 +183,14 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The error of a COPY writer's `io::Error`: the `postgres::Error` inside it, else the socket broke.
+pub fn io_to_sql(e: std::io::Error) -> SqlError {
+    match io_to_pg(e) {
+        Ok(pg) => SqlError::from(&pg),
+        Err(text) => SqlError::broken(text),
+    }
+}
+
 /// The `postgres::Error` inside an `io::Error` from a COPY writer, if there is one; else the I/O error's text.
 pub fn io_to_pg(e: std::io::Error) -> std::result::Result<postgres::Error, String> {
     let text = crate::error::describe_io(&e);
@@ -122,6 +224,49 @@ pub fn copy_context_line(context: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_rule_for_a_lost_session() {
+        let lost = |e: SqlError| e.is_session_lost(false);
+        // The server ended the session: class 08, every 57P (57P04 and 57P05 included), any FATAL or PANIC.
+        for code in ["08006", "08P01", "57P01", "57P02", "57P03", "57P04", "57P05"] {
+            assert!(lost(SqlError::server("FATAL", code, "x")), "{code}");
+        }
+        assert!(lost(SqlError::server("FATAL", "28000", "role does not exist")));
+        assert!(lost(SqlError::server("PANIC", "XX000", "x")));
+        // The client saw the socket go, or lost step with the server.
+        assert!(lost(SqlError::broken("connection reset by peer")));
+        assert!(lost(SqlError::client("unexpected message from server")));
+        // One statement's failure: the session goes on.
+        assert!(!lost(SqlError::server("ERROR", "42P07", "relation \"t\" already exists")));
+        assert!(!lost(SqlError::server("ERROR", "57014", "canceling statement due to statement timeout")));
+        assert!(!lost(SqlError::client("error serializing parameter 0")));
+        // Whatever the error, a session the client knows closed is lost.
+        assert!(SqlError::server("ERROR", "42601", "x").is_session_lost(true));
+    }
+
+    #[test]
+    fn out_of_step_only_without_a_server_error_on_an_open_socket() {
+        assert!(SqlError::client("unexpected message from server").is_out_of_step());
+        assert!(!SqlError::broken("unexpected message from server").is_out_of_step());
+        assert!(!SqlError::server("ERROR", "42601", "unexpected message").is_out_of_step());
+    }
+
+    #[test]
+    fn described_as_psql_words_it() {
+        let mut e = SqlError::server("ERROR", "23505", "duplicate key value violates unique constraint \"t_pkey\"");
+        let s = e.server.as_mut().expect("server");
+        s.detail = Some("Key (a)=(1) already exists.".into());
+        s.hint = Some("h".into());
+        assert_eq!(
+            e.describe(),
+            "ERROR: duplicate key value violates unique constraint \"t_pkey\" (23505); DETAIL: Key (a)=(1) already \
+             exists.; HINT: h"
+        );
+        assert_eq!(e.sqlstate(), Some("23505"));
+        assert_eq!(SqlError::broken("").describe(), "connection lost");
+        assert_eq!(SqlError::broken("db error").describe(), "ERROR: db error");
+    }
 
     #[test]
     fn context_lines() {

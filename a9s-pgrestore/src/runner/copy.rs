@@ -52,79 +52,102 @@ impl Runner<'_> {
         }
         self.progress.set_detail(format!("database {}, COPY {table}", self.target.dbname));
         // Out of `self` while the writer borrows it, so lines can be read meanwhile.
-        let mut client = self.client.take().expect("connected");
-        let result = self.stream_copy(&mut client, sql, table, line, input, prefix);
-        self.client = Some(client);
+        let mut conn = std::mem::replace(&mut self.conn, Box::new(NoSession));
+        let mut result = self.stream_copy(&mut *conn, sql, table, line, input, prefix);
+        self.conn = conn;
         self.progress.set_detail(format!("database {}", self.target.dbname));
-        match result {
-            CopyOutcome::Done(rows) => {
+        if let CopyOutcome::Failed { error, row_line } = &mut result.outcome {
+            // The server counts data rows from 1 in its `COPY t, line N` context; the data starts on the line
+            // after the statement's last.
+            *row_line = error
+                .server
+                .as_ref()
+                .and_then(|db| db.context.as_deref())
+                .and_then(a9s_core::pg::error::copy_context_line)
+                .map(|n| line + text.iter().filter(|&&b| b == b'\n').count() as u64 + n);
+        }
+        let copy = CopyStatement { text, table, line, first, started_at };
+        self.copy_finished(result, &copy, None, input)
+    }
+
+    /// Reports what a COPY came to, on the main session (`jobs` None) or over the `--jobs` sessions, and skips
+    /// the data lines it left unread, so none is ever run as SQL.
+    pub(super) fn copy_finished<R: BufRead>(
+        &mut self,
+        result: CopyResult,
+        c: &CopyStatement,
+        jobs: Option<usize>,
+        input: &mut R,
+    ) -> Flow {
+        let (table, line, first) = (c.table, c.line, c.first);
+        let mut data_left = result.data_left;
+        let flow = match result.outcome {
+            CopyOutcome::Done { rows, .. } => {
                 self.checkpoint_ran(true);
-                self.table_loaded(table, rows, started_at);
+                self.table_loaded(table, rows, c.started_at);
                 self.summary.statements += 1;
                 self.summary.copy_commands += 1;
+                self.summary.parallel_copies += u64::from(jobs.is_some());
                 self.summary.rows_copied += rows;
-                Flow::Go
+                return Flow::Go;
             }
-            CopyOutcome::Failed { error, data_left } => {
-                // A bad row is reported at its own line, as with --jobs: the server counts data rows from 1 in
-                // its `COPY t, line N` context, and the data starts on the line after the statement's last.
-                let row_line = error
-                    .as_db_error()
-                    .and_then(|db| db.where_())
-                    .and_then(a9s_core::pg::error::copy_context_line)
-                    .map(|n| line + text.iter().filter(|&&b| b == b'\n').count() as u64 + n);
-                let flow = self.statement_error(&error, row_line.unwrap_or(line), first, text);
-                if data_left {
-                    self.after_failed_copy(flow, input)
-                } else {
-                    flow
-                }
-            }
-            CopyOutcome::Refused { message, data_left } => {
-                let flow = self.fail(line, None, message, first.into());
-                if data_left {
-                    self.after_failed_copy(flow, input)
-                } else {
-                    flow
-                }
-            }
-            CopyOutcome::Broken { message, data_left } => {
-                if self.client.as_ref().is_some_and(|c| c.is_closed()) {
-                    self.progress.finish();
-                    eprintln!(
-                        "{PROG}: connection to {} lost at line {} during COPY {table} (started at line {line}): \
-                         {message}; the restore is incomplete — {}",
-                        self.target.describe(),
-                        self.line,
-                        self.loss_advice()
+            CopyOutcome::Failed { error, row_line } => match jobs {
+                None => self.statement_error(&error, row_line.unwrap_or(line), first, c.text),
+                Some(jobs) => {
+                    self.summary.statements_failed += 1;
+                    let msg = format!(
+                        "{}; in the data of COPY {table} (line {line}), rolled back on all {jobs} sessions: none of \
+                         its rows were loaded",
+                        error.describe()
                     );
-                    return Flow::Stop(exit::CONNECTION);
+                    self.fail(row_line.unwrap_or(line), error.sqlstate().map(str::to_string), msg, first.into())
                 }
-                let flow = self.fail(line, None, format!("COPY {table} failed: {message}"), first.into());
-                if data_left {
-                    self.after_failed_copy(flow, input)
-                } else {
-                    flow
-                }
+            },
+            CopyOutcome::StartRefused(error) => return self.copy_refused(&error, line, first),
+            CopyOutcome::Stopped(FeedStop::Input(code)) => return Flow::Stop(code),
+            CopyOutcome::Stopped(FeedStop::Message { message, data_left: left }) => {
+                data_left = left;
+                self.fail(line, None, message, first.into())
             }
-            CopyOutcome::StartRefused { error } => self.copy_refused(&error, line, first),
-            CopyOutcome::InputError(code) => Flow::Stop(code),
+            CopyOutcome::Lost(m) => {
+                self.progress.finish();
+                eprintln!(
+                    "{PROG}: a --jobs session to {} was lost during COPY {table} (started at line {line}; last line \
+                     read: {}): {m}; the restore is incomplete — {}",
+                    self.target.describe(),
+                    self.line,
+                    self.loss_advice()
+                );
+                return Flow::Stop(exit::CONNECTION);
+            }
+            CopyOutcome::Partial(message) => {
+                let msg = format!(
+                    "COPY {table}: COMMIT failed on a --jobs session after others had committed ({message}): the \
+                     table is partly loaded — empty it and load it again"
+                );
+                self.fail(line, None, msg, first.into())
+            }
+        };
+        if data_left {
+            self.after_failed_copy(flow, input)
+        } else {
+            flow
         }
     }
 
     /// The server refused a COPY before its data. psql would now read the data lines as SQL statements (and run
     /// any that parse); a restore never does, so it stops here (exit 3), having run what psql ran up to here.
-    pub(super) fn copy_refused(&mut self, error: &postgres::Error, line: u64, first: &str) -> Flow {
+    pub(super) fn copy_refused(&mut self, error: &SqlError, line: u64, first: &str) -> Flow {
         if self.is_lost(error) {
             return self.lost(error, line);
         }
         let msg = format!(
             "{}; the COPY was refused before its data, and psql would now run its data lines as SQL — \
              a9s-pgrestore never does, so the restore stopped here",
-            describe(error)
+            error.describe()
         );
         self.summary.statements_failed += 1;
-        self.error(line, sqlstate(error), msg, first.to_string());
+        self.error(line, error.sqlstate().map(str::to_string), msg, first.to_string());
         Flow::Stop(exit::STOPPED)
     }
 
@@ -147,32 +170,33 @@ impl Runner<'_> {
 
     /// Starts `sql` (a COPY FROM STDIN) on the main session and abandons it at once: whether the server accepts
     /// it, without loading anything.
-    pub(super) fn probe_copy(&mut self, sql: &str) -> std::result::Result<(), postgres::Error> {
-        let session = self.client.as_mut().expect("connected");
-        let statement = session.prepare(sql)?;
+    pub(super) fn probe_copy(&mut self, sql: &str) -> std::result::Result<(), SqlError> {
         // Dropped unfinished: CopyFail, and the server ends the COPY with nothing loaded.
-        drop(session.copy_in(&statement)?);
+        drop(self.conn.copy_in(sql)?);
         Ok(())
     }
 
     pub(super) fn stream_copy<R: BufRead>(
         &mut self,
-        client: &mut Session,
+        conn: &mut dyn Conn,
         sql: &str,
         table: &str,
         line: u64,
         input: &mut R,
         prefix: Prefetched,
-    ) -> CopyOutcome {
+    ) -> CopyResult {
         let data_left = !prefix.complete;
-        // Prepared apart, so that a refused COPY can be told from a broken session (see `reopen`).
-        let statement = match client.prepare(sql) {
-            Ok(s) => s,
-            Err(error) => return CopyOutcome::StartRefused { error },
+        let stopped = |message: String, data_left: bool| CopyResult {
+            outcome: CopyOutcome::Stopped(FeedStop::Message { message, data_left }),
+            data_left,
         };
-        let mut writer = match client.copy_in(&statement) {
+        let failed = |error: SqlError, data_left: bool| CopyResult {
+            outcome: CopyOutcome::Failed { error, row_line: None },
+            data_left,
+        };
+        let mut writer = match conn.copy_in(sql) {
             Ok(w) => w,
-            Err(error) => return CopyOutcome::StartRefused { error },
+            Err(error) => return CopyResult { outcome: CopyOutcome::StartRefused(error), data_left },
         };
         let mut chunk: Vec<u8> = prefix.data;
         if prefix.complete {
@@ -191,16 +215,16 @@ impl Runner<'_> {
                 Ok(0) => {
                     // psql would end the COPY here and keep what came; a cut stream must not look complete.
                     drop(writer);
-                    return CopyOutcome::Refused {
-                        message: format!(
-                            "input ended inside the data of COPY {table} (started at line {line}): the dump is \
-                             truncated; the COPY was aborted"
-                        ),
-                        data_left: false,
-                    };
+                    let msg = format!(
+                        "input ended inside the data of COPY {table} (started at line {line}): the dump is \
+                         truncated; the COPY was aborted"
+                    );
+                    return stopped(msg, false);
                 }
                 Ok(_) => {}
-                Err(code) => return CopyOutcome::InputError(code),
+                Err(code) => {
+                    return CopyResult { outcome: CopyOutcome::Stopped(FeedStop::Input(code)), data_left: true }
+                }
             }
             if classify::is_copy_data_end(&buf) {
                 // psql sends the end marker too: the server checks it (a `\.` ending in CR after rows ending in
@@ -214,17 +238,15 @@ impl Runner<'_> {
                     Ok(true) => &self.conv,
                     Err(at) => {
                         drop(writer);
-                        return CopyOutcome::Refused {
-                            message: format!(
-                                "COPY {table} aborted at line {}: byte 0x{:02X} at column {} has no Unicode \
-                                 equivalent in encoding {}",
-                                self.line,
-                                buf[at],
-                                at + 1,
-                                e.name()
-                            ),
-                            data_left: true,
-                        };
+                        let msg = format!(
+                            "COPY {table} aborted at line {}: byte 0x{:02X} at column {} has no Unicode equivalent \
+                             in encoding {}",
+                            self.line,
+                            buf[at],
+                            at + 1,
+                            e.name()
+                        );
+                        return stopped(msg, true);
                     }
                 },
                 Err(name) if !buf.is_ascii() => {
@@ -234,28 +256,28 @@ impl Runner<'_> {
                         self.line
                     );
                     drop(writer);
-                    return CopyOutcome::Refused { message: msg, data_left: true };
+                    return stopped(msg, true);
                 }
                 Err(_) => &buf,
             };
             chunk.extend_from_slice(data);
             if chunk.len() >= COPY_CHUNK {
-                if let Err(e) = writer.write_all(&chunk) {
+                if let Err(error) = writer.write_all(&chunk) {
                     drop(writer);
-                    return io_failure(e, true);
+                    return failed(error, true);
                 }
                 chunk.clear();
             }
         }
         if !chunk.is_empty() {
-            if let Err(e) = writer.write_all(&chunk) {
+            if let Err(error) = writer.write_all(&chunk) {
                 drop(writer);
-                return io_failure(e, false);
+                return failed(error, false);
             }
         }
         match writer.finish() {
-            Ok(rows) => CopyOutcome::Done(rows),
-            Err(error) => CopyOutcome::Failed { error, data_left: false },
+            Ok(rows) => CopyResult { outcome: CopyOutcome::Done { rows, sessions: 1 }, data_left: false },
+            Err(error) => failed(error, false),
         }
     }
 
@@ -333,34 +355,14 @@ pub(super) enum DataLine {
     Input(i32),
 }
 
-pub(super) fn io_failure(e: std::io::Error, data_left: bool) -> CopyOutcome {
-    match io_to_pg(e) {
-        Ok(error) => CopyOutcome::Failed { error, data_left },
-        Err(message) => CopyOutcome::Broken { message, data_left },
-    }
-}
-
-pub(super) enum CopyOutcome {
-    Done(u64),
-    /// The server refused or the session broke.
-    Failed {
-        error: postgres::Error,
-        data_left: bool,
-    },
-    /// The server refused the COPY before its data (at the prepare or the start; after the latter the session
-    /// is out of step, which is no matter: the restore stops).
-    StartRefused {
-        error: postgres::Error,
-    },
-    /// Writing failed without a server error.
-    Broken {
-        message: String,
-        data_left: bool,
-    },
-    /// We aborted it.
-    Refused {
-        message: String,
-        data_left: bool,
-    },
-    InputError(i32),
+/// The COPY statement being run, for its report.
+pub(super) struct CopyStatement<'a> {
+    pub(super) text: &'a [u8],
+    pub(super) table: &'a str,
+    /// The line of its first word.
+    pub(super) line: u64,
+    /// Its first line, as errors show it.
+    pub(super) first: &'a str,
+    /// Input bytes read when it began.
+    pub(super) started_at: u64,
 }

@@ -41,7 +41,7 @@ impl Runner<'_> {
         }
         // Other sessions would not see a table created in the main session's open transaction block (and
         // would wait for its locks): such a COPY stays on the main session, as does one that cannot be checked.
-        if !matches!(parallel::in_transaction_block(self.client.as_mut().expect("connected")), Ok(false)) {
+        if !matches!(conn::in_transaction_block(&mut *self.conn), Ok(false)) {
             return Err(Prefetched { data: chunks.take().map(|c| c.data).unwrap_or_default(), complete: false });
         }
         if let Flow::Stop(code) = self.ensure_pool(line) {
@@ -52,7 +52,6 @@ impl Runner<'_> {
         self.progress.set_detail(format!("database {}, COPY {table} over {jobs} sessions", self.target.dbname));
         let settings = self.settings.clone();
         let first_chunk = chunks.take().expect("a full chunk");
-        let mut stop: Option<FeedStop> = None;
         let mut ended = false;
         let result = {
             let mut feed = || -> Feed {
@@ -75,8 +74,7 @@ impl Runner<'_> {
                                  that pg_dump writes; run without --jobs to have the server judge it as under psql",
                                 self.line
                             );
-                            stop = Some(FeedStop::Message(msg, false));
-                            return Feed::Stop;
+                            return Feed::Stop(FeedStop::Message { message: msg, data_left: false });
                         }
                         DataLine::End => {
                             ended = true;
@@ -87,17 +85,10 @@ impl Runner<'_> {
                                 "input ended inside the data of COPY {table} (started at line {line}): the dump is \
                                  truncated; the COPY was aborted"
                             );
-                            stop = Some(FeedStop::Message(msg, false));
-                            return Feed::Stop;
+                            return Feed::Stop(FeedStop::Message { message: msg, data_left: false });
                         }
-                        DataLine::Bad(msg) => {
-                            stop = Some(FeedStop::Message(msg, true));
-                            return Feed::Stop;
-                        }
-                        DataLine::Input(code) => {
-                            stop = Some(FeedStop::Input(code));
-                            return Feed::Stop;
-                        }
+                        DataLine::Bad(msg) => return Feed::Stop(FeedStop::Message { message: msg, data_left: true }),
+                        DataLine::Input(code) => return Feed::Stop(FeedStop::Input(code)),
                     }
                 }
             };
@@ -105,68 +96,14 @@ impl Runner<'_> {
         };
         self.pool = Some(pool);
         self.progress.set_detail(format!("database {}", self.target.dbname));
-        let skip = |me: &mut Self, flow: Flow, input: &mut R, data_left: bool| {
-            if data_left {
-                me.after_failed_copy(flow, input)
-            } else {
-                flow
-            }
-        };
-        let data_left = !result.fed_to_end;
-        Ok(match result.outcome {
-            parallel::CopyOutcome::Done { rows, .. } => {
-                self.checkpoint_ran(true);
-                self.table_loaded(table, rows, started_at);
-                self.summary.statements += 1;
-                self.summary.copy_commands += 1;
-                self.summary.parallel_copies += 1;
-                self.summary.rows_copied += rows;
-                Flow::Go
-            }
-            parallel::CopyOutcome::Stopped => match stop {
-                Some(FeedStop::Input(code)) => Flow::Stop(code),
-                Some(FeedStop::Message(msg, left)) => {
-                    let flow = self.fail(line, None, msg, first.into());
-                    skip(self, flow, input, left)
-                }
-                None => Flow::Go,
-            },
-            parallel::CopyOutcome::Failed { line: row, error } => {
-                self.summary.statements_failed += 1;
-                let (msg, sqlstate) = (describe(&error), sqlstate(&error));
-                let msg = format!(
-                    "{msg}; in the data of COPY {table} (line {line}), rolled back on all {jobs} sessions: none of \
-                     its rows were loaded"
-                );
-                let flow = self.fail(row.unwrap_or(line), sqlstate, msg, first.into());
-                skip(self, flow, input, data_left)
-            }
-            parallel::CopyOutcome::Lost(m) => {
-                self.progress.finish();
-                eprintln!(
-                    "{PROG}: a --jobs session to {} was lost during COPY {table} (started at line {line}; last line \
-                     read: {}): {m}; the restore is incomplete — {}",
-                    self.target.describe(),
-                    self.line,
-                    self.loss_advice()
-                );
-                Flow::Stop(exit::CONNECTION)
-            }
-            parallel::CopyOutcome::Partial { message } => {
-                let msg = format!(
-                    "COPY {table}: COMMIT failed on a --jobs session after others had committed ({message}): the \
-                     table is partly loaded — empty it and load it again"
-                );
-                let flow = self.fail(line, None, msg, first.into());
-                skip(self, flow, input, data_left)
-            }
-        })
+        let copy = CopyStatement { text: sql.as_bytes(), table, line, first, started_at };
+        Ok(self.copy_finished(result, &copy, Some(jobs), input))
     }
 
     /// Runs an index build on a `--jobs` session; `None` when it must run on the main session (inside a
     /// transaction block), after the sessions are idle.
     pub(super) fn parallel_index(&mut self, sql: &str, line: u64, first: &str, text: &[u8]) -> Option<Flow> {
-        if !matches!(parallel::in_transaction_block(self.client.as_mut().expect("connected")), Ok(false)) {
+        if !matches!(conn::in_transaction_block(&mut *self.conn), Ok(false)) {
             return match self.barrier() {
                 Flow::Go => None,
                 stop => Some(stop),
@@ -250,11 +187,4 @@ impl Runner<'_> {
 pub(super) struct PendingIndex {
     pub(super) first: String,
     pub(super) text: Vec<u8>,
-}
-
-/// Why a parallel COPY's feed stopped.
-pub(super) enum FeedStop {
-    /// An error to report; whether data lines are left to skip.
-    Message(String, bool),
-    Input(i32),
 }

@@ -107,9 +107,9 @@ impl Runner<'_> {
     /// Whether the server knows an encoding name (`pg_char_to_encoding`), as libpq's `PQsetClientEncoding`
     /// would find out.
     pub(super) fn server_knows_encoding(&mut self, name: &str) -> std::result::Result<bool, Flow> {
-        let session = self.client.as_mut().expect("connected");
-        match session.query_one("SELECT pg_catalog.pg_char_to_encoding($1) >= 0", &[&name]) {
-            Ok(row) => Ok(row.get(0)),
+        let sql = format!("SELECT pg_catalog.pg_char_to_encoding({}) >= 0", a9s_core::pg::admin::escape_literal(name));
+        match self.conn.query_column(&sql) {
+            Ok(rows) => Ok(rows.first().is_some_and(|v| v.as_deref() == Some("t"))),
             Err(e) => Err(self.lost(&e, self.line)),
         }
     }
@@ -131,12 +131,12 @@ impl Runner<'_> {
         // The old session ends first, as in psql (and so it holds no locks the new one could wait on); so do the
         // --jobs sessions on the old database.
         self.pool = None;
-        self.client = None;
+        self.conn = Box::new(NoSession);
         match self.open(&target) {
-            Ok(client) => match self.adopt(client, target) {
-                Ok(()) => Flow::Go,
-                Err(e) => refuse(self, error_chain(&e)),
-            },
+            Ok(conn) => {
+                self.adopt(conn, target);
+                Flow::Go
+            }
             Err(e) => refuse(self, e.message),
         }
     }
@@ -146,7 +146,7 @@ impl Runner<'_> {
     /// for the server's own error; a real encoding a9s-pgrestore cannot convert stops the restore.
     pub(super) fn set_input_encoding(&mut self, value: &str, line: u64, first: String, text: &[u8]) -> Flow {
         let name = if value.eq_ignore_ascii_case("default") {
-            self.client.as_ref().and_then(|c| c.parameter("server_encoding")).unwrap_or_default().to_string()
+            self.conn.parameter("server_encoding").unwrap_or_default().to_string()
         } else {
             value.to_string()
         };
@@ -158,7 +158,7 @@ impl Runner<'_> {
         match self.server_knows_encoding(&name) {
             Ok(false) => {
                 let sql = String::from_utf8_lossy(text).into_owned();
-                match self.client.as_mut().expect("connected").batch_execute(&sql) {
+                match self.conn.batch_execute(&sql) {
                     Err(e) => self.statement_error(&e, line, &first, text),
                     Ok(()) => {
                         let msg = format!(

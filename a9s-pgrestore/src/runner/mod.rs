@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use a9s_core::io::human_bytes;
-use a9s_core::pg::error::{describe, error_chain, io_to_pg, is_out_of_step, is_session_lost, sqlstate};
+use a9s_core::pg::error::SqlError;
 use a9s_core::pg::Session;
 use a9s_core::pg::{quote_conninfo_value, Reconnect, Target};
 use a9s_core::progress::{Mode, Progress};
@@ -21,16 +21,21 @@ use serde::Serialize;
 use crate::classify::{self, Copy};
 use crate::encoding::Encoding;
 use crate::lexer::{Item, Lexer};
+use crate::outcome::{CopyOutcome, CopyResult, FeedStop};
 use crate::parallel::{self, ChunkBuilder, Feed, Pool};
 
+mod conn;
 mod copy;
 mod input;
 mod jobs;
 mod meta;
 mod report;
 mod resume;
+#[cfg(test)]
+mod tests;
 
-use copy::{DataLine, Prefetched};
+use conn::{Conn, Connector, NoSession};
+use copy::{CopyStatement, DataLine, Prefetched};
 use input::DumpFraming;
 use jobs::PendingIndex;
 pub use report::{exit, ErrorRecord, ResumeReport, Summary};
@@ -92,7 +97,10 @@ pub struct Runner<'o> {
     /// The first session's target; `\connect` keeps its server and user.
     base: Target,
     target: Target,
-    client: Option<Session>,
+    /// The current session: the server's, or [`NoSession`] between sessions.
+    conn: Box<dyn Conn>,
+    /// How sessions are opened: to the server, or in unit tests a scripted double.
+    connector: Connector,
     lexer: Lexer,
     enc: InputEncoding,
     restrict: Option<String>,
@@ -128,7 +136,8 @@ impl<'o> Runner<'o> {
             opts,
             base: target.clone(),
             target,
-            client: None,
+            conn: Box::new(NoSession),
+            connector: conn::server_connector(),
             lexer: Lexer::new(),
             enc: Ok(Encoding::Utf8),
             restrict: None,
@@ -148,6 +157,13 @@ impl<'o> Runner<'o> {
             ckpt: None,
             ran_to_end: false,
         }
+    }
+
+    /// Opens sessions with `connector` instead of connecting to the server (unit tests).
+    #[cfg(test)]
+    pub(crate) fn with_connector(mut self, connector: Connector) -> Self {
+        self.connector = connector;
+        self
     }
 
     /// The script's session settings on the current session, in order (`SET …`, `RESET …`,
@@ -185,7 +201,7 @@ impl<'o> Runner<'o> {
         self.summary.bytes_read = self.progress.done();
         self.summary.elapsed_seconds = self.start.elapsed().as_secs_f64();
         self.pool = None;
-        self.client = None;
+        self.conn = Box::new(NoSession);
         if let Err(e) = hooks.after_restore(&self.base, &self.summary) {
             eprintln!("{PROG}: {}", e.message);
             if code == exit::OK {
@@ -211,29 +227,25 @@ impl<'o> Runner<'o> {
     fn run_script<R: BufRead>(&mut self, input: &mut R, hooks: &mut dyn Hooks) -> i32 {
         let target = self.base.clone();
         match self.open(&target) {
-            Ok(client) => {
-                if let Err(e) = self.adopt(client, target) {
-                    eprintln!("{PROG}: cannot set up the session on {}: {}", self.target.describe(), error_chain(&e));
-                    return exit::CONNECTION;
-                }
-            }
+            Ok(conn) => self.adopt(conn, target),
             Err(e) => {
                 eprintln!("{PROG}: {}", e.message);
                 self.connect_failed = true;
                 return exit::CONNECTION;
             }
         }
-        // A standby takes no writes: refuse before reading a byte of the script, not statement by statement.
-        if let Err(e) =
-            a9s_core::pg::admin::refuse_if_in_recovery(self.client.as_mut().expect("connected"), PROG, exit::CONNECTION)
-        {
-            eprintln!("{PROG}: {}", e.message);
-            self.connect_failed = true;
-            return e.code;
-        }
-        if let Err(e) = hooks.before_restore(self.client.as_mut().expect("connected"), &self.base) {
-            eprintln!("{PROG}: {}", e.message);
-            return e.code;
+        // Only a server has these (a test double has no cluster).
+        if let Some(session) = self.conn.session() {
+            // A standby takes no writes: refuse before reading a byte of the script, not statement by statement.
+            if let Err(e) = a9s_core::pg::admin::refuse_if_in_recovery(session, PROG, exit::CONNECTION) {
+                eprintln!("{PROG}: {}", e.message);
+                self.connect_failed = true;
+                return e.code;
+            }
+            if let Err(e) = hooks.before_restore(session, &self.base) {
+                eprintln!("{PROG}: {}", e.message);
+                return e.code;
+            }
         }
         if let Flow::Stop(code) = self.start_checkpoint(input) {
             return code;
@@ -318,13 +330,13 @@ impl<'o> Runner<'o> {
     /// server's ParameterStatus reports, however they changed (SET, set_config, a DO block, a function, the
     /// role's or database's own setting at `\connect`).
     fn follow_server_settings(&mut self) -> Flow {
-        let Some(session) = self.client.as_ref() else { return Flow::Go };
+        // Every server reports it at start-up; without a session there is nothing to follow.
+        let Some(scs) = self.conn.parameter("standard_conforming_strings") else { return Flow::Go };
         // psql: on only if the server says "on".
-        let scs = session.parameter("standard_conforming_strings") == Some("on");
-        self.lexer.set_standard_conforming_strings(scs);
+        self.lexer.set_standard_conforming_strings(scs == "on");
         // The session's client_encoding stays UTF8 (the input is converted instead, see `set_input_encoding`);
         // if the script changed it some other way the server now reads our UTF-8 as something else.
-        match session.parameter("client_encoding") {
+        match self.conn.parameter("client_encoding") {
             Some(e) if !e.eq_ignore_ascii_case("UTF8") => {
                 let msg = format!(
                     "the script changed client_encoding to {e} in a way a9s-pgrestore does not follow (only SET \
@@ -346,17 +358,20 @@ impl<'o> Runner<'o> {
 
     /// Connects to `target`, printing the server's notices and warnings as psql does (on stderr, with the
     /// line of the statement that caused them).
-    fn open(&mut self, target: &Target) -> Result<Session> {
+    fn open(&mut self, target: &Target) -> Result<Box<dyn Conn>> {
         *self.notice_db.lock().expect("notice db") = quote_conninfo_value(&target.dbname);
         let (line, db) = (self.notice_line.clone(), self.notice_db.clone());
-        target.connect_with_notices(Arc::new(move |n| {
-            let db = db.lock().map(|d| d.clone()).unwrap_or_default();
-            eprintln!("{}", notice_text(&db, line.load(Ordering::Relaxed), n));
-        }))
+        (self.connector)(
+            target,
+            Arc::new(move |n| {
+                let db = db.lock().map(|d| d.clone()).unwrap_or_default();
+                eprintln!("{}", notice_text(&db, line.load(Ordering::Relaxed), n));
+            }),
+        )
     }
 
     /// Makes `client` the current session: learns its encoding and string syntax, as psql does on connect.
-    fn adopt(&mut self, client: Session, target: Target) -> std::result::Result<(), postgres::Error> {
+    fn adopt(&mut self, client: Box<dyn Conn>, target: Target) {
         // Both are reported by the server at start-up (ParameterStatus).
         let server_encoding = client.parameter("server_encoding").unwrap_or_default().to_string();
         let scs = client.parameter("standard_conforming_strings") == Some("on");
@@ -368,11 +383,10 @@ impl<'o> Runner<'o> {
         self.progress.event(format!("database {} begins at line {}", target.dbname, self.line + 1));
         self.summary.databases.push(target.dbname.clone());
         self.progress.set_detail(format!("database {}", target.dbname));
-        self.client = Some(client);
+        self.conn = client;
         self.target = target;
         self.settings.clear();
         self.checkpoint_new_session();
-        Ok(())
     }
 
     fn handle<R: BufRead>(&mut self, item: Item, input: &mut R) -> Flow {
@@ -451,29 +465,29 @@ impl<'o> Runner<'o> {
     }
 
     /// Whether an error means the session is gone.
-    fn is_lost(&self, e: &postgres::Error) -> bool {
-        is_session_lost(e, self.client.as_ref().is_some_and(|c| c.is_closed()))
+    fn is_lost(&self, e: &SqlError) -> bool {
+        e.is_session_lost(self.conn.is_closed())
     }
 
-    fn lost(&mut self, e: &postgres::Error, line: u64) -> Flow {
+    fn lost(&mut self, e: &SqlError, line: u64) -> Flow {
         self.progress.finish();
         eprintln!(
             "{PROG}: connection to {} lost at line {line} (last line read: {}): {}; the restore is incomplete — {}",
             self.target.describe(),
             self.line,
-            describe(e),
+            e.describe(),
             self.loss_advice()
         );
         Flow::Stop(exit::CONNECTION)
     }
 
     /// A statement failed: expected, counted, a stop, or a lost connection.
-    fn statement_error(&mut self, e: &postgres::Error, line: u64, first: &str, text: &[u8]) -> Flow {
-        if is_out_of_step(e) && !self.client.as_ref().is_some_and(|c| c.is_closed()) {
+    fn statement_error(&mut self, e: &SqlError, line: u64, first: &str, text: &[u8]) -> Flow {
+        if e.is_out_of_step() && !self.conn.is_closed() {
             // The server split the query otherwise than the lexer (whose string syntax is fixed for the whole
             // line, as psql's) and met a COPY in it. psql would stream the next lines as that COPY's data; the
             // session is dropped unused, so the server rolls back what of the query is still uncommitted.
-            self.client = None;
+            self.conn = Box::new(NoSession);
             let msg = "the server started a COPY in the middle of this query (it split the query otherwise than \
                        psql's line-by-line reading, e.g. after standard_conforming_strings changed on the line): \
                        psql would stream the following lines as its data, which a9s-pgrestore does not reproduce; \
@@ -484,24 +498,22 @@ impl<'o> Runner<'o> {
         if self.is_lost(e) {
             return self.lost(e, line);
         }
-        if let Some(state) = sqlstate(e) {
-            if self.in_flight(line) && classify::already_done(&state, text) {
+        if let Some(state) = e.sqlstate() {
+            if self.in_flight(line) && classify::already_done(state, text) {
                 self.done_before(line, e);
                 return Flow::Go;
             }
         }
         self.summary.statements_failed += 1;
-        if let Some(db) = e.as_db_error() {
-            if *db.code() == SqlState::DUPLICATE_OBJECT {
-                if let Some(role) = classify::bare_create_role(text) {
-                    self.summary.expected_errors += 1;
-                    self.summary.statements_failed -= 1;
-                    self.note(line, &format!("role \"{role}\" exists already (expected with pg_dumpall: the ALTER ROLE that follows sets it up)"));
-                    return Flow::Go;
-                }
+        if e.sqlstate() == Some(SqlState::DUPLICATE_OBJECT.code()) {
+            if let Some(role) = classify::bare_create_role(text) {
+                self.summary.expected_errors += 1;
+                self.summary.statements_failed -= 1;
+                self.note(line, &format!("role \"{role}\" exists already (expected with pg_dumpall: the ALTER ROLE that follows sets it up)"));
+                return Flow::Go;
             }
         }
-        self.fail(line, sqlstate(e), describe(e), first.to_string())
+        self.fail(line, e.sqlstate().map(str::to_string), e.describe(), first.to_string())
     }
 
     // ----- statements -----
@@ -545,10 +557,9 @@ impl<'o> Runner<'o> {
             }
         }
         self.notice_line.store(line, Ordering::Relaxed);
-        let client = self.client.as_mut().expect("connected");
-        let result = client.batch_execute(sql);
+        let result = self.conn.batch_execute(sql);
         // A session out of step takes nothing more (the probe would be read as COPY data).
-        if !matches!(&result, Err(e) if is_out_of_step(e)) {
+        if !matches!(&result, Err(e) if e.is_out_of_step()) {
             self.track_block(text);
         }
         match result {
@@ -571,26 +582,12 @@ impl<'o> Runner<'o> {
             return self.fail(line, None, "not executed: the statement is not valid UTF-8".into(), first);
         };
         self.notice_line.store(line, Ordering::Relaxed);
-        match self.client.as_mut().expect("connected").copy_out(sql) {
+        match self.conn.copy_out(sql) {
             Ok(_) => {
                 self.summary.statements += 1;
                 Flow::Go
             }
             Err(e) => self.statement_error(&e, line, &first, text),
         }
-    }
-
-    // ----- COPY -----
-
-    // ----- meta-commands -----
-}
-
-#[cfg(test)]
-mod tests {
-    use super::meta::meta_text;
-
-    #[test]
-    fn meta_display() {
-        assert_eq!(meta_text("!", &["rm".into(), "-rf".into(), "/".into()]), "\\! rm -rf /");
     }
 }

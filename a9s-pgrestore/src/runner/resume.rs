@@ -159,10 +159,10 @@ impl Runner<'_> {
     /// A checkpoint counts what the server acknowledged; with `synchronous_commit` off a server crash loses its
     /// last acknowledged commits, and a resume would leave them out. Said once, at the start.
     fn warn_if_not_durable(&mut self) {
-        let Some(session) = self.client.as_mut() else { return };
-        let off = session.simple_query("SHOW synchronous_commit").ok().is_some_and(|rows| {
-            rows.iter().any(|m| matches!(m, postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("off")))
-        });
+        let off = self
+            .conn
+            .query_column("SHOW synchronous_commit")
+            .is_ok_and(|rows| rows.iter().any(|v| v.as_deref() == Some("off")));
         if off {
             eprintln!(
                 "{PROG}: warning: the server has synchronous_commit = off: if it crashes, its last commits may be lost \
@@ -174,12 +174,8 @@ impl Runner<'_> {
 
     /// The server's system identifier, if the role may read it.
     fn system_identifier(&mut self) -> Option<String> {
-        let session = self.client.as_mut()?;
-        let rows = session.simple_query("SELECT system_identifier::text FROM pg_catalog.pg_control_system()").ok()?;
-        rows.into_iter().find_map(|m| match m {
-            postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
-            _ => None,
-        })
+        let rows = self.conn.query_column("SELECT system_identifier::text FROM pg_catalog.pg_control_system()").ok()?;
+        rows.into_iter().flatten().next()
     }
 
     /// Reads the script up to the point without running anything, and checks that its bytes are the ones the
@@ -296,15 +292,9 @@ impl Runner<'_> {
                     return Flow::Stop(exit::CONNECTION);
                 }
             };
-            self.client = None;
+            self.conn = Box::new(NoSession);
             match self.open(&target) {
-                Ok(client) => {
-                    if let Err(e) = self.adopt(client, target) {
-                        self.connect_failed = true;
-                        eprintln!("{PROG}: cannot resume in database {}: {}", s.dbname, error_chain(&e));
-                        return Flow::Stop(exit::CONNECTION);
-                    }
-                }
+                Ok(conn) => self.adopt(conn, target),
                 Err(e) => {
                     self.connect_failed = true;
                     eprintln!("{PROG}: cannot resume in database {}: {}", s.dbname, e.message);
@@ -315,21 +305,20 @@ impl Runner<'_> {
         self.enc = Encoding::parse(&s.input_encoding).ok_or_else(|| s.input_encoding.clone());
         self.restrict = s.restrict.clone();
         for (_, sql) in &s.settings {
-            let client = self.client.as_mut().expect("connected");
-            if let Err(e) = client.batch_execute(sql) {
+            if let Err(e) = self.conn.batch_execute(sql) {
                 if self.is_lost(&e) {
                     return self.lost(&e, self.line);
                 }
                 let msg = format!(
                     "cannot give the resumed session the script's setting \"{sql}\": {}; nothing after line {} ran",
-                    describe(&e),
+                    e.describe(),
                     self.line
                 );
                 return self.stop(self.line, msg, String::new());
             }
         }
         self.settings = s.settings.clone();
-        let scs = self.client.as_ref().and_then(|c| c.parameter("standard_conforming_strings")) == Some("on");
+        let scs = self.conn.parameter("standard_conforming_strings") == Some("on");
         if scs != s.standard_conforming_strings {
             let msg = format!(
                 "the resumed session has standard_conforming_strings {}, the script had {} at line {} (changed in a \
@@ -398,8 +387,7 @@ impl Runner<'_> {
             settings: self.settings.clone(),
             input_encoding: self.enc_name(),
             restrict: self.restrict.clone(),
-            standard_conforming_strings: self.client.as_ref().and_then(|c| c.parameter("standard_conforming_strings"))
-                == Some("on"),
+            standard_conforming_strings: self.conn.parameter("standard_conforming_strings") == Some("on"),
         }
     }
 
@@ -452,11 +440,8 @@ impl Runner<'_> {
         if !classify::may_change_transaction_block(text) {
             return;
         }
-        c.in_block = match self.client.as_mut() {
-            // Failing (in an aborted block, or a lost session) counts as inside: no point is taken.
-            Some(session) => !matches!(parallel::in_transaction_block(session), Ok(false)),
-            None => true,
-        };
+        // Failing (in an aborted block, or a lost session) counts as inside: no point is taken.
+        c.in_block = !matches!(conn::in_transaction_block(&mut *self.conn), Ok(false));
     }
 
     /// A new session (at `\connect`) has no transaction block, and the next point goes to disk.
@@ -498,7 +483,7 @@ impl Runner<'_> {
     }
 
     /// A statement that was in flight met what it creates: done by the interrupted run. A note, not an error.
-    pub(super) fn done_before(&mut self, line: u64, e: &postgres::Error) {
+    pub(super) fn done_before(&mut self, line: u64, e: &SqlError) {
         self.summary.statements += 1;
         if let Some(r) = self.summary.resume.as_mut() {
             r.in_flight_done += 1;
@@ -508,7 +493,7 @@ impl Runner<'_> {
             &format!(
                 "{}: the interrupted restore had run this statement before it died (its outcome was unknown); \
                  counted as done",
-                describe(e)
+                e.describe()
             ),
         );
     }
@@ -529,9 +514,8 @@ impl Runner<'_> {
             return self.stop(line, msg, first.to_string());
         }
         let sql = format!("SELECT 1 FROM {table} LIMIT 1");
-        let session = self.client.as_mut().expect("connected");
-        match session.simple_query(&sql) {
-            Ok(rows) if rows.iter().any(|m| matches!(m, postgres::SimpleQueryMessage::Row(_))) => {
+        match self.conn.query_column(&sql) {
+            Ok(rows) if !rows.is_empty() => {
                 let msg = format!(
                     "COPY {table} was in flight when the restore died and the table holds rows now (the interrupted \
                      run loaded them, or some of them with --jobs): loading it again would duplicate them; the \

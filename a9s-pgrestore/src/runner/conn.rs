@@ -1,0 +1,127 @@
+//! The main session as the runner sees it: the few requests a script needs, with errors as [`SqlError`].
+//!
+//! The runner always holds one [`Conn`]: the server's session, or [`NoSession`] before the first connection,
+//! after `\connect` closed the old one, or once a session is dropped; every request to the latter fails as a
+//! lost connection, so there is no "not connected" case to forget. Being a trait, it is also the seam where
+//! the runner's unit tests put a scripted session in place of a server (`runner/tests.rs`).
+
+use a9s_core::pg::error::{io_to_sql, SqlError};
+use a9s_core::pg::Session;
+use a9s_core::Result;
+
+/// What the runner asks of its session.
+pub trait Conn {
+    /// The value the server last reported for a parameter (ParameterStatus).
+    fn parameter(&self, name: &str) -> Option<&str>;
+    /// Whether the session has ended.
+    fn is_closed(&self) -> bool;
+    /// Runs `sql` with the simple query protocol, as psql sends a statement.
+    fn batch_execute(&mut self, sql: &str) -> std::result::Result<(), SqlError>;
+    /// Runs `sql` with the simple query protocol; the first column of each row.
+    fn query_column(&mut self, sql: &str) -> std::result::Result<Vec<Option<String>>, SqlError>;
+    /// Starts `COPY … FROM STDIN`. An error here means the COPY never took data: the server refused it.
+    fn copy_in(&mut self, sql: &str) -> std::result::Result<Box<dyn CopySink + '_>, SqlError>;
+    /// Runs `COPY … TO STDOUT`, dropping its data; the bytes received.
+    fn copy_out(&mut self, sql: &str) -> std::result::Result<u64, SqlError>;
+    /// The server's session itself, for the standby check and the cluster steps, which only a server has.
+    fn session(&mut self) -> Option<&mut Session>;
+}
+
+/// The data of a started `COPY … FROM STDIN`; dropped without [`CopySink::finish`], the COPY is aborted.
+pub trait CopySink {
+    fn write_all(&mut self, data: &[u8]) -> std::result::Result<(), SqlError>;
+    /// Ends the data; the rows the server loaded.
+    fn finish(self: Box<Self>) -> std::result::Result<u64, SqlError>;
+}
+
+/// Opens a session to a target, its notices handed to the callback.
+pub type Connector = Box<dyn FnMut(&a9s_core::pg::Target, a9s_core::pg::session::NoticeFn) -> Result<Box<dyn Conn>>>;
+
+/// The connector of a real run.
+pub fn server_connector() -> Connector {
+    Box::new(|target, notices| Ok(Box::new(target.connect_with_notices(notices)?) as Box<dyn Conn>))
+}
+
+impl Conn for Session {
+    fn parameter(&self, name: &str) -> Option<&str> {
+        Session::parameter(self, name)
+    }
+    fn is_closed(&self) -> bool {
+        Session::is_closed(self)
+    }
+    fn batch_execute(&mut self, sql: &str) -> std::result::Result<(), SqlError> {
+        Ok(Session::batch_execute(self, sql)?)
+    }
+    fn query_column(&mut self, sql: &str) -> std::result::Result<Vec<Option<String>>, SqlError> {
+        Ok(self
+            .simple_query(sql)?
+            .into_iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+                _ => None,
+            })
+            .collect())
+    }
+    fn copy_in(&mut self, sql: &str) -> std::result::Result<Box<dyn CopySink + '_>, SqlError> {
+        // Prepared apart, so that a refused COPY can be told from a broken session: a statement refused at the
+        // prepare never started, and the session stays in step.
+        let statement = self.prepare(sql)?;
+        Ok(Box::new(Session::copy_in(self, &statement)?))
+    }
+    fn copy_out(&mut self, sql: &str) -> std::result::Result<u64, SqlError> {
+        Ok(Session::copy_out(self, sql)?)
+    }
+    fn session(&mut self) -> Option<&mut Session> {
+        Some(self)
+    }
+}
+
+impl CopySink for a9s_core::pg::session::CopyIn<'_> {
+    fn write_all(&mut self, data: &[u8]) -> std::result::Result<(), SqlError> {
+        std::io::Write::write_all(self, data).map_err(io_to_sql)
+    }
+    fn finish(self: Box<Self>) -> std::result::Result<u64, SqlError> {
+        Ok((*self).finish()?)
+    }
+}
+
+/// No session: every request fails as a lost connection.
+pub struct NoSession;
+
+impl NoSession {
+    fn gone() -> SqlError {
+        SqlError::broken("no session")
+    }
+}
+
+impl Conn for NoSession {
+    fn parameter(&self, _: &str) -> Option<&str> {
+        None
+    }
+    fn is_closed(&self) -> bool {
+        true
+    }
+    fn batch_execute(&mut self, _: &str) -> std::result::Result<(), SqlError> {
+        Err(Self::gone())
+    }
+    fn query_column(&mut self, _: &str) -> std::result::Result<Vec<Option<String>>, SqlError> {
+        Err(Self::gone())
+    }
+    fn copy_in(&mut self, _: &str) -> std::result::Result<Box<dyn CopySink + '_>, SqlError> {
+        Err(Self::gone())
+    }
+    fn copy_out(&mut self, _: &str) -> std::result::Result<u64, SqlError> {
+        Err(Self::gone())
+    }
+    fn session(&mut self) -> Option<&mut Session> {
+        None
+    }
+}
+
+/// Whether the session is inside a transaction block (the script ran `BEGIN`): then other sessions would not
+/// see what it did, and could wait on its locks. In autocommit, `now()` (the transaction's start) is this
+/// statement's own timestamp.
+pub fn in_transaction_block(conn: &mut dyn Conn) -> std::result::Result<bool, SqlError> {
+    let rows = conn.query_column("SELECT pg_catalog.now() <> pg_catalog.statement_timestamp()")?;
+    Ok(rows.last().is_some_and(|v| v.as_deref() == Some("t")))
+}
