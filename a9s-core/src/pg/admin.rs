@@ -78,5 +78,6 @@ mod tests {
         assert_eq!(quote_ident("repmgr"), "\"repmgr\"");
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(escape_literal("a\\'; DROP"), "E'a\\\\''; DROP'");
     }
 }

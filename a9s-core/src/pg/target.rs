@@ -519,12 +519,7 @@ impl Target {
             } else {
                 "check the server's log"
             };
-            return format!(
-                "cannot connect to {target}: {}: {} ({}); {hint}",
-                db.severity(),
-                db.message(),
-                code.code()
-            );
+            return format!("cannot connect to {target}: {}; {hint}", super::error::SqlError::from(e).describe());
         }
         let msg = error_chain(e);
         let hint = if msg.contains("password missing") {
