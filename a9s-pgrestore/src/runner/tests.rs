@@ -297,3 +297,86 @@ fn a_psql_variable_stops_before_the_statement() {
 fn meta_display() {
     assert_eq!(meta_text("!", &["rm".into(), "-rf".into(), "/".into()]), "\\! rm -rf /");
 }
+
+/// Random scripts of numbered pieces, run over the scripted session: whatever the mix, a COPY's data is never
+/// sent as SQL, nothing after a stop is sent, and the exit status says what happened.
+mod random_scripts {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone, Copy)]
+    enum Piece {
+        Ok,
+        Fails,
+        Copy,
+        /// A COPY the server refuses before its data: a stop.
+        RefusedCopy,
+        /// A meta-command a restore never runs: a stop.
+        Shell,
+        Connect,
+        /// Two statements on one line, the second failing.
+        TwoOnALine,
+    }
+
+    fn piece() -> impl Strategy<Value = Piece> {
+        prop_oneof![
+            4 => Just(Piece::Ok),
+            2 => Just(Piece::Fails),
+            2 => Just(Piece::Copy),
+            1 => Just(Piece::RefusedCopy),
+            1 => Just(Piece::Shell),
+            1 => Just(Piece::Connect),
+            1 => Just(Piece::TwoOnALine),
+        ]
+    }
+
+    fn text(i: usize, p: Piece) -> String {
+        match p {
+            Piece::Ok => format!("SELECT {i};\n"),
+            Piece::Fails => format!("bad {i};\n"),
+            Piece::Copy => format!("COPY t{i} FROM stdin;\n{i}\tDATA; SELECT {i};\n{i}\tDATA\n\\.\n"),
+            Piece::RefusedCopy => format!("COPY missing{i} FROM stdin;\n{i}\tDATA; DROP TABLE t;\n\\.\n"),
+            Piece::Shell => format!("\\! echo {i}\n"),
+            Piece::Connect => format!("\\connect db{i}\n"),
+            Piece::TwoOnALine => format!("SELECT {i}; bad {i};\n"),
+        }
+    }
+
+    /// The piece a sent entry came from (`connect db7`, `SELECT 7;`, `bad 7;`, `COPY t7 …`).
+    fn piece_of(sent: &str) -> Option<usize> {
+        let digits: String =
+            sent.chars().skip_while(|c| !c.is_ascii_digit()).take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn data_never_runs_and_nothing_runs_after_a_stop(pieces in proptest::collection::vec(piece(), 0..24)) {
+            let script: String = pieces.iter().enumerate().map(|(i, p)| text(i, *p)).collect();
+            let fake = Fake::new()
+                .rule("bad", error("42601", "syntax error"))
+                .rule("COPY missing", error("42P01", "relation does not exist"));
+            let s = run(&fake, &script);
+            let sent = fake.sent();
+            for q in &sent {
+                prop_assert!(q.starts_with("data: ") || !q.contains("DATA"), "data run as SQL: {q:?}\n{script}");
+            }
+            let stop = pieces.iter().position(|p| matches!(p, Piece::RefusedCopy | Piece::Shell));
+            if let Some(at) = stop {
+                prop_assert_eq!(s.exit_code, exit::STOPPED);
+                for q in sent.iter().filter(|q| !q.starts_with("data: ")) {
+                    prop_assert!(piece_of(q).is_none_or(|i| i <= at), "sent after the stop at piece {}: {:?}", at, q);
+                }
+            } else {
+                let failing = pieces.iter().any(|p| matches!(p, Piece::Fails | Piece::TwoOnALine));
+                prop_assert_eq!(s.exit_code, if failing { exit::ERRORS } else { exit::OK });
+                let copies = pieces.iter().filter(|p| matches!(p, Piece::Copy)).count() as u64;
+                prop_assert_eq!((s.copy_commands, s.rows_copied), (copies, 2 * copies));
+                let connects = pieces.iter().filter(|p| matches!(p, Piece::Connect)).count();
+                prop_assert_eq!(s.databases.len(), 1 + connects);
+            }
+        }
+    }
+}
