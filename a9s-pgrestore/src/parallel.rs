@@ -579,13 +579,15 @@ impl WorkerState {
         if self.client.as_ref().is_some_and(|c| c.is_closed()) {
             return Err(Failure::Lost(format!("the connection of worker session {} was closed", self.id)));
         }
-        if self.client.is_none() {
-            self.applied.clear();
-            let c = (self.connect)(self.line.clone()).map_err(|e| Failure::Lost(e.message))?;
-            self.client = Some(c);
-        }
+        let client = match self.client.take() {
+            Some(c) => c,
+            None => {
+                self.applied.clear();
+                (self.connect)(self.line.clone()).map_err(|e| Failure::Lost(e.message))?
+            }
+        };
+        let client = self.client.insert(client);
         let replay = settings_to_replay(&self.applied, settings);
-        let client = self.client.as_mut().expect("connected");
         for sql in &replay {
             if let Err(e) = client.batch_execute(sql) {
                 let e = SqlError::from(e);
@@ -596,7 +598,7 @@ impl WorkerState {
             }
         }
         self.applied = settings.to_vec();
-        Ok(self.client.as_mut().expect("connected"))
+        Ok(client)
     }
 
     fn failure(&self, e: impl Into<SqlError>) -> Failure {
@@ -661,7 +663,6 @@ impl WorkerState {
             fail(abort);
             return CopyReport::Failed(f, None);
         }
-        let client = self.client.as_mut().expect("connected");
         let statement = match client.prepare(sql) {
             Ok(s) => s,
             Err(e) => {
@@ -672,7 +673,7 @@ impl WorkerState {
             }
         };
         let mut received: Vec<(u64, u64)> = Vec::new();
-        let result = self.stream(&statement, first, &next, abort, &mut received);
+        let result = Self::stream(client, &statement, first, &next, abort, &mut received);
         match result {
             Streamed::Rows(rows) => CopyReport::Loaded(rows),
             Streamed::Aborted => {
@@ -710,14 +711,13 @@ impl WorkerState {
 
     /// Streams `first` and the chunks that follow into one COPY, recording what it sent in `received`.
     fn stream(
-        &mut self,
+        client: &mut Session,
         statement: &postgres::Statement,
         first: Chunk,
         next: &dyn Fn() -> Option<Chunk>,
         abort: &AtomicBool,
         received: &mut Vec<(u64, u64)>,
     ) -> Streamed {
-        let client = self.client.as_mut().expect("connected");
         let mut writer = match client.copy_in(statement) {
             Ok(w) => w,
             Err(e) => return Streamed::Refused(e.into(), true),
