@@ -277,6 +277,11 @@ impl Lexer {
         self.std_strings = on;
     }
 
+    /// The standard_conforming_strings the lexer splits with.
+    pub fn standard_conforming_strings(&self) -> bool {
+        self.std_strings
+    }
+
     /// True when the lexer is in the middle of a statement (a partial statement is buffered).
     pub fn in_statement(&self) -> bool {
         !self.buf.is_empty()

@@ -614,7 +614,16 @@ impl WorkerState {
         let client = self.session(settings)?;
         match client.batch_execute(sql) {
             Ok(()) => Ok(()),
-            Err(e) => Err(self.failure(e)),
+            Err(e) => {
+                let e = SqlError::from(e);
+                if e.is_out_of_step() && !client.is_closed() {
+                    // The server began a COPY inside the statement: the runner judges it as on the main session
+                    // (a stop); this session, out of step, is dropped unused, which rolls the statement back.
+                    self.client = None;
+                    return Err(Failure::Sql(e));
+                }
+                Err(self.failure(e))
+            }
         }
     }
 

@@ -58,6 +58,20 @@ fn standard_conforming_strings_is_followed_as_the_server_reports_it() {
         stderr(&v.ours)
     );
     assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM t"), "0", "the INSERT sent with the COPY was committed");
+    // The same with an index build under --jobs: it stays on the main session, which stops there before the
+    // next index build, which psql would read as COPY data, can start beside it on another session.
+    let script = "SET standard_conforming_strings = off; CREATE INDEX t_b ON t (b) WHERE b <> 'a\\'b';\n\
+                  SELECT 2; -- a quote ' here\ncopy t from stdin;\nCREATE INDEX t_a ON t (a);\n\\.\n\
+                  DROP TABLE important;\n";
+    let v = compare(&pg, SETUP, script.as_bytes(), &["--jobs", "2"]);
+    check(&v, 3, script);
+    important_survives(&pg);
+    assert!(
+        stderr(&v.ours).contains("line 1: the server started a COPY in the middle of this query"),
+        "{}",
+        stderr(&v.ours)
+    );
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM pg_indexes WHERE tablename = 't'"), "0", "an index was built");
     // A role's own setting, applied at \connect.
     pg.psql("postgres", "DROP ROLE IF EXISTS oldstyle; CREATE ROLE oldstyle LOGIN SUPERUSER; ALTER ROLE oldstyle SET standard_conforming_strings = off");
     let script = "\\c - oldstyle\nINSERT INTO t VALUES (6, 'C:\\'); DROP TABLE important; --');\n";

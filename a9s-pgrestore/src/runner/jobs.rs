@@ -100,10 +100,13 @@ impl Runner<'_> {
         Ok(self.copy_finished(result, &copy, Some(jobs), input))
     }
 
-    /// Runs an index build on a `--jobs` session; `None` when it must run on the main session (inside a
-    /// transaction block), after the sessions are idle.
+    /// Runs an index build on a `--jobs` session; `None` when it must run on the main session, after the
+    /// sessions are idle: inside a transaction block, or when the line changed standard_conforming_strings.
     pub(super) fn parallel_index(&mut self, sql: &str, line: u64, first: &str, text: &[u8]) -> Option<Flow> {
-        if !matches!(conn::in_transaction_block(&mut *self.conn), Ok(false)) {
+        // Part of this statement was split with a standard_conforming_strings that changed since; the server
+        // reads all of it with the new one and may find more in it than the lexer did (a COPY, whose data psql
+        // would stream): only the main session stops there before anything after it has run.
+        if self.scs_changed_at >= line || !matches!(conn::in_transaction_block(&mut *self.conn), Ok(false)) {
             return match self.barrier() {
                 Flow::Go => None,
                 stop => Some(stop),

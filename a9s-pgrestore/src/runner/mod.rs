@@ -128,6 +128,9 @@ pub struct Runner<'o> {
     ckpt: Option<Box<resume::Ckpt>>,
     /// The script was read to its end, its closing line there if it has a header.
     ran_to_end: bool,
+    /// The last line at whose end standard_conforming_strings had changed: a statement begun on or before it
+    /// was split in part with the old value.
+    scs_changed_at: u64,
 }
 
 impl<'o> Runner<'o> {
@@ -156,6 +159,7 @@ impl<'o> Runner<'o> {
             copy_end: Vec::new(),
             ckpt: None,
             ran_to_end: false,
+            scs_changed_at: 0,
         }
     }
 
@@ -333,7 +337,11 @@ impl<'o> Runner<'o> {
         // Every server reports it at start-up; without a session there is nothing to follow.
         let Some(scs) = self.conn.parameter("standard_conforming_strings") else { return Flow::Go };
         // psql: on only if the server says "on".
-        self.lexer.set_standard_conforming_strings(scs == "on");
+        let on = scs == "on";
+        if on != self.lexer.standard_conforming_strings() {
+            self.scs_changed_at = self.line;
+        }
+        self.lexer.set_standard_conforming_strings(on);
         // The session's client_encoding stays UTF8 (the input is converted instead, see `set_input_encoding`);
         // if the script changed it some other way the server now reads our UTF-8 as something else.
         match self.conn.parameter("client_encoding") {
@@ -379,6 +387,9 @@ impl<'o> Runner<'o> {
             Some(e) => Ok(e),
             None => Encoding::parse(&server_encoding).ok_or(server_encoding),
         };
+        if scs != self.lexer.standard_conforming_strings() {
+            self.scs_changed_at = self.line;
+        }
         self.lexer.set_standard_conforming_strings(scs);
         self.progress.event(format!("database {} begins at line {}", target.dbname, self.line + 1));
         self.summary.databases.push(target.dbname.clone());
