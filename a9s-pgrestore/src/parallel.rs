@@ -160,7 +160,7 @@ pub enum Feed {
     Chunk(Chunk),
     /// The `\.` line: all the data has come.
     End,
-    /// The runner cannot go on with this COPY (it reports why): roll back.
+    /// The runner cannot go on with this COPY, for this reason (which comes back in the outcome): roll back.
     Stop(FeedStop),
 }
 
