@@ -12,8 +12,8 @@ pub struct CopyResult {
 
 #[derive(Debug)]
 pub enum CopyOutcome {
-    /// Every row loaded, over `sessions` sessions (1: the main session).
-    Done { rows: u64, sessions: usize },
+    /// Every row loaded: their number.
+    Done { rows: u64 },
     /// The server refused the data or a row, or the main session broke; with `--jobs`, every session rolled
     /// back. `row_line`: the script line of the row the server named.
     Failed { error: SqlError, row_line: Option<u64> },

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use a9s_core::pg::error::{copy_context_line, io_to_pg, SqlError};
+use a9s_core::pg::error::{io_to_pg, SqlError};
 use a9s_core::pg::Session;
 
 use crate::outcome::{CopyOutcome, CopyResult, FeedStop};
@@ -448,7 +448,7 @@ impl<T> Pool<T> {
                 CopyOutcome::Lost(m)
             }
         } else {
-            CopyOutcome::Done { rows: loaded.iter().flatten().sum(), sessions: loaded.iter().flatten().count() }
+            CopyOutcome::Done { rows: loaded.iter().flatten().sum() }
         };
         CopyResult { outcome, data_left: !fed_to_end }
     }
@@ -699,12 +699,7 @@ impl WorkerState {
             }
             Streamed::Refused(e, at_start) => {
                 fail(abort);
-                let line = e
-                    .server
-                    .as_ref()
-                    .and_then(|db| db.context.as_deref())
-                    .and_then(copy_context_line)
-                    .and_then(|n| script_line(&received, n));
+                let line = e.copy_row().and_then(|n| script_line(&received, n));
                 let f = self.failure(e);
                 if at_start {
                     // The session is out of step after a COPY refused at its start (see the runner's `reopen`):

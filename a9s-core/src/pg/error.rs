@@ -85,6 +85,11 @@ impl SqlError {
         self.server.is_none() && !self.broken && self.text.contains("unexpected message")
     }
 
+    /// The row number of a COPY's data the server named in its CONTEXT (see [`copy_context_line`]).
+    pub fn copy_row(&self) -> Option<u64> {
+        self.server.as_ref().and_then(|s| s.context.as_deref()).and_then(copy_context_line)
+    }
+
     /// The SQLSTATE of a server error.
     pub fn sqlstate(&self) -> Option<&str> {
         self.server.as_ref().map(|s| s.code.as_str())
@@ -148,11 +153,6 @@ pub fn is_session_lost(e: &postgres::Error, session_closed: bool) -> bool {
 /// [`SqlError::describe`] of a `postgres::Error`.
 pub fn describe(e: &postgres::Error) -> String {
     SqlError::from(e).describe()
-}
-
-/// The SQLSTATE of a server error, for summaries.
-pub fn sqlstate(e: &postgres::Error) -> Option<String> {
-    e.as_db_error().map(|db| db.code().code().to_string())
 }
 
 /// An [`Error`] for a failed step: exit [`EXIT_BADCONN`] when the session is gone, 1 otherwise; `what` says what

@@ -59,12 +59,7 @@ impl Runner<'_> {
         if let CopyOutcome::Failed { error, row_line } = &mut result.outcome {
             // The server counts data rows from 1 in its `COPY t, line N` context; the data starts on the line
             // after the statement's last.
-            *row_line = error
-                .server
-                .as_ref()
-                .and_then(|db| db.context.as_deref())
-                .and_then(a9s_core::pg::error::copy_context_line)
-                .map(|n| line + text.iter().filter(|&&b| b == b'\n').count() as u64 + n);
+            *row_line = error.copy_row().map(|n| line + text.iter().filter(|&&b| b == b'\n').count() as u64 + n);
         }
         let copy = CopyStatement { text, table, line, first, started_at };
         self.copy_finished(result, &copy, None, input)
@@ -82,7 +77,7 @@ impl Runner<'_> {
         let (table, line, first) = (c.table, c.line, c.first);
         let mut data_left = result.data_left;
         let flow = match result.outcome {
-            CopyOutcome::Done { rows, .. } => {
+            CopyOutcome::Done { rows } => {
                 self.checkpoint_ran(true);
                 self.table_loaded(table, rows, c.started_at);
                 self.summary.statements += 1;
@@ -276,7 +271,7 @@ impl Runner<'_> {
             }
         }
         match writer.finish() {
-            Ok(rows) => CopyResult { outcome: CopyOutcome::Done { rows, sessions: 1 }, data_left: false },
+            Ok(rows) => CopyResult { outcome: CopyOutcome::Done { rows }, data_left: false },
             Err(error) => failed(error, false),
         }
     }

@@ -337,11 +337,7 @@ impl<'o> Runner<'o> {
         // Every server reports it at start-up; without a session there is nothing to follow.
         let Some(scs) = self.conn.parameter("standard_conforming_strings") else { return Flow::Go };
         // psql: on only if the server says "on".
-        let on = scs == "on";
-        if on != self.lexer.standard_conforming_strings() {
-            self.scs_changed_at = self.line;
-        }
-        self.lexer.set_standard_conforming_strings(on);
+        self.split_strings_as(scs == "on");
         // The session's client_encoding stays UTF8 (the input is converted instead, see `set_input_encoding`);
         // if the script changed it some other way the server now reads our UTF-8 as something else.
         match self.conn.parameter("client_encoding") {
@@ -356,6 +352,15 @@ impl<'o> Runner<'o> {
             }
             _ => Flow::Go,
         }
+    }
+
+    /// The lexer splits literals with standard_conforming_strings `on` from here on; a change is remembered
+    /// (see `scs_changed_at`).
+    fn split_strings_as(&mut self, on: bool) {
+        if on != self.lexer.standard_conforming_strings() {
+            self.scs_changed_at = self.line;
+        }
+        self.lexer.set_standard_conforming_strings(on);
     }
 
     /// Stops the restore (exit 3) because going on could run what psql would not: reported as an error.
@@ -387,10 +392,7 @@ impl<'o> Runner<'o> {
             Some(e) => Ok(e),
             None => Encoding::parse(&server_encoding).ok_or(server_encoding),
         };
-        if scs != self.lexer.standard_conforming_strings() {
-            self.scs_changed_at = self.line;
-        }
-        self.lexer.set_standard_conforming_strings(scs);
+        self.split_strings_as(scs);
         self.progress.event(format!("database {} begins at line {}", target.dbname, self.line + 1));
         self.summary.databases.push(target.dbname.clone());
         self.progress.set_detail(format!("database {}", target.dbname));

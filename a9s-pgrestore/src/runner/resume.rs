@@ -330,7 +330,7 @@ impl Runner<'_> {
             );
             return self.stop(self.line, msg, String::new());
         }
-        self.lexer.set_standard_conforming_strings(scs);
+        self.split_strings_as(scs);
         Flow::Go
     }
 
