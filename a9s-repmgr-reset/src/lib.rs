@@ -15,6 +15,7 @@ use a9s_core::pg::Session;
 use a9s_core::{Error, Result};
 use clap::{CommandFactory, Parser};
 use postgres::error::SqlState;
+use postgres::SimpleQueryMessage;
 use serde::Serialize;
 
 /// The database a9s deployments keep repmgr's state in.
@@ -59,8 +60,10 @@ pub struct Cli {
     #[arg(
         long,
         long_help = "Print exactly what would be done — each table with its current row count, each slot that \
-                     would be dropped or kept, and the SQL — and change nothing (the checks run in a read-only \
-                     transaction). The refusals are the same as for a real run."
+                     would be dropped or kept — and, as `would run:` lines, every statement the real run sends after \
+                     its checks, in order (BEGIN, SET LOCAL lock_timeout, LOCK TABLE, the row counts, TRUNCATE, \
+                     COMMIT, pg_drop_replication_slot), and change nothing: the checks are read-only and the counts \
+                     run in a read-only transaction. The refusals are the same as for a real run."
     )]
     pub dry_run: bool,
 
@@ -69,7 +72,8 @@ pub struct Cli {
         long,
         long_help = "Print the result as one JSON object on stdout instead of lines: {\"database\", \"dry_run\", \
                      \"tables\": [{\"table\", \"rows\"}], \"truncated\", \"slots\": [{\"slot_name\", \"slot_type\", \
-                     \"database\", \"active\", \"action\"}] or null, \"sql\": [...]}. action is one of dropped, \
+                     \"database\", \"active\", \"action\"}] or null, \"sql\": [...]}; sql holds every statement sent (or, in a \
+                     dry run, to be sent) after the checks, in order. action is one of dropped, \
                      would drop, kept (active), skipped (became active), skipped (already gone)."
     )]
     pub json: bool,
@@ -236,7 +240,7 @@ pub struct Report {
     pub truncated: bool,
     /// The slots, when asked to drop the inactive ones.
     pub slots: Option<Vec<Slot>>,
-    /// The statements that changed (or, in a dry run, would change) something.
+    /// Every statement sent after the checks (in a dry run: that the real run would send), in order.
     pub sql: Vec<String>,
 }
 
@@ -319,6 +323,9 @@ pub fn warnings(client: &mut Session, opts: &Options) -> Result<Vec<String>> {
 }
 
 /// Checks everything, then empties repmgr's tables and/or drops the inactive slots as `opts` says.
+///
+/// The checks are read-only and run alike in a dry run. What the real run sends after them is one [`Plan`],
+/// built once: the real run sends it, a dry run prints it (`would run:`), so the two cannot differ.
 pub fn reset(client: &mut Session, opts: &Options) -> Result<Report> {
     pg_admin::refuse_if_in_recovery(client, "a9s-repmgr-reset", a9s_core::error::exit::FAILURE)?;
     let database = pg_admin::current_database(client)?;
@@ -334,20 +341,22 @@ pub fn reset(client: &mut Session, opts: &Options) -> Result<Report> {
             role.name
         )));
     }
+    let mut slots = if opts.drop_inactive_slots { Some(list_slots(client)?) } else { None };
+    let plan = Plan::new(&tables, slots.as_deref().unwrap_or_default(), opts);
 
     let mut report =
-        Report { database, dry_run: opts.dry_run, tables: Vec::new(), truncated: false, slots: None, sql: Vec::new() };
-    if opts.truncate && !tables.is_empty() {
-        let (counts, sql) = empty_tables(client, &tables, opts)?;
+        Report { database, dry_run: opts.dry_run, tables: Vec::new(), truncated: false, slots: None, sql: plan.sql() };
+    if opts.dry_run {
+        report.tables = count_read_only(client, &plan, &tables)?;
+        for s in slots.iter_mut().flatten().filter(|s| !s.active) {
+            s.action = SlotAction::WouldDrop;
+        }
+    } else {
+        let (counts, truncated) = plan.run(client, &tables, slots.as_deref_mut().unwrap_or_default(), opts)?;
         report.tables = counts;
-        report.truncated = !opts.dry_run;
-        report.sql.push(sql);
+        report.truncated = truncated;
     }
-    if opts.drop_inactive_slots {
-        let (slots, sql) = drop_inactive_slots(client, opts.dry_run)?;
-        report.slots = Some(slots);
-        report.sql.extend(sql);
-    }
+    report.slots = slots;
     Ok(report)
 }
 
@@ -387,9 +396,20 @@ const LIST_TABLES: &str =
     "SELECT c.relname::text, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                            WHERE n.nspname = 'repmgr' AND c.relkind = 'r' ORDER BY c.relname";
 
+/// By the simple query protocol: the server logs the text as it is (the [`Plan`] sends it again).
 fn list_tables(client: &mut Session) -> Result<Vec<Table>> {
-    let rows = client.query(LIST_TABLES, &[]).map_err(|e| sql_error("listing the tables of schema repmgr", &e))?;
-    Ok(rows.iter().map(|r| Table { name: r.get(0), oid: r.get(1) }).collect())
+    let messages =
+        client.simple_query(LIST_TABLES).map_err(|e| sql_error("listing the tables of schema repmgr", &e))?;
+    let mut tables = Vec::new();
+    for m in &messages {
+        if let SimpleQueryMessage::Row(r) = m {
+            match (r.get(0), r.get(1).and_then(|oid| oid.parse().ok())) {
+                (Some(name), Some(oid)) => tables.push(Table { name: name.to_string(), oid }),
+                _ => return Err(Error::failure("listing the tables of schema repmgr: the server sent a bad row")),
+            }
+        }
+    }
+    Ok(tables)
 }
 
 /// Schema repmgr exists, the role may use it and empty each table, and nothing outside the schema references
@@ -462,101 +482,196 @@ fn check_schema(client: &mut Session, database: &str, role: &str) -> Result<Vec<
     Ok(tables)
 }
 
-/// Locks, counts and (unless a dry run) empties the tables in one transaction. Returns the counts and the
-/// TRUNCATE statement.
-fn empty_tables(client: &mut Session, tables: &[Table], opts: &Options) -> Result<(Vec<TableRows>, String)> {
-    let names: Vec<String> = tables.iter().map(Table::qualified).collect();
-    // ONLY: a child table that inherits from a repmgr table but lives elsewhere is not repmgr's. Without
-    // CASCADE, as checked above: nothing outside the schema is emptied.
-    let truncate = format!("TRUNCATE ONLY {}", names.join(", "));
-    client
-        .batch_execute(if opts.dry_run { "BEGIN READ ONLY" } else { "BEGIN" })
-        .map_err(|e| sql_error("starting the transaction", &e))?;
-    let result = in_transaction(client, tables, &names, &truncate, opts);
-    if result.is_err() {
-        // Nothing of it may stay: the tables are emptied all together or not at all.
-        let _ = client.batch_execute("ROLLBACK");
-    }
-    result.map(|counts| (counts, truncate))
+/// What one statement of the [`Plan`] is for, so the real run can read its result and name its failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Does {
+    Begin,
+    LockTimeout,
+    Lock,
+    /// The tables listed again under the lock: one created or dropped since the checks would be missed or
+    /// fail the count.
+    CheckTables,
+    /// Counts the rows of `tables[i]`.
+    Count(usize),
+    Truncate,
+    Commit,
+    /// Drops `slots[i]`.
+    DropSlot(usize),
 }
 
-/// The body of [`empty_tables`]'s transaction.
-fn in_transaction(
-    tx: &mut Session,
-    tables: &[Table],
-    names: &[String],
-    truncate: &str,
-    opts: &Options,
-) -> Result<Vec<TableRows>> {
-    if !opts.dry_run {
-        tx.batch_execute(&format!("SET LOCAL lock_timeout = {}", u64::from(opts.lock_timeout_secs) * 1000))
-            .map_err(|e| sql_error("setting lock_timeout", &e))?;
-        let lock = format!("LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE", names.join(", "));
-        if let Err(e) = tx.batch_execute(&lock) {
-            if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
-                return Err(Error::failure(format!(
-                    "could not lock repmgr's tables within {} s: another session is using them — is repmgrd still \
-                     running? stop it first (monit stop repmgr); nothing was changed",
-                    opts.lock_timeout_secs
-                )));
+/// Every statement the real run sends after its checks, in order, each as sent (simple query protocol, so
+/// the server logs exactly this text): printed by `--dry-run`, sent by the real run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    statements: Vec<(Does, String)>,
+}
+
+impl Plan {
+    fn new(tables: &[Table], slots: &[Slot], opts: &Options) -> Plan {
+        let mut statements = Vec::new();
+        if opts.truncate && !tables.is_empty() {
+            let names: Vec<String> = tables.iter().map(Table::qualified).collect();
+            statements.push((Does::Begin, "BEGIN".to_string()));
+            let ms = u64::from(opts.lock_timeout_secs) * 1000;
+            statements.push((Does::LockTimeout, format!("SET LOCAL lock_timeout = {ms}")));
+            statements.push((Does::Lock, format!("LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE", names.join(", "))));
+            statements.push((Does::CheckTables, LIST_TABLES.to_string()));
+            for (i, name) in names.iter().enumerate() {
+                statements.push((Does::Count(i), count_sql(name)));
             }
-            return Err(sql_error("locking repmgr's tables", &e));
+            // ONLY: a child table that inherits from a repmgr table but lives elsewhere is not repmgr's. Without
+            // CASCADE, as checked: nothing outside the schema is emptied.
+            statements.push((Does::Truncate, format!("TRUNCATE ONLY {}", names.join(", "))));
+            statements.push((Does::Commit, "COMMIT".to_string()));
         }
-        // Listed before the lock: a table created or dropped meanwhile would be missed or fail the count.
-        if list_tables(tx)? != tables {
-            return Err(Error::failure(
-                "the tables of schema repmgr changed while a9s-repmgr-reset started: run it again; nothing was changed",
-            ));
+        for (i, slot) in slots.iter().enumerate().filter(|(_, s)| !s.active) {
+            statements.push((Does::DropSlot(i), drop_slot_sql(&slot.slot_name)));
         }
+        Plan { statements }
     }
+
+    /// The statements' text, in order.
+    pub fn sql(&self) -> Vec<String> {
+        self.statements.iter().map(|(_, sql)| sql.clone()).collect()
+    }
+
+    /// Sends every statement. Returns the row counts taken under the lock and whether the tables were
+    /// emptied. A failure inside the transaction rolls it back: the tables are emptied all together or not at
+    /// all.
+    fn run(
+        &self,
+        client: &mut Session,
+        tables: &[Table],
+        slots: &mut [Slot],
+        opts: &Options,
+    ) -> Result<(Vec<TableRows>, bool)> {
+        let mut counts = Vec::with_capacity(tables.len());
+        let mut in_transaction = false;
+        let mut truncated = false;
+        for (does, sql) in &self.statements {
+            let step = match *does {
+                Does::Begin => {
+                    in_transaction = true;
+                    client.batch_execute(sql).map_err(|e| sql_error("starting the transaction", &e))
+                }
+                Does::LockTimeout => client.batch_execute(sql).map_err(|e| sql_error("setting lock_timeout", &e)),
+                Does::Lock => client.batch_execute(sql).map_err(|e| {
+                    if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+                        Error::failure(format!(
+                            "could not lock repmgr's tables within {} s: another session is using them — is \
+                             repmgrd still running? stop it first (monit stop repmgr); nothing was changed",
+                            opts.lock_timeout_secs
+                        ))
+                    } else {
+                        sql_error("locking repmgr's tables", &e)
+                    }
+                }),
+                Does::CheckTables => list_tables(client).and_then(|now| {
+                    if now == tables {
+                        Ok(())
+                    } else {
+                        Err(Error::failure(
+                            "the tables of schema repmgr changed while a9s-repmgr-reset started: run it again; \
+                             nothing was changed",
+                        ))
+                    }
+                }),
+                Does::Count(i) => count_rows(client, sql, &tables[i].qualified())
+                    .map(|rows| counts.push(TableRows { table: tables[i].qualified(), rows })),
+                Does::Truncate => client
+                    .batch_execute(sql)
+                    .map_err(|e| sql_error("emptying repmgr's tables (nothing was changed)", &e)),
+                Does::Commit => {
+                    let r = client.batch_execute(sql).map_err(|e| sql_error("committing (nothing was changed)", &e));
+                    in_transaction = false;
+                    truncated = r.is_ok();
+                    r
+                }
+                Does::DropSlot(i) => drop_slot(client, &slots[i].slot_name).map(|a| slots[i].action = a),
+            };
+            if let Err(e) = step {
+                if in_transaction {
+                    let _ = client.batch_execute("ROLLBACK");
+                }
+                return Err(e);
+            }
+        }
+        Ok((counts, truncated))
+    }
+}
+
+fn count_sql(qualified: &str) -> String {
+    format!("SELECT count(*) FROM ONLY {qualified}")
+}
+
+fn drop_slot_sql(name: &str) -> String {
+    format!("SELECT pg_drop_replication_slot({})", quote_literal(name))
+}
+
+/// The first column of the first row of a simple query, as text.
+fn first_value(client: &mut Session, sql: &str) -> std::result::Result<Option<String>, postgres::Error> {
+    let messages = client.simple_query(sql)?;
+    Ok(messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
+    }))
+}
+
+fn count_rows(client: &mut Session, sql: &str, name: &str) -> Result<i64> {
+    let what = || format!("counting the rows of {name}");
+    first_value(client, sql)
+        .map_err(|e| sql_error(&what(), &e))?
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::failure(format!("{}: the server returned no count", what())))
+}
+
+/// A dry run's counts: the plan's count statements in a read-only transaction, without the lock.
+fn count_read_only(client: &mut Session, plan: &Plan, tables: &[Table]) -> Result<Vec<TableRows>> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    client.batch_execute("BEGIN READ ONLY").map_err(|e| sql_error("starting the read-only transaction", &e))?;
     let mut counts = Vec::with_capacity(tables.len());
-    for (t, name) in tables.iter().zip(names) {
-        let row = tx
-            .query_one(&format!("SELECT count(*) FROM ONLY {name}"), &[])
-            .map_err(|e| sql_error(&format!("counting the rows of {name}"), &e))?;
-        counts.push(TableRows { table: t.qualified(), rows: row.get(0) });
+    for (does, sql) in &plan.statements {
+        if let Does::Count(i) = *does {
+            match count_rows(client, sql, &tables[i].qualified()) {
+                Ok(rows) => counts.push(TableRows { table: tables[i].qualified(), rows }),
+                Err(e) => {
+                    let _ = client.batch_execute("ROLLBACK");
+                    return Err(e);
+                }
+            }
+        }
     }
-    if opts.dry_run {
-        tx.batch_execute("ROLLBACK").map_err(|e| sql_error("ending the read-only transaction", &e))?;
-    } else {
-        tx.batch_execute(truncate).map_err(|e| sql_error("emptying repmgr's tables (nothing was changed)", &e))?;
-        tx.batch_execute("COMMIT").map_err(|e| sql_error("committing (nothing was changed)", &e))?;
-    }
+    client.batch_execute("ROLLBACK").map_err(|e| sql_error("ending the read-only transaction", &e))?;
     Ok(counts)
 }
 
-/// Lists the replication slots and drops (or, in a dry run, would drop) the inactive ones.
-fn drop_inactive_slots(client: &mut Session, dry_run: bool) -> Result<(Vec<Slot>, Vec<String>)> {
+/// The replication slots, each with the action [`SlotAction::KeptActive`] until something is done to it.
+fn list_slots(client: &mut Session) -> Result<Vec<Slot>> {
     let rows = client
         .query(
             "SELECT slot_name::text, slot_type, database::text, active FROM pg_replication_slots ORDER BY slot_name",
             &[],
         )
         .map_err(|e| sql_error("listing the replication slots", &e))?;
-    let mut slots = Vec::new();
-    let mut sql = Vec::new();
-    for r in rows {
-        let mut slot = Slot {
+    Ok(rows
+        .iter()
+        .map(|r| Slot {
             slot_name: r.get(0),
             slot_type: r.get(1),
             database: r.get(2),
             active: r.get(3),
             action: SlotAction::KeptActive,
-        };
-        if !slot.active {
-            sql.push(format!("SELECT pg_drop_replication_slot({})", quote_literal(&slot.slot_name)));
-            slot.action = if dry_run { SlotAction::WouldDrop } else { drop_slot(client, &slot.slot_name)? };
-        }
-        slots.push(slot);
-    }
-    Ok((slots, sql))
+        })
+        .collect())
 }
 
 /// Drops one slot unless it is active. PostgreSQL refuses to drop an active slot (it does not wait), which is
 /// what makes this safe when a standby connects between listing and dropping.
 pub fn drop_slot(client: &mut Session, name: &str) -> Result<SlotAction> {
-    match client.execute("SELECT pg_drop_replication_slot($1)", &[&name]) {
-        Ok(_) => Ok(SlotAction::Dropped),
+    match client.batch_execute(&drop_slot_sql(name)) {
+        Ok(()) => Ok(SlotAction::Dropped),
         Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) => Ok(SlotAction::SkippedBecameActive),
         Err(e) if e.code() == Some(&SqlState::UNDEFINED_OBJECT) => Ok(SlotAction::SkippedGone),
         Err(e) if is_session_lost(&e, false) => Err(sql_error(&format!("dropping slot {name}"), &e)),

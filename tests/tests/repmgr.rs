@@ -216,6 +216,76 @@ fn empties_repmgr_tables_and_drops_only_inactive_slots() {
     assert_eq!(pg.psql("repmgr_cluster", "SELECT count(*) FROM repmgr.voting_term"), "1");
 }
 
+/// The statements a9s-repmgr-reset's sessions sent, in order, from the server log (`log_statement = all`,
+/// `log_line_prefix = '%a|'`) from byte `from` on: simple (`statement: `) and extended (`execute s0: `) alike.
+fn logged_statements(pg: &Cluster, from: usize) -> Vec<String> {
+    let log = pg.log();
+    log[from..]
+        .lines()
+        .filter_map(|l| l.strip_prefix("a9s-repmgr-reset|"))
+        .filter_map(|l| {
+            let l = l.split_once("LOG:  ")?.1;
+            l.strip_prefix("statement: ").or_else(|| l.strip_prefix("execute ")?.split_once(": ").map(|(_, s)| s))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn dry_run_prints_every_statement_the_real_run_sends() {
+    let pg = Cluster::start_with(Options {
+        replication: true,
+        extra_conf: vec!["log_statement = 'all'".into(), "log_line_prefix = '%a|'".into()],
+        ..Default::default()
+    });
+    pg.psql("postgres", "CREATE DATABASE repmgr_cluster");
+    pg.psql("repmgr_cluster", REPMGR_ROWS);
+    for args in [&["--drop-inactive-slots", "--lock-timeout", "7"][..], &["--slots-only"][..], &[][..]] {
+        pg.psql("postgres", "SELECT pg_create_physical_replication_slot(s) FROM unnest(ARRAY['old_1', 'old_2']) s");
+        let dry_args: Vec<&str> = args.iter().copied().chain(["--dry-run"]).collect();
+        let at = pg.log().len();
+        let o = reset(&pg, &dry_args);
+        assert_status(&o, 0);
+        let dry_log = logged_statements(&pg, at);
+        let would_run: Vec<String> =
+            stdout(&o).lines().filter_map(|l| l.strip_prefix("would run: ")).map(str::to_string).collect();
+        let at = pg.log().len();
+        assert_status(&reset(&pg, args), 0);
+        let real_log = logged_statements(&pg, at);
+
+        // The real run: the dry run's checks (up to its read-only count), then exactly what it printed.
+        let checks = dry_log.iter().take_while(|s| *s != "BEGIN READ ONLY").cloned().collect::<Vec<_>>();
+        assert!(checks.iter().all(|s| s.starts_with("SELECT ")), "{checks:#?}");
+        assert_eq!(real_log, [checks, would_run.clone()].concat(), "{args:?}\ndry run printed {would_run:#?}");
+        let drops = ["SELECT pg_drop_replication_slot('old_1')", "SELECT pg_drop_replication_slot('old_2')"];
+        if args.is_empty() {
+            assert!(would_run.iter().all(|s| !s.contains("pg_drop_replication_slot")), "{would_run:#?}");
+            pg.psql("postgres", "SELECT pg_drop_replication_slot(s) FROM unnest(ARRAY['old_1', 'old_2']) s");
+        } else {
+            assert_eq!(would_run[would_run.len() - 2..], drops, "{would_run:#?}");
+        }
+        if args.contains(&"--slots-only") {
+            assert_eq!(would_run, drops);
+        } else {
+            let tables = "repmgr.events, repmgr.monitoring_history, repmgr.nodes, repmgr.voting_term";
+            let timeout = if args.contains(&"7") { "7000" } else { "30000" };
+            assert_eq!(
+                would_run[..3],
+                [
+                    "BEGIN".to_string(),
+                    format!("SET LOCAL lock_timeout = {timeout}"),
+                    format!("LOCK TABLE ONLY {tables} IN ACCESS EXCLUSIVE MODE"),
+                ]
+            );
+            assert!(would_run.contains(&format!("TRUNCATE ONLY {tables}")), "{would_run:#?}");
+            assert!(would_run.contains(&"SELECT count(*) FROM ONLY repmgr.nodes".to_string()), "{would_run:#?}");
+            assert_eq!(would_run.iter().filter(|s| *s == "COMMIT").count(), 1, "{would_run:#?}");
+        }
+    }
+    assert_eq!(repmgr_rows_left(&pg), 0);
+    assert_eq!(slots(&pg), "");
+}
+
 #[test]
 fn refusals_change_nothing() {
     let pg = repmgr_cluster(true);
