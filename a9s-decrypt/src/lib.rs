@@ -15,6 +15,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use a9s_core::error::IoContext;
+use a9s_core::habits::{Habit, Habits};
 use a9s_core::input::Input;
 use a9s_core::output::AtomicOutput;
 use a9s_core::progress::{Progress, ProgressArgs};
@@ -140,12 +141,48 @@ pub fn command() -> clap::Command {
     Args::command()
 }
 
+/// The runbook's `openssl enc -aes256 -md md5 -d -pass file:F -in F -out F`, typed here by habit: what
+/// a9s-decrypt has means the same, the rest gets a hint (see the man page, "Coming from openssl").
+pub const OPENSSL_HABITS: &Habits = &[
+    ("-pass", Habit::Same(&["--pass"])),
+    ("-kfile", Habit::Prefix("--pass", "file:")),
+    // The backup is the FILE argument.
+    ("-in", Habit::Operand),
+    ("-out", Habit::Same(&["--output"])),
+    // Decrypting AES-256-CBC is all a9s-decrypt does.
+    ("-d", Habit::Same(&[])),
+    ("-aes256", Habit::Same(&[])),
+    ("-aes-256-cbc", Habit::Same(&[])),
+    ("-md", Habit::Same(&["--md"])),
+    ("-pbkdf2", Habit::Same(&["--pbkdf2"])),
+    ("-iter", Habit::Same(&["--iter"])),
+    (
+        "-k",
+        Habit::Hint(
+            "openssl's secret on the command line, which every user sees in ps: use --pass file:PATH or \
+             --pass env:VAR (--pass pass:SECRET if you must)",
+        ),
+    ),
+    ("-e", Habit::Hint("openssl's encrypt: a9s-decrypt only decrypts (and gunzips); drop it")),
+    ("-aes128", Habit::Hint(AES256_ONLY)),
+    ("-aes-128-cbc", Habit::Hint(AES256_ONLY)),
+    ("-aes192", Habit::Hint(AES256_ONLY)),
+    ("-aes-192-cbc", Habit::Hint(AES256_ONLY)),
+    ("-a", Habit::Hint(BASE64)),
+    ("-base64", Habit::Hint(BASE64)),
+];
+
+const AES256_ONLY: &str = "a9s-decrypt reads AES-256-CBC only (openssl's -aes256, which the a9s Backup Manager \
+                           uses): decrypt a backup made with another cipher with openssl enc -d";
+const BASE64: &str = "openssl's base64: a9s backups are binary and read as they are; drop it";
+
 #[cfg(feature = "man")]
 pub fn man_page() -> String {
     a9s_core::man::render(command(), include_str!("../man.roff"))
 }
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
+    let args = a9s_core::habits::rewrite(&command(), args, OPENSSL_HABITS)?;
     let args: Args = a9s_core::error::parse_args(command(), args)?;
 
     let to_stdout = args.output.as_os_str() == "-";
@@ -380,6 +417,15 @@ impl Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_habit_is_in_the_man_page() {
+        let roff = include_str!("../man.roff");
+        assert!(roff.contains(".B Coming from openssl."));
+        for (word, _) in OPENSSL_HABITS {
+            assert!(roff.contains(&word.replace('-', "\\-")), "{word} is missing from man.roff (Coming from openssl)");
+        }
+    }
 
     fn args(v: &[&str]) -> Args {
         Args::try_parse_from(std::iter::once("a9s-decrypt").chain(v.iter().copied())).unwrap()

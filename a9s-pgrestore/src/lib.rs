@@ -28,6 +28,7 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use a9s_core::error::IoContext;
+use a9s_core::habits::{Habit, Habits};
 use a9s_core::input::Input;
 use a9s_core::pg::{ConnArgs, Session, Target};
 use a9s_core::progress::ProgressArgs;
@@ -189,8 +190,28 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
+/// pg_restore's options, typed here by habit: what a9s-pgrestore has means the same, the rest gets a hint
+/// (see the man page, "Coming from pg_restore").
+pub const PG_RESTORE_HABITS: &Habits = &[
+    // pg_restore -l lists an archive's contents without restoring; --list does that for a script.
+    ("-l", Habit::Same(&["--list"])),
+    ("-e", Habit::Same(&["--on-error-stop"])),
+    ("--exit-on-error", Habit::Same(&["--on-error-stop"])),
+    ("-1", Habit::Hint(SINGLE_TRANSACTION)),
+    ("--single-transaction", Habit::Hint(SINGLE_TRANSACTION)),
+    ("-v", Habit::Hint(VERBOSE)),
+    ("--verbose", Habit::Hint(VERBOSE)),
+];
+
+const SINGLE_TRANSACTION: &str = "pg_restore's --single-transaction does not apply: a pg_dumpall script's CREATE \
+                                  DATABASE and \\connect cannot run inside a transaction; use --on-error-stop to \
+                                  stop at the first error, and --checkpoint FILE to resume after one";
+const VERBOSE: &str = "pg_restore's --verbose is not needed: a9s-pgrestore reports every error with its line, and \
+                       a summary at the end, without it (and progress with --progress); drop it";
+
 /// Runs the program; returns its exit status.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
+    let args = a9s_core::habits::rewrite(&command(), args, PG_RESTORE_HABITS)?;
     let cli: Cli = a9s_core::error::parse_args(command(), args)?;
     if cli.list {
         // Reads the script only: no connection is resolved or made.
@@ -317,6 +338,18 @@ pub fn man_page() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_habit_is_in_the_man_page() {
+        let roff = include_str!("../man.roff");
+        assert!(roff.contains(".B Coming from pg_restore."));
+        for (word, _) in PG_RESTORE_HABITS {
+            assert!(
+                roff.contains(&word.replace('-', "\\-")),
+                "{word} is missing from man.roff (Coming from pg_restore)"
+            );
+        }
+    }
 
     #[test]
     fn cli_definition() {

@@ -467,6 +467,73 @@ fn every_pass_form() {
     assert_fails(&out, 2, "--pass");
 }
 
+/// openssl enc's command line, typed by habit: what a9s-decrypt has means the same, the rest gets a hint.
+#[test]
+fn openssl_habits() {
+    let fx = Fx::new();
+    let payload = text_bytes(10_000);
+    let enc = encrypt(&payload, SECRET, Enc::default());
+    let backup = fx.file("backup", &enc);
+    let key = fx.path("key");
+    let (backup, key) = (backup.to_str().unwrap(), key.to_str().unwrap());
+
+    // The runbook's `openssl enc -aes256 -md md5 -d -pass file:F -in F -out F`, word for word.
+    let restored = fx.path("restored.sql");
+    let out = decrypt(
+        &[
+            "-aes256",
+            "-md",
+            "md5",
+            "-d",
+            "-pass",
+            &format!("file:{key}"),
+            "-in",
+            backup,
+            "-out",
+            restored.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_status(&out, 0);
+    assert_eq!(stderr(&out), "");
+    assert!(std::fs::read(&restored).unwrap() == payload);
+    // -aes-256-cbc, -kfile, stdin in and out.
+    let out = decrypt(&["-d", "-aes-256-cbc", "-kfile", key], &enc);
+    assert_status(&out, 0);
+    assert!(out.stdout == payload);
+    // -pbkdf2 -iter, as openssl.
+    let enc2 = encrypt(&payload, SECRET, Enc { md: "sha256", pbkdf2_iter: Some(1000), ..Enc::default() });
+    let out = decrypt(&["-d", "-pbkdf2", "-iter", "1000", "-pass", &fx.key_spec()], &enc2);
+    assert_status(&out, 0);
+    assert!(out.stdout == payload);
+
+    // What does not apply: one line naming the flag and what to do, exit 2, the secret not repeated.
+    for (args, needle) in [
+        (&["-k", SECRET][..], "a9s-decrypt: -k: openssl's secret on the command line"),
+        (&["-e", "-pass", "file:x"][..], "a9s-decrypt: -e: openssl's encrypt"),
+        (&["-aes-128-cbc"][..], "a9s-decrypt: -aes-128-cbc: a9s-decrypt reads AES-256-CBC only"),
+        (&["-a"][..], "a9s-decrypt: -a: openssl's base64"),
+    ] {
+        let out = decrypt(args, &enc);
+        assert_fails(&out, 2, needle);
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    }
+    assert!(stderr(&decrypt(&["-k", SECRET], &enc)).contains("--pass file:PATH"));
+
+    // Only words in option position: after `--`, or as -in's value, `-d` is a file name.
+    std::fs::write(fx.path("-d"), &enc).unwrap();
+    let mut c = decrypt_cmd();
+    c.current_dir(fx.dir.path()).args(["--pass", &fx.key_spec(), "--", "-d"]);
+    let out = run_with_stdin(c, b"");
+    assert_status(&out, 0);
+    assert!(out.stdout == payload);
+    let mut c = decrypt_cmd();
+    c.current_dir(fx.dir.path()).args(["-pass", &fx.key_spec(), "-in", "-d", "-out", "out.sql"]);
+    let out = run_with_stdin(c, b"");
+    assert_status(&out, 0);
+    assert!(std::fs::read(fx.path("out.sql")).unwrap() == payload);
+}
+
 #[test]
 fn help_and_version() {
     let out = decrypt_cmd().arg("--help").output().unwrap();

@@ -510,6 +510,46 @@ fn encodings_win1252_and_unsupported() {
     );
 }
 
+/// pg_restore's habits: -e and -l mean the same here; -1 and -v are refused with a hint naming ours.
+#[test]
+fn pg_restore_habits() {
+    let pg = Cluster::start();
+    // -e: stop at the first error, as --on-error-stop.
+    let out = restore(&pg, "postgres", &["-e"], "SELEC;\nCREATE TABLE not_created_e (i int);\n");
+    assert_status(&out, 3);
+    assert!(stderr(&out).contains("stopped at line 1 (--on-error-stop)"), "{}", stderr(&out));
+    assert_eq!(pg.psql("postgres", "SELECT count(*) FROM pg_class WHERE relname = 'not_created_e'"), "0");
+    // -l: list without connecting (the port is not even valid), as --list.
+    let script = "--\n-- PostgreSQL database dump\n--\n\nCREATE TABLE t (i int);\n";
+    let mut c = pgrestore();
+    c.args(["-l", "-p", "1", "-"]);
+    let listed = run_with_input(c, script.as_bytes());
+    let mut c = pgrestore();
+    c.args(["--list", "-"]);
+    let expected = run_with_input(c, script.as_bytes());
+    assert_eq!(listed.status.code(), expected.status.code(), "{}", stderr(&listed));
+    assert_eq!(listed.stdout, expected.stdout);
+    assert!(!listed.stdout.is_empty());
+    // -1 and -v: one line each, exit 2, nothing run.
+    for (flag, needle) in [
+        ("-1", "a9s-pgrestore: -1: pg_restore's --single-transaction does not apply"),
+        ("--single-transaction", "a9s-pgrestore: --single-transaction: pg_restore's --single-transaction"),
+        ("-v", "a9s-pgrestore: -v: pg_restore's --verbose is not needed"),
+        ("--verbose", "a9s-pgrestore: --verbose: pg_restore's --verbose"),
+    ] {
+        let out = restore(&pg, "postgres", &[flag], "CREATE TABLE not_created_1 (i int);\n");
+        assert_status(&out, 2);
+        let err = stderr(&out);
+        assert!(err.starts_with(needle) && err.lines().count() == 1, "{err}");
+        assert!(err.contains("--on-error-stop") || err.contains("--progress"), "{err}");
+    }
+    assert_eq!(pg.psql("postgres", "SELECT count(*) FROM pg_class WHERE relname = 'not_created_1'"), "0");
+    // After `--`, -e is a file name.
+    let out = pgrestore().args(["-d", "postgres", "--", "-e"]).output().unwrap();
+    assert_status(&out, 1);
+    assert!(stderr(&out).contains("cannot read -e"), "{}", stderr(&out));
+}
+
 #[test]
 fn usage_errors() {
     let out = pgrestore().args(["--bogus"]).output().unwrap();
