@@ -132,3 +132,68 @@ fn install_says_how_to_reach_programs_and_pages_and_uninstall_removes_what_mandb
     assert!(left.is_empty(), "left behind: {left:?}");
     assert!(!prefix.path().join("share/man/cat1").exists(), "mandb's cat1 left behind");
 }
+
+/// A folder for PATH holding only `tools` (links to the system's), and the fake programs `fakes` (name, sh script).
+fn path_with(tools: &[&str], fakes: &[(&str, &str)]) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for t in tools {
+        let real = ["/usr/bin", "/bin"].iter().map(|d| Path::new(d).join(t)).find(|p| p.exists()).unwrap();
+        std::os::unix::fs::symlink(real, dir.path().join(t)).unwrap();
+    }
+    for (name, script) in fakes {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
+
+/// Runs scripts/`name` with PATH only `path`; returns (status, stderr).
+fn script_on_path(name: &str, path: &Path, prefix: &Path) -> (Option<i32>, String) {
+    let out = Command::new("/bin/bash")
+        .arg(repo().join("scripts").join(name))
+        .env("PATH", path)
+        .env("PREFIX", prefix)
+        .env_remove("CC")
+        .env_remove("A9S_BIN")
+        .env_remove("A9S_SKIP_BUILD")
+        .env_remove("DESTDIR")
+        .output()
+        .unwrap();
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn install_and_demo_name_every_missing_prerequisite_before_building() {
+    let prefix = tempfile::tempdir().unwrap();
+    // Nothing of the build on PATH: all of it named in one line, status 1, nothing installed.
+    let bare = path_with(&["dirname"], &[]);
+    let (code, err) = script_on_path("install", bare.path(), prefix.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("scripts/install: missing: cargo 1.85 or later"), "{err}");
+    assert!(err.contains("a C compiler, cc (Debian: build-essential)") && err.contains("pkg-config"), "{err}");
+    assert!(walk(prefix.path()).is_empty(), "installed something: {:?}", walk(prefix.path()));
+
+    // An old cargo and no OpenSSL headers by pkg-config; a C compiler is there.
+    let old = path_with(
+        &["dirname"],
+        &[("cargo", "echo 'cargo 1.70.0 (ec8a8a0ca 2023-04-25)'"), ("cc", "exit 0"), ("pkg-config", "exit 1")],
+    );
+    let (code, err) = script_on_path("install", old.path(), prefix.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cargo 1.85 or later (found 1.70.0: rustup update)"), "{err}");
+    assert!(err.contains("OpenSSL's headers (Debian: libssl-dev)"), "{err}");
+    assert!(!err.contains("C compiler"), "{err}");
+
+    // The demo, which must build (no programs on PATH), names the build's needs and its own tools together.
+    let (code, err) = script_on_path("demo", bare.path(), prefix.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("scripts/demo: missing: cargo 1.85 or later"), "{err}");
+    for tool in ["pkg-config", "python3", "openssl", "gzip"] {
+        assert!(err.contains(tool), "{tool} not named: {err}");
+    }
+}
