@@ -3,7 +3,9 @@
 //! `--dry-run`.
 //!
 //! Both refuse a server in recovery, check privileges before changing anything, and return a [`StepReport`]
-//! for the summary. The CLI calls [`ClusterSteps::before_restore`] on its first session (before the first
+//! for the summary. The checks are read-only and run alike in a dry run; what a step sends after them is one
+//! plan of fixed statements, built once: the real run sends it, a dry run prints it, so the two cannot
+//! differ. The CLI calls [`ClusterSteps::before_restore`] on its first session (before the first
 //! statement of the script) and [`ClusterSteps::after_restore`] on a fresh session to
 //! [`maintenance_database`] after a restore that succeeded.
 //!
@@ -12,13 +14,12 @@
 //! (autovacuum, background writer, checkpointer, logical replication workers, parallel workers), which the
 //! runbook's `WHERE pid <> pg_backend_pid()` also signals but which either restart at once or are needed.
 
-use std::time::{Duration, Instant};
-
-use a9s_core::pg::admin::{self as pg_admin, quote_ident};
-use a9s_core::pg::error::{describe, is_session_lost, sql_error};
+use a9s_core::pg::admin::{self as pg_admin, escape_literal, quote_ident, quote_literal};
+use a9s_core::pg::error::sql_error;
 use a9s_core::pg::Session;
 use a9s_core::{Error, Result};
 use postgres::error::SqlState;
+use postgres::SimpleQueryMessage;
 use serde::Serialize;
 
 /// The clap options of the steps, for `#[command(flatten)]` in a9s-pgrestore's CLI.
@@ -54,8 +55,9 @@ pub struct ClusterSteps {
     #[arg(
         long,
         long_help = "Print what --terminate-connections and --rename-database would do — the sessions that would \
-                     be terminated, the databases that would be dropped and renamed, and the SQL — and change \
-                     nothing."
+                     be terminated, the databases that would be dropped and renamed — and, as `would run:` lines, \
+                     every statement the real run sends after its checks, in order, and change nothing (the checks \
+                     are read-only, and a dry run reads no script)."
     )]
     pub dry_run: bool,
 }
@@ -103,7 +105,8 @@ pub struct StepReport {
     pub terminated: u64,
     /// One line per thing done, for stderr (without a program prefix).
     pub lines: Vec<String>,
-    /// The statements that changed (or would change) something, ready to paste into psql.
+    /// Every statement sent after the checks (in a dry run: that the real run would send), in order, each as
+    /// sent, ready to paste into psql.
     pub sql: Vec<String>,
 }
 
@@ -172,10 +175,10 @@ pub fn maintenance_database(r: &Rename) -> &'static str {
     }
 }
 
-/// A session another step may terminate.
+/// A session a step terminates (or, in a dry run, would).
 #[derive(Debug, Clone)]
 struct Backend {
-    pid: i32,
+    pid: String,
     user: String,
     database: String,
     application: String,
@@ -201,75 +204,182 @@ impl Backend {
 const BACKEND_COLUMNS: &str = "pid, coalesce(usename::text, ''), coalesce(datname::text, ''), \
                                coalesce(application_name, ''), coalesce(backend_type, '')";
 
-fn backends(
-    client: &mut Session,
-    filter: &str,
-    params: &[&(dyn postgres::types::ToSql + Sync)],
-) -> Result<Vec<Backend>> {
-    let q = format!(
-        "SELECT {BACKEND_COLUMNS} FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND {filter} ORDER BY pid"
-    );
-    let rows = client.query(&q, params).map_err(|e| sql_error("listing the sessions", &e))?;
-    Ok(rows
+/// `--terminate-connections`' sessions: client backends and WAL senders.
+const OUTSIDE_SESSIONS: &str = "backend_type IN ('client backend', 'walsender')";
+
+/// The sessions `filter` selects, other than this one, as a statement; `and` is appended to the columns.
+fn sessions_sql(filter: &str, and: &str) -> String {
+    format!(
+        "SELECT {BACKEND_COLUMNS}{and} FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND {filter} ORDER BY pid"
+    )
+}
+
+/// The statement that terminates the sessions `filter` selects and returns them, with whether each was
+/// signalled (false: it ended by itself meanwhile). pg_terminate_backend fails the whole statement on a session
+/// the role may not terminate.
+fn terminate_sql(filter: &str) -> String {
+    sessions_sql(filter, ", pg_terminate_backend(pid)")
+}
+
+/// Waits on the server, up to [`TERMINATE_WAIT_SECS`], until the sessions `filter` selects that connected
+/// before the transaction began are gone (pg_terminate_backend only signals: a DROP DATABASE right after could
+/// still see them). Sent in the transaction of the [`terminate_sql`] statement: now() is the transaction's start,
+/// so it waits for the sessions that statement terminated, not for ones that connect since. pg_stat_activity is
+/// a snapshot taken once per transaction, hence pg_stat_clear_snapshot.
+fn wait_sql(filter: &str) -> String {
+    format!(
+        "DO $$BEGIN LOOP PERFORM pg_stat_clear_snapshot(); EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity \
+         WHERE pid <> pg_backend_pid() AND {filter} AND backend_start < now()); IF clock_timestamp() > now() + \
+         interval '{TERMINATE_WAIT_SECS} s' THEN RAISE EXCEPTION 'sessions still running {TERMINATE_WAIT_SECS} s \
+         after being terminated: check them in pg_stat_activity'; END IF; PERFORM pg_sleep(0.05); END LOOP; END$$"
+    )
+}
+
+/// How long terminated sessions get to go away.
+const TERMINATE_WAIT_SECS: u32 = 10;
+
+/// The rows of a simple query, each column as text.
+fn rows(client: &mut Session, sql: &str) -> std::result::Result<Vec<Vec<String>>, postgres::Error> {
+    Ok(client
+        .simple_query(sql)?
         .iter()
-        .map(|r| Backend {
-            pid: r.get(0),
-            user: r.get(1),
-            database: r.get(2),
-            application: r.get(3),
-            backend_type: r.get(4),
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).unwrap_or_default().to_string()).collect())
+            }
+            _ => None,
         })
         .collect())
 }
 
-/// How long terminated sessions get to go away.
-const TERMINATE_WAIT: Duration = Duration::from_secs(10);
+fn backend(row: &[String]) -> Backend {
+    let col = |i: usize| row.get(i).cloned().unwrap_or_default();
+    Backend { pid: col(0), user: col(1), database: col(2), application: col(3), backend_type: col(4) }
+}
 
-/// Terminates `targets`, waits until they are gone; returns how many were terminated. Fails, naming them, when
-/// some could not be terminated or are still there after [`TERMINATE_WAIT`].
-fn terminate(client: &mut Session, targets: &[Backend], report: &mut StepReport) -> Result<()> {
-    let mut refused = Vec::new();
-    let mut signalled = Vec::new();
-    for b in targets {
-        match client.query_one("SELECT pg_terminate_backend($1)", &[&b.pid]) {
-            // false: no such backend any more (it ended by itself).
-            Ok(row) => {
-                if row.get::<_, bool>(0) {
-                    signalled.push(b.pid);
-                    report.terminated += 1;
-                    report.lines.push(format!("terminated {}", b.describe()));
+/// The sessions `filter` selects: a read-only check both runs make, for a dry run's `would terminate` lines.
+fn backends(client: &mut Session, filter: &str) -> Result<Vec<Backend>> {
+    let rows = rows(client, &sessions_sql(filter, "")).map_err(|e| sql_error("listing the sessions", &e))?;
+    Ok(rows.iter().map(|r| backend(r)).collect())
+}
+
+/// What one statement of a [`Plan`] is for, so the real run can read its result and name its failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Does {
+    Begin,
+    /// A [`terminate_sql`] statement.
+    Terminate,
+    /// A [`wait_sql`] statement.
+    Wait,
+    Commit,
+    /// DROP DATABASE or ALTER DATABASE … RENAME, which fail when a session is on the database: sent again after
+    /// the [`Does::Terminate`] before it while a session comes back in between, up to [`ATTEMPTS`] times.
+    InUse,
+}
+
+/// How often a [`Does::InUse`] statement is tried.
+const ATTEMPTS: usize = 5;
+
+/// Every statement a step sends after its checks, in order, each as sent (simple query protocol, so the server
+/// logs exactly this text): printed by `--dry-run`, sent by the real run. None depends on what the checks found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Plan {
+    statements: Vec<(Does, String)>,
+}
+
+impl Plan {
+    fn push(&mut self, does: Does, sql: String) {
+        self.statements.push((does, sql));
+    }
+
+    fn sql(&self) -> Vec<String> {
+        self.statements.iter().map(|(_, sql)| sql.clone()).collect()
+    }
+
+    /// Sends every statement, recording each in `report.sql` and each terminated session in `report.lines`.
+    /// A failure inside the transaction rolls it back.
+    fn run(&self, client: &mut Session, report: &mut StepReport) -> Result<()> {
+        let mut in_transaction = false;
+        for (i, (does, sql)) in self.statements.iter().enumerate() {
+            let step = match does {
+                Does::Begin => {
+                    in_transaction = true;
+                    send(client, sql, report).map_err(|e| sql_error("starting the transaction", &e))
+                }
+                Does::Terminate => terminate(client, sql, report),
+                Does::Wait => {
+                    send(client, sql, report).map_err(|e| sql_error("waiting for the terminated sessions to end", &e))
+                }
+                Does::Commit => {
+                    in_transaction = false;
+                    send(client, sql, report).map_err(|e| sql_error("committing", &e))
+                }
+                Does::InUse => self.retry_in_use(client, i, report),
+            };
+            if let Err(e) = step {
+                if in_transaction {
+                    let _ = client.batch_execute("ROLLBACK");
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends statement `i`; while it fails because a session came back on the database, the [`Does::Terminate`]
+    /// before it and it again.
+    fn retry_in_use(&self, client: &mut Session, i: usize, report: &mut StepReport) -> Result<()> {
+        let sql = &self.statements[i].1;
+        for attempt in 1..=ATTEMPTS {
+            if attempt > 1 {
+                terminate(client, &self.statements[i - 1].1, report)?;
+            }
+            match send(client, sql, report) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) && attempt < ATTEMPTS => continue,
+                Err(e) => {
+                    let mut err = sql_error(sql, &e);
+                    if e.code() == Some(&SqlState::OBJECT_IN_USE) {
+                        err.message += " — sessions keep reconnecting: stop the applications or block port 5432 first";
+                    }
+                    return Err(err);
                 }
             }
-            Err(e) if is_session_lost(&e, false) => return Err(sql_error("terminating sessions", &e)),
-            Err(e) => refused.push(format!("{}: {}", b.describe(), describe(&e))),
         }
+        unreachable!("the last attempt returns")
     }
-    if !refused.is_empty() {
-        return Err(Error::failure(format!(
-            "could not terminate {} session(s) ({} terminated): {} — connect as a superuser (-U postgres)",
-            refused.len(),
-            report.terminated,
-            refused.join("; ")
-        )));
+}
+
+/// Sends `sql` and records it as sent.
+fn send(client: &mut Session, sql: &str, report: &mut StepReport) -> std::result::Result<(), postgres::Error> {
+    report.sql.push(sql.to_string());
+    client.batch_execute(sql)
+}
+
+/// Sends a [`terminate_sql`] statement; reports each session it terminated.
+fn terminate(client: &mut Session, sql: &str, report: &mut StepReport) -> Result<()> {
+    report.sql.push(sql.to_string());
+    let rows = rows(client, sql).map_err(|e| {
+        let mut err = sql_error("terminating the sessions", &e);
+        if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+            err.message += " — connect as a superuser (-U postgres)";
+        }
+        err
+    })?;
+    for row in rows.iter().filter(|r| r.last().is_some_and(|t| t == "t")) {
+        report.terminated += 1;
+        report.lines.push(format!("terminated {}", backend(row).describe()));
     }
-    // pg_terminate_backend only signals; a DROP DATABASE right after could still see the session.
-    let deadline = Instant::now() + TERMINATE_WAIT;
-    loop {
-        let rows = client
-            .query("SELECT pid FROM pg_stat_activity WHERE pid = ANY($1)", &[&signalled])
-            .map_err(|e| sql_error("waiting for terminated sessions to end", &e))?;
-        if rows.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            let pids: Vec<String> = rows.iter().map(|r| r.get::<_, i32>(0).to_string()).collect();
-            return Err(Error::failure(format!(
-                "session(s) {} still running {} s after being terminated: check them in pg_stat_activity",
-                pids.join(", "),
-                TERMINATE_WAIT.as_secs()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    Ok(())
+}
+
+/// A value as a literal for a simple query: `'…'`, or `E'…'` when it holds a backslash (read the same whatever
+/// standard_conforming_strings is).
+fn literal(text: &str) -> String {
+    if text.contains('\\') {
+        escape_literal(text)
+    } else {
+        quote_literal(text)
     }
 }
 
@@ -294,22 +404,23 @@ pub fn terminate_connections(client: &mut Session, dry_run: bool) -> Result<Step
             )));
         }
     }
+    let targets = backends(client, OUTSIDE_SESSIONS)?;
+    let mut plan = Plan::default();
+    plan.push(Does::Begin, "BEGIN".to_string());
+    plan.push(Does::Terminate, terminate_sql(OUTSIDE_SESSIONS));
+    plan.push(Does::Wait, wait_sql(OUTSIDE_SESSIONS));
+    plan.push(Does::Commit, "COMMIT".to_string());
     let mut report = StepReport::new("terminate-connections", dry_run);
-    report.sql.push(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type IN \
-         ('client backend', 'walsender')"
-            .to_string(),
-    );
-    let targets = backends(client, "backend_type IN ('client backend', 'walsender')", &[])?;
     if dry_run {
         for b in &targets {
             report.lines.push(format!("would terminate {}", b.describe()));
         }
         report.terminated = targets.len() as u64;
         report.lines.push(format!("would terminate {} session(s)", targets.len()));
+        report.sql = plan.sql();
         return Ok(report);
     }
-    terminate(client, &targets, &mut report)?;
+    plan.run(client, &mut report)?;
     report.lines.push(format!("terminated {} session(s)", report.terminated));
     Ok(report)
 }
@@ -356,6 +467,10 @@ fn check_rename_possible(client: &mut Session, r: &Rename) -> Result<()> {
 /// `--rename-database OLD=NEW`: terminates the sessions on both, drops NEW if it exists, renames OLD to NEW.
 /// Refuses when OLD does not exist (a dry run only notes it: the restore creates OLD) and when `client` is
 /// connected to OLD or NEW.
+///
+/// Each of DROP DATABASE and ALTER DATABASE comes right after a statement that terminates the sessions on OLD
+/// and NEW; both wait up to 5 s themselves for terminated sessions to end, and are sent again (after the
+/// terminating statement) when a session came back in between.
 pub fn rename_database(client: &mut Session, old: &str, new: &str, dry_run: bool) -> Result<StepReport> {
     let r = parse_rename(&format!("{old}={new}")).map_err(|e| Error::usage(format!("--rename-database: {e}")))?;
     let mut report = StepReport::new("rename-database", dry_run);
@@ -370,9 +485,6 @@ pub fn rename_database(client: &mut Session, old: &str, new: &str, dry_run: bool
     check_rename_possible(client, &r)?;
     let old_db = database(client, old)?;
     let new_db = database(client, new)?;
-    let (qold, qnew) = (quote_ident(old), quote_ident(new));
-    let drop = format!("DROP DATABASE {qnew}");
-    let rename = format!("ALTER DATABASE {qold} RENAME TO {qnew}");
     if old_db.is_none() {
         if !dry_run {
             return Err(Error::failure(format!(
@@ -382,7 +494,16 @@ pub fn rename_database(client: &mut Session, old: &str, new: &str, dry_run: bool
         }
         report.lines.push(format!("database {old} does not exist now: the restore must create it"));
     }
-    let sessions = backends(client, "datname IN ($1, $2)", &[&old, &new])?;
+    let on_both = format!("datname IN ({}, {})", literal(old), literal(new));
+    let sessions = backends(client, &on_both)?;
+    let (qold, qnew) = (quote_ident(old), quote_ident(new));
+    let mut plan = Plan::default();
+    if new_db.is_some() {
+        plan.push(Does::Terminate, terminate_sql(&on_both));
+        plan.push(Does::InUse, format!("DROP DATABASE {qnew}"));
+    }
+    plan.push(Does::Terminate, terminate_sql(&on_both));
+    plan.push(Does::InUse, format!("ALTER DATABASE {qold} RENAME TO {qnew}"));
     if dry_run {
         for b in &sessions {
             report.lines.push(format!("would terminate {}", b.describe()));
@@ -390,43 +511,23 @@ pub fn rename_database(client: &mut Session, old: &str, new: &str, dry_run: bool
         report.terminated = sessions.len() as u64;
         if new_db.is_some() {
             report.lines.push(format!("would drop database {new}"));
-            report.sql.push(drop);
         }
         report.lines.push(format!("would rename database {old} to {new}"));
-        report.sql.push(rename);
+        report.lines.push(format!(
+            "when a session comes back before {} (\"being accessed by other users\"), the real run sends the \
+             terminating SELECT and that statement again, up to {} times in all",
+            if new_db.is_some() { "DROP DATABASE or ALTER DATABASE" } else { "ALTER DATABASE" },
+            ATTEMPTS
+        ));
+        report.sql = plan.sql();
         return Ok(report);
     }
+    plan.run(client, &mut report)?;
     if new_db.is_some() {
-        retry_in_use(client, &[old, new], &drop, &mut report)?;
         report.lines.push(format!("dropped database {new}"));
-        report.sql.push(drop);
     }
-    retry_in_use(client, &[old, new], &rename, &mut report)?;
     report.lines.push(format!("renamed database {old} to {new}"));
-    report.sql.push(rename);
     Ok(report)
-}
-
-/// Ends the sessions on `dbs`, then runs `stmt`; again when a session came back in between ("database is being
-/// accessed by other users"), a few times.
-fn retry_in_use(client: &mut Session, dbs: &[&str], stmt: &str, report: &mut StepReport) -> Result<()> {
-    const ATTEMPTS: usize = 5;
-    for attempt in 1..=ATTEMPTS {
-        let sessions = backends(client, "datname = ANY($1)", &[&dbs])?;
-        terminate(client, &sessions, report)?;
-        match client.batch_execute(stmt) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) && attempt < ATTEMPTS => continue,
-            Err(e) => {
-                let mut err = sql_error(stmt, &e);
-                if e.code() == Some(&SqlState::OBJECT_IN_USE) {
-                    err.message += " — sessions keep reconnecting: stop the applications or block port 5432 first";
-                }
-                return Err(err);
-            }
-        }
-    }
-    unreachable!("the last attempt returns")
 }
 
 #[cfg(test)]

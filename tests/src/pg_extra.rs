@@ -138,3 +138,21 @@ impl Drop for Session {
         let _ = self.child.wait();
     }
 }
+
+/// The statements the sessions of `application` sent, in order, from the server log from byte `from` on: simple
+/// (`statement: `) and extended (`execute s0: `) alike. Needs `log_statement = 'all'` and
+/// `log_line_prefix = '%a|'` in [`crate::pg::Options::extra_conf`]; a statement spanning lines is cut at its
+/// first line.
+pub fn logged_statements(pg: &Cluster, application: &str, from: usize) -> Vec<String> {
+    let log = pg.log();
+    let prefix = format!("{application}|");
+    log[from..]
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
+        .filter_map(|l| {
+            let l = l.split_once("LOG:  ")?.1;
+            l.strip_prefix("statement: ").or_else(|| l.strip_prefix("execute ")?.split_once(": ").map(|(_, s)| s))
+        })
+        .map(str::to_string)
+        .collect()
+}

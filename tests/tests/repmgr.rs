@@ -6,7 +6,7 @@
 use std::process::Output;
 
 use a9s_tests::pg::{Cluster, Options, PG_ENV};
-use a9s_tests::pg_extra::{make_standby, wait_until, Session, WalReceiver};
+use a9s_tests::pg_extra::{logged_statements, make_standby, wait_until, Session, WalReceiver};
 use a9s_tests::{assert_status, cmd, stderr};
 
 use a9s_core::pg::{ConnArgs, Session as PgSession, Target};
@@ -216,21 +216,6 @@ fn empties_repmgr_tables_and_drops_only_inactive_slots() {
     assert_eq!(pg.psql("repmgr_cluster", "SELECT count(*) FROM repmgr.voting_term"), "1");
 }
 
-/// The statements a9s-repmgr-reset's sessions sent, in order, from the server log (`log_statement = all`,
-/// `log_line_prefix = '%a|'`) from byte `from` on: simple (`statement: `) and extended (`execute s0: `) alike.
-fn logged_statements(pg: &Cluster, from: usize) -> Vec<String> {
-    let log = pg.log();
-    log[from..]
-        .lines()
-        .filter_map(|l| l.strip_prefix("a9s-repmgr-reset|"))
-        .filter_map(|l| {
-            let l = l.split_once("LOG:  ")?.1;
-            l.strip_prefix("statement: ").or_else(|| l.strip_prefix("execute ")?.split_once(": ").map(|(_, s)| s))
-        })
-        .map(str::to_string)
-        .collect()
-}
-
 #[test]
 fn dry_run_prints_every_statement_the_real_run_sends() {
     let pg = Cluster::start_with(Options {
@@ -246,12 +231,12 @@ fn dry_run_prints_every_statement_the_real_run_sends() {
         let at = pg.log().len();
         let o = reset(&pg, &dry_args);
         assert_status(&o, 0);
-        let dry_log = logged_statements(&pg, at);
+        let dry_log = logged_statements(&pg, "a9s-repmgr-reset", at);
         let would_run: Vec<String> =
             stdout(&o).lines().filter_map(|l| l.strip_prefix("would run: ")).map(str::to_string).collect();
         let at = pg.log().len();
         assert_status(&reset(&pg, args), 0);
-        let real_log = logged_statements(&pg, at);
+        let real_log = logged_statements(&pg, "a9s-repmgr-reset", at);
 
         // The real run: the dry run's checks (up to its read-only count), then exactly what it printed.
         let checks = dry_log.iter().take_while(|s| *s != "BEGIN READ ONLY").cloned().collect::<Vec<_>>();
@@ -417,6 +402,15 @@ fn sessions(pg: &Cluster) -> String {
     )
 }
 
+/// The statement by which a9s-pgrestore's steps terminate the sessions `filter` selects.
+fn terminate_on(filter: &str) -> String {
+    format!(
+        "SELECT pid, coalesce(usename::text, ''), coalesce(datname::text, ''), coalesce(application_name, ''), \
+         coalesce(backend_type, ''), pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() \
+         AND {filter} ORDER BY pid"
+    )
+}
+
 #[test]
 fn pgrestore_steps_terminate_and_rename() {
     let pg = Cluster::start();
@@ -442,7 +436,16 @@ fn pgrestore_steps_terminate_and_rename() {
     assert_eq!(r.terminated, 2, "{r:?}");
     assert!(r.lines.contains(&"would drop database d_new".to_string()), "{r:?}");
     assert!(r.lines.contains(&"would rename database d_old to d_new".to_string()), "{r:?}");
-    assert_eq!(r.sql, ["DROP DATABASE \"d_new\"", "ALTER DATABASE \"d_old\" RENAME TO \"d_new\""]);
+    let on_both = |old: &str, new: &str| terminate_on(&format!("datname IN ('{old}', '{new}')"));
+    assert_eq!(
+        r.sql,
+        [
+            on_both("d_old", "d_new"),
+            "DROP DATABASE \"d_new\"".into(),
+            on_both("d_old", "d_new"),
+            "ALTER DATABASE \"d_old\" RENAME TO \"d_new\"".into()
+        ]
+    );
     // A dry run before the restore: OLD does not exist yet, which is only noted.
     let r = steps::rename_database(&mut c, "d_later", "d_new", true).unwrap();
     assert!(r.lines[0].contains("database d_later does not exist now"), "{r:?}");
@@ -494,7 +497,7 @@ fn pgrestore_steps_terminate_and_rename() {
 
     // Rename when NEW does not exist: just the rename.
     let r = steps::rename_database(&mut c, "d_new", "d_final", false).unwrap();
-    assert_eq!(r.sql, ["ALTER DATABASE \"d_new\" RENAME TO \"d_final\""]);
+    assert_eq!(r.sql, [on_both("d_new", "d_final"), "ALTER DATABASE \"d_new\" RENAME TO \"d_final\"".into()]);
 
     // Terminate: every other client session goes, ours stays.
     let r = steps::terminate_connections(&mut c, false).unwrap();
@@ -529,4 +532,82 @@ fn pgrestore_steps_terminate_and_rename() {
     let r = s.after_restore_on(&target, 0).unwrap();
     assert_eq!(r[0].lines.last().unwrap(), "renamed database d_app to d_done");
     assert_eq!(pg.psql("d_done", "SELECT count(*) FROM restored"), "42");
+}
+
+/// a9s-pgrestore against the cluster's Unix socket as postgres, on database postgres, then `args`.
+fn pgrestore(pg: &Cluster, args: &[&str]) -> Output {
+    let o = a9s_tests::pg::pgrestore_cmd().args(pg.socket_args()).args(["-d", "postgres"]).args(args).output();
+    o.expect("run a9s-pgrestore")
+}
+
+#[test]
+fn pgrestore_steps_dry_run_prints_every_statement_the_real_run_sends() {
+    let pg = Cluster::start_with(Options {
+        extra_conf: vec!["log_statement = 'all'".into(), "log_line_prefix = '%a|'".into()],
+        ..Default::default()
+    });
+    pg.psql("postgres", "CREATE DATABASE d_old");
+    pg.psql("postgres", "CREATE DATABASE d_new");
+    pg.psql("d_old", "CREATE TABLE restored (id int); INSERT INTO restored SELECT generate_series(1, 42)");
+    let kinds = "backend_type IN ('client backend', 'walsender')";
+    let cases: [(&[&str], Vec<String>); 2] = [
+        (
+            &["--terminate-connections"],
+            vec![
+                "BEGIN".into(),
+                terminate_on(kinds),
+                format!(
+                    "DO $$BEGIN LOOP PERFORM pg_stat_clear_snapshot(); EXIT WHEN NOT EXISTS (SELECT FROM \
+                     pg_stat_activity WHERE pid <> pg_backend_pid() AND {kinds} AND backend_start < now()); IF \
+                     clock_timestamp() > now() + interval '10 s' THEN RAISE EXCEPTION 'sessions still running 10 s \
+                     after being terminated: check them in pg_stat_activity'; END IF; PERFORM pg_sleep(0.05); END \
+                     LOOP; END$$"
+                ),
+                "COMMIT".into(),
+            ],
+        ),
+        (
+            &["--rename-database", "d_old=d_new"],
+            vec![
+                terminate_on("datname IN ('d_old', 'd_new')"),
+                "DROP DATABASE \"d_new\"".into(),
+                terminate_on("datname IN ('d_old', 'd_new')"),
+                "ALTER DATABASE \"d_old\" RENAME TO \"d_new\"".into(),
+            ],
+        ),
+    ];
+    for (args, expected) in cases {
+        // Live sessions for the real run to terminate: on OLD, on NEW and elsewhere.
+        let _a = Session::open(&pg, "d_old", "postgres", "holder_old", "SELECT 1;");
+        let _b = Session::open(&pg, "d_new", "postgres", "holder_new", "SELECT 1;");
+        let _c = Session::open(&pg, "postgres", "postgres", "holder_app", "SELECT 1;");
+        let at = pg.log().len();
+        let o = pgrestore(&pg, &[&["--dry-run"], args].concat());
+        assert_status(&o, 0);
+        let checks = logged_statements(&pg, "a9s-pgrestore", at);
+        let would_run: Vec<String> = stderr(&o)
+            .lines()
+            .filter_map(|l| l.strip_prefix("a9s-pgrestore: would run: "))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(would_run, expected, "{}", stderr(&o));
+        assert_eq!(sessions(&pg), "holder_app@postgres,holder_new@d_new,holder_old@d_old");
+
+        let at = pg.log().len();
+        let o = pgrestore(&pg, &[args, &["/dev/null"]].concat());
+        assert_status(&o, 0);
+        // The real run: the dry run's read-only checks, then exactly what it printed.
+        assert!(checks.iter().all(|s| s.starts_with("SELECT ")), "{checks:#?}");
+        assert_eq!(logged_statements(&pg, "a9s-pgrestore", at), [checks, would_run].concat(), "{args:?}");
+        let e = stderr(&o);
+        if args[0] == "--terminate-connections" {
+            // Gone once the step returns: it waited for them.
+            assert_eq!(sessions(&pg), "", "{e}");
+            assert!(e.contains("application holder_app)") && e.contains("terminated 3 session(s)"), "{e}");
+        } else {
+            assert_eq!(sessions(&pg), "holder_app@postgres", "{e}");
+            assert!(e.contains("application holder_old)") && e.contains("renamed database d_old to d_new"), "{e}");
+        }
+    }
+    assert_eq!(pg.psql("d_new", "SELECT count(*) FROM restored"), "42");
 }
