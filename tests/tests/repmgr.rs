@@ -467,8 +467,20 @@ fn pgrestore_steps_terminate_and_rename() {
         assert!(e.message.contains("role deployer may not see and terminate other roles' sessions"), "{e}");
     }
     drop(as_deployer);
-    wait_until(10, "the deployer session to end", || {
-        pg.psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE usename = 'deployer'") == "0"
+    // A role that passes the check but may not terminate a superuser's session: the server refuses the
+    // terminating statement, and its transaction is rolled back.
+    pg.psql("postgres", "CREATE ROLE signaller LOGIN IN ROLE pg_signal_backend, pg_read_all_stats");
+    let mut as_signaller = session(&format!("host=127.0.0.1 port={} user=signaller dbname=postgres", pg.port));
+    let e = steps::terminate_connections(&mut as_signaller, false).unwrap_err();
+    assert!(
+        e.message.starts_with("terminating the sessions: ")
+            && e.message.ends_with("connect as a superuser (-U postgres)"),
+        "{e}"
+    );
+    as_signaller.simple_query("SELECT 1").expect("no transaction left open");
+    drop(as_signaller);
+    wait_until(10, "the deployer and signaller sessions to end", || {
+        pg.psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE usename IN ('deployer', 'signaller')") == "0"
     });
     assert_eq!(sessions(&pg), "holder_app@postgres,holder_new@d_new,holder_old@d_old");
     assert_eq!(
