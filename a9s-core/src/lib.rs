@@ -16,6 +16,7 @@ pub mod output;
 pub mod parts;
 #[cfg(feature = "pg")]
 pub mod pg;
+pub mod pipeline;
 pub mod progress;
 pub mod secret;
 #[cfg(feature = "store")]
