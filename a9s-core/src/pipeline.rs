@@ -27,10 +27,10 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How often a publisher rewrites its record, at most.
-const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// The first word of every record.
 const MAGIC: &str = "a9s-progress 1";
 /// `via` hops followed before giving up (a loop, or a pipe of more filters than any real one).
@@ -141,7 +141,6 @@ pub struct Publisher {
     pid: u64,
     total: u64,
     id: String,
-    last: Option<Instant>,
     done: u64,
 }
 
@@ -151,21 +150,18 @@ impl Publisher {
     pub fn for_stdout(total: u64, id: &str) -> Option<Publisher> {
         let (file, path) = create(PipeId::of_fd(1)?)?;
         let id = id.chars().filter(|c| c.is_ascii_graphic()).take(120).collect();
-        let mut p = Publisher { file, path, pid: std::process::id().into(), total, id, last: None, done: 0 };
+        let mut p = Publisher { file, path, pid: std::process::id().into(), total, id, done: 0 };
         p.write();
         Some(p)
     }
 
-    /// `done` bytes so far: written out at most every 250 ms (and always the last byte).
+    /// `done` bytes so far (the caller calls it a few times a second at most: [`PUBLISH_EVERY`]).
     pub fn update(&mut self, done: u64) {
         self.done = done.min(self.total);
-        if self.done == self.total || self.last.is_none_or(|t| t.elapsed() >= PUBLISH_EVERY) {
-            self.write();
-        }
+        self.write();
     }
 
     fn write(&mut self) {
-        self.last = Some(Instant::now());
         let _ = pwrite_all(&self.file, position_record(self.pid, self.done, self.total, &self.id).as_bytes());
     }
 }
@@ -295,8 +291,7 @@ mod tests {
         let (a, b) = (PipeId::of_fd(p[1]).unwrap(), PipeId::of_fd(q[1]).unwrap());
         assert_ne!(a, b);
         let (file, path) = create(a).unwrap();
-        let mut publ =
-            Publisher { file, path, pid: std::process::id().into(), total: 100, id: "id".into(), last: None, done: 0 };
+        let mut publ = Publisher { file, path, pid: std::process::id().into(), total: 100, id: "id".into(), done: 0 };
         publ.update(40);
         let (relay_file, relay_path) = create(b).unwrap();
         assert!(pwrite_all(&relay_file, format!("{MAGIC} via {}-{}\n", a.dev, a.ino).as_bytes()));

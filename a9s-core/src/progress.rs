@@ -28,7 +28,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::io::human_bytes;
-use crate::pipeline::{Position, Publisher, Source};
+use crate::pipeline::{Position, Publisher, Source, PUBLISH_EVERY};
 
 /// How a program reports progress.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -132,7 +132,6 @@ const STATEMENT_KEEP: usize = 512;
 const STATEMENT_SHOW: usize = 60;
 
 const REDRAW: Duration = Duration::from_millis(250);
-const PUBLISH: Duration = Duration::from_millis(250);
 
 /// What the program's thread and the ticker share. Counters are atomics so the hot path (a line, a chunk) takes
 /// no lock; everything written to stderr is written under `state`'s lock, so lines never interleave.
@@ -401,7 +400,7 @@ impl Progress {
             let mut st = self.shared.lock();
             self.shared.draw(&mut st, now);
         }
-        if self.publishing && due(self.shared.last_publish.load(Ordering::Relaxed), now, PUBLISH) {
+        if self.publishing && due(self.shared.last_publish.load(Ordering::Relaxed), now, PUBLISH_EVERY) {
             self.shared.last_publish.store(now + 1, Ordering::Relaxed);
             if let Some(p) = self.shared.lock().publisher.as_mut() {
                 p.update(done);
@@ -504,6 +503,11 @@ impl Rate {
             self.last = Some((secs, done));
             return;
         };
+        // The clock starts with the first byte: the wait before it (connecting, listing the store) is no rate.
+        if self.rate.is_none() && done == d0 {
+            self.last = Some((secs, done));
+            return;
+        }
         let dt = secs - t0;
         if dt < Self::MIN_STEP_SECS {
             return;
@@ -529,7 +533,7 @@ pub fn percent(done: u64, total: u64) -> String {
 
 /// Time left at `rate` bytes a second, as `H:MM:SS`; `None` when the end is reached or the rate is 0.
 pub fn eta(done: u64, total: u64, rate: f64) -> Option<String> {
-    if done >= total || !(rate > 0.0) {
+    if done >= total || rate.is_nan() || rate <= 0.0 {
         return None;
     }
     let s = ((total - done) as f64 / rate).ceil().min(99.0 * 3600.0) as u64;
@@ -707,17 +711,20 @@ mod tests {
         let mut r = Rate::default();
         r.observe(0.0, 0);
         assert_eq!(r.per_second(), None, "one sample is no rate");
+        r.observe(5.0, 0);
+        assert_eq!(r.per_second(), None, "nothing moved yet: no rate (and no zero to start from)");
+        r.observe(5.1, 0);
         r.observe(0.2, 1_000_000);
         assert_eq!(r.per_second(), None, "too short a step");
-        r.observe(1.0, 1000);
+        r.observe(6.1, 1000);
         assert_eq!(r.per_second(), Some(1000.0));
         // A burst moves it a little, not all the way.
-        r.observe(2.0, 101_000);
+        r.observe(7.1, 101_000);
         let after_burst = r.per_second().unwrap();
         assert!(after_burst > 1000.0 && after_burst < 10_000.0, "{after_burst}");
         // A lasting change wins within a few minutes.
         let mut done = 101_000;
-        for s in 3..300 {
+        for s in 8..300 {
             done += 100;
             r.observe(s as f64, done);
         }
