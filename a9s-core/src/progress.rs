@@ -54,7 +54,9 @@ pub struct ProgressArgs {
                      last program draws its progress line on the terminal. When standard error is a terminal, \
                      progress is a line redrawn in place; otherwise it is a timestamped line at least once a \
                      minute (the environment variable A9S_PROGRESS_INTERVAL sets another number of seconds), plus \
-                     a line for each notable step."
+                     a line for each notable step. With a known total (a regular file's size, or the backup's \
+                     size, which the pipe's first program passes on to its last) the line gives the share done \
+                     and an ETA; without one it says the total is unknown."
     )]
     pub progress: bool,
 
