@@ -78,6 +78,23 @@ fn a_long_statement_is_named_in_the_log_at_the_interval() {
     // A statement with a literal is named up to it; the literal never shows.
     assert!(log.contains("still running line 4: SELECT pg_sleep(2) AS \"x\", … (1s)"), "{log}");
     assert!(!log.contains("hunter2"), "{log}");
+
+    // With --jobs an index build runs on another session while the script waits for it: named the same way.
+    std::fs::write(
+        &sql,
+        "CREATE FUNCTION slow(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 FROM pg_sleep(0.5)';\n\
+         CREATE TABLE t AS SELECT generate_series(1, 6) AS a;\n\
+         CREATE INDEX t_slow ON t (slow(a));\n\
+         SELECT 1;\n",
+    )
+    .unwrap();
+    let (code, log) = logged(
+        &pg,
+        d.path(),
+        &format!("a9s-pgrestore {} -d postgres --jobs 2 {}", conn(&pg), quote(sql.to_str().unwrap())),
+    );
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("still running line 3: CREATE INDEX t_slow ON t (slow(a)); (2s)"), "{log}");
 }
 
 #[test]
