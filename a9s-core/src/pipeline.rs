@@ -182,7 +182,9 @@ impl Relay {
     pub fn stdin_to_stdout() -> Option<Relay> {
         let from = PipeId::of_fd(0)?;
         let (file, path) = create(PipeId::of_fd(1)?)?;
-        pwrite_all(&file, format!("{MAGIC} via {}-{}\n", from.dev, from.ino).as_bytes()).then_some(Relay { path })
+        // Made first, so that the file goes away with it even if the write fails.
+        let relay = Relay { path };
+        pwrite_all(&file, format!("{MAGIC} via {}-{}\n", from.dev, from.ino).as_bytes()).then_some(relay)
     }
 }
 
