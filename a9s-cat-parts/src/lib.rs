@@ -7,6 +7,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
 use a9s_core::error::{Error, IoContext, Result};
@@ -68,6 +69,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     let mode = args.progress.mode(to_stdout, false);
     let mut progress = Progress::with_mode("a9s-cat-parts", Some(plan.total_size()), mode);
     if to_stdout {
+        // Quiet in a pipe, but it tells the pipe's last program how far through the backup it is.
+        progress = progress.publish_stdout(&plan.id.to_string());
         refuse_binary_to_terminal("backup data")?;
         // std's zero-copy specialisation applies to File but not to the line-buffered Stdout, so write to
         // descriptor 1 as a File. ManuallyDrop: descriptor 1 is not ours to close.
@@ -99,17 +102,20 @@ fn plan_files(paths: &[PathBuf]) -> Result<Plan<PathBuf>> {
 
 // 64 MiB steps keep progress lively at no cost to the zero-copy path.
 const STEP: u64 = 64 << 20;
+// Into a pipe a step waits for the reader: 1 MiB steps keep the position the pipe's last program reads moving.
+const PIPE_STEP: u64 = 1 << 20;
 
 /// Copies each part in order. Each part must yield exactly the size that was checked: a file that changes
 /// under us is an error, not a silently different backup.
 fn copy_parts(plan: &Plan<PathBuf>, files: Vec<File>, out: &mut File, progress: &mut Progress) -> Result<()> {
+    let step_size = if a9s_core::pipeline::PipeId::of_fd(out.as_raw_fd()).is_some() { PIPE_STEP } else { STEP };
     let mut zero_copy = true;
     for (part, mut file) in plan.parts.iter().zip(files) {
         progress.set_detail(part.name.clone());
         let mut copied = 0u64;
         loop {
             let step = if zero_copy {
-                match sendfile(&file, out, STEP) {
+                match sendfile(&file, out, step_size) {
                     Ok(n) => n,
                     Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
                         // Not supported between these two (an old kernel, an odd file system): copy by hand.
@@ -119,7 +125,7 @@ fn copy_parts(plan: &Plan<PathBuf>, files: Vec<File>, out: &mut File, progress: 
                     Err(e) => return Err(copy_error(&part.name, e)),
                 }
             } else {
-                buffered_copy(&mut file, out, STEP).map_err(|e| copy_error(&part.name, e))?
+                buffered_copy(&mut file, out, step_size).map_err(|e| copy_error(&part.name, e))?
             };
             if step == 0 {
                 break;

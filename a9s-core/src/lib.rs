@@ -3,7 +3,8 @@
 //! Every program is a thin `main` over its own library crate; what two or more programs need lives here once:
 //! the backup naming model ([`naming`]), ordering and validation of parts ([`parts`]), reading a secret
 //! ([`secret`]), the input (`-`, files, [`input`]) and atomic output files ([`output`]), the error and exit-status
-//! conventions with context for I/O errors ([`error`]), other tools' flags typed by habit ([`habits`]), progress on a terminal ([`progress`]), and man page
+//! conventions with context for I/O errors ([`error`]), other tools' flags typed by habit ([`habits`]), progress
+//! on a terminal or in a log ([`progress`]) and how far through the backup a pipe is ([`pipeline`]), and man page
 //! rendering ([`man`]).
 
 pub mod error;
@@ -17,6 +18,7 @@ pub mod output;
 pub mod parts;
 #[cfg(feature = "pg")]
 pub mod pg;
+pub mod pipeline;
 pub mod progress;
 pub mod secret;
 #[cfg(feature = "store")]

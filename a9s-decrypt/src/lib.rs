@@ -218,23 +218,29 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     let crypter = kdf::stream_crypter(&key)?;
     drop(key);
     // With --verify nothing is written: this program is then the pipe's last, and reports progress itself.
-    let progress = args.progress.mode(to_stdout && !args.verify, false);
+    let mode = args.progress.mode(to_stdout && !args.verify, false);
+    // Reading a pipe, the share of the backup and the ETA come from the pipe's first program.
+    let from_stdin = input.is_stdin();
+    let mut progress = Progress::with_mode("a9s-decrypt", total, mode).follow_stdin(from_stdin);
     if args.verify {
-        let line = verify::run(Box::new(input), first, crypter, kdf, total, progress)?;
+        let line = verify::run(Box::new(input), first, crypter, kdf, progress)?;
         eprintln!("a9s-decrypt: {line}");
         return Ok(0);
     }
 
     let mut output = Output::open(&args.output)?;
-    let result = stream::run(
-        Box::new(input),
-        first.to_vec(),
-        crypter,
-        !args.no_gunzip,
-        key_verified,
-        Progress::with_mode("a9s-decrypt", total, progress),
-        output.writer(),
-    );
+    // Into a pipe, it tells the pipe's last program how far through the backup the pipe is: its own share of a
+    // regular file, or (reading a pipe) where to find the position of the program before it.
+    let mut _relay = None;
+    if to_stdout {
+        match total {
+            Some(_) => progress = progress.publish_stdout(input.name()),
+            None if from_stdin => _relay = a9s_core::pipeline::Relay::stdin_to_stdout(),
+            None => {}
+        }
+    }
+    let result =
+        stream::run(Box::new(input), first.to_vec(), crypter, !args.no_gunzip, key_verified, progress, output.writer());
     match result {
         Ok(()) => {
             output.commit()?;

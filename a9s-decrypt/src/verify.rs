@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use a9s_core::io::human_bytes;
-use a9s_core::progress::{Mode, Progress};
+use a9s_core::progress::Progress;
 use a9s_core::Result;
 use openssl::sha::Sha256;
 use openssl::symm::Crypter;
@@ -21,13 +21,11 @@ pub fn run(
     first: [u8; BLOCK],
     crypter: Crypter,
     kdf: Kdf,
-    total: Option<u64>,
-    progress: Mode,
+    progress: Progress,
 ) -> Result<String> {
     let read = Arc::new(AtomicU64::new(0));
     let counted = Box::new(Counting { inner: input, count: read.clone() });
     let mut sink = Sink { bytes: 0, sha: Sha256::new() };
-    let progress = Progress::with_mode("a9s-decrypt", total, progress);
     crate::stream::run(counted, first.to_vec(), crypter, true, true, progress, &mut sink)?;
     let encrypted = (HEADER_LEN + BLOCK) as u64 + read.load(Ordering::Relaxed);
     Ok(report(encrypted, sink.bytes, kdf, &sink.sha.finish()))

@@ -239,7 +239,8 @@ async fn stream(st: Arc<Store>, backup: Backup, args: &Args, policy: &RetryPolic
     let writer = {
         let parts = parts.clone();
         let total = backup.total_size();
-        std::thread::spawn(move || write_in_order(rx, &parts, total, mode))
+        let id = backup.id.to_string();
+        std::thread::spawn(move || write_in_order(rx, &parts, total, &id, mode))
     };
     let mut pending: VecDeque<tokio::task::JoinHandle<Result<Fetched>>> = VecDeque::new();
     let mut next = 0;
@@ -293,22 +294,28 @@ fn write_in_order(
     mut rx: tokio::sync::mpsc::Receiver<Fetched>,
     parts: &[Object],
     total: u64,
+    id: &str,
     mode: Mode,
 ) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    let mut progress = Progress::with_mode(PROG, Some(total), mode);
+    // Quiet in a pipe, but it tells the pipe's last program how far through the backup it is.
+    let mut progress = Progress::with_mode(PROG, Some(total), mode).publish_stdout(id);
     let mut hasher = Md5::new();
     let mut done_in_part = 0u64;
     while let Some((c, data)) = rx.blocking_recv() {
         let p = &parts[c.part];
         debug_assert_eq!(c.start, done_in_part, "chunks arrive in order");
-        out.write_all(&data).context_io(|| "writing standard output")?;
+        progress.set_detail(format!("part {} of {}", c.part + 1, parts.len()));
+        // A chunk (8 MiB) can take seconds to go into a pipe: counted by the MiB, so the position the last
+        // program reads moves with the restore.
+        for piece in data.chunks(1 << 20) {
+            out.write_all(piece).context_io(|| "writing standard output")?;
+            progress.add(piece.len() as u64);
+        }
         if p.md5.is_some() {
             hasher.update(&data);
         }
         done_in_part += data.len() as u64;
-        progress.set_detail(format!("part {} of {}", c.part + 1, parts.len()));
-        progress.add(data.len() as u64);
         if done_in_part == p.size {
             if let Some(want) = p.md5 {
                 let got: [u8; 16] = std::mem::take(&mut hasher).finalize().into();

@@ -284,8 +284,8 @@ pub fn run_cli(cli: Cli, hooks: &mut dyn Hooks) -> Result<i32> {
     };
     let chunk_bytes = parallel::chunk_bytes_from_env().map_err(Error::usage)?;
     // Refuse what cannot work before connecting. A dry run of the steps reads no script: it restores nothing.
-    let (mut input, total): (Box<dyn BufRead>, Option<u64>) = if cli.steps.dry_run {
-        (Box::new(std::io::empty()), None)
+    let (mut input, total, follow_stdin): (Box<dyn BufRead>, Option<u64>, bool) = if cli.steps.dry_run {
+        (Box::new(std::io::empty()), None, false)
     } else {
         let input = Input::open(
             cli.file.as_deref(),
@@ -295,7 +295,8 @@ pub fn run_cli(cli: Cli, hooks: &mut dyn Hooks) -> Result<i32> {
         )?;
         // A regular file, named or redirected (`< dump.sql`), gives the progress line its total.
         let total = input.size();
-        (Box::new(input), total)
+        let follow_stdin = input.is_stdin();
+        (Box::new(input), total, follow_stdin)
     };
     let mut json_out: Option<Box<dyn std::io::Write>> = match &cli.json_summary {
         None => None,
@@ -309,6 +310,7 @@ pub fn run_cli(cli: Cli, hooks: &mut dyn Hooks) -> Result<i32> {
         quiet: cli.quiet,
         progress: cli.progress.mode(false, cli.quiet),
         total_bytes: total,
+        follow_stdin,
         client_encoding,
         jobs: cli.jobs.into(),
         chunk_bytes,

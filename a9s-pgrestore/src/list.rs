@@ -401,13 +401,15 @@ pub fn run_path(file: Option<&Path>, mode: Mode, json: bool) -> Result<i32> {
     )?;
     // A regular file, named or redirected (`< dump.sql`), gives the progress line its total.
     let total = input.size();
-    run(&mut input, total, mode, json)
+    // From a pipe, the share of the backup and the ETA come from the pipe's first program.
+    let follow = total.is_none() && input.is_stdin();
+    run(&mut input, total, mode, json, follow)
 }
 
 /// Reads the whole script, prints the listing on stdout (JSON with `json`), the problems on stderr; returns
-/// the exit status.
-pub fn run(input: &mut dyn BufRead, total: Option<u64>, mode: Mode, json: bool) -> Result<i32> {
-    let mut progress = Progress::with_mode(PROG, total, mode);
+/// the exit status. `follow_stdin`: the input is standard input, a pipe whose first program may tell how far it is.
+pub fn run(input: &mut dyn BufRead, total: Option<u64>, mode: Mode, json: bool, follow_stdin: bool) -> Result<i32> {
+    let mut progress = Progress::with_mode(PROG, total, mode).follow_stdin(follow_stdin);
     let mut lister = Lister::new();
     let mut line = Vec::with_capacity(64 * 1024);
     let mut detail = String::new();

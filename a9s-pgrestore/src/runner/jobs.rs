@@ -118,6 +118,8 @@ impl Runner<'_> {
         let settings = self.settings.clone();
         let pending = PendingIndex { first: first.to_string(), text: text.to_vec() };
         self.pool.as_mut().expect("sessions open").exec(sql.to_string(), &settings, line, pending);
+        // Running now; named if the script waits for it (the next build waits for a session, or the barrier).
+        self.progress.statement_started(line, text);
         self.summary.parallel_indexes += 1;
         Some(Flow::Go)
     }
@@ -125,7 +127,9 @@ impl Runner<'_> {
     /// Waits until the `--jobs` sessions are idle and reports what they ran, in script order.
     pub(super) fn barrier(&mut self) -> Flow {
         let Some(pool) = self.pool.as_mut() else { return Flow::Go };
-        for done in pool.wait_idle() {
+        let finished = pool.wait_idle();
+        self.progress.statement_ended();
+        for done in finished {
             self.notice_line.store(done.line, Ordering::Relaxed);
             match done.result {
                 Ok(()) => self.summary.statements += 1,

@@ -54,6 +54,9 @@ pub struct Options {
     pub progress: Mode,
     /// Size of the input when known (a file), for the progress line.
     pub total_bytes: Option<u64>,
+    /// The input is standard input: without `total_bytes`, the progress line takes the backup's share and ETA
+    /// from the pipe's first program (`a9s_core::pipeline`).
+    pub follow_stdin: bool,
     /// `PGCLIENTENCODING`: the input encoding of every session until the script sets one. Otherwise, as
     /// psql in a script, the database's encoding.
     pub client_encoding: Option<Encoding>,
@@ -146,7 +149,7 @@ impl<'o> Runner<'o> {
             restrict: None,
             line: 0,
             summary: Summary::default(),
-            progress: Progress::with_mode(PROG, opts.total_bytes, opts.progress),
+            progress: Progress::with_mode(PROG, opts.total_bytes, opts.progress).follow_stdin(opts.follow_stdin),
             start: Instant::now(),
             conv: Vec::new(),
             poisoned: None,
@@ -373,12 +376,13 @@ impl<'o> Runner<'o> {
     /// line of the statement that caused them).
     fn open(&mut self, target: &Target) -> Result<Box<dyn Conn>> {
         *self.notice_db.lock().expect("notice db") = quote_conninfo_value(&target.dbname);
-        let (line, db) = (self.notice_line.clone(), self.notice_db.clone());
+        let (line, db, out) = (self.notice_line.clone(), self.notice_db.clone(), self.progress.printer());
         (self.connector)(
             target,
             Arc::new(move |n| {
                 let db = db.lock().map(|d| d.clone()).unwrap_or_default();
-                eprintln!("{}", notice_text(&db, line.load(Ordering::Relaxed), n));
+                // Under the progress line's lock: a notice during a long statement does not garble its line.
+                out.line(&notice_text(&db, line.load(Ordering::Relaxed), n));
             }),
         )
     }
@@ -570,7 +574,9 @@ impl<'o> Runner<'o> {
             }
         }
         self.notice_line.store(line, Ordering::Relaxed);
+        self.progress.statement_started(line, text);
         let result = self.conn.batch_execute(sql);
+        self.progress.statement_ended();
         // A session out of step takes nothing more (the probe would be read as COPY data).
         if !matches!(&result, Err(e) if e.is_out_of_step()) {
             self.track_block(text);
@@ -595,7 +601,10 @@ impl<'o> Runner<'o> {
             return self.fail(line, None, "not executed: the statement is not valid UTF-8".into(), first);
         };
         self.notice_line.store(line, Ordering::Relaxed);
-        match self.conn.copy_out(sql) {
+        self.progress.statement_started(line, text);
+        let copied = self.conn.copy_out(sql);
+        self.progress.statement_ended();
+        match copied {
             Ok(_) => {
                 self.summary.statements += 1;
                 Flow::Go
