@@ -196,7 +196,7 @@ impl Runner<'_> {
         };
         // The header's lines one by one (they hold the dump's framing, which the end of the restore checks), the
         // rest in whole blocks: reading and hashing only, as fast as the pipe delivers.
-        while self.line < to.line && self.line < crate::list::HEADER_LINES {
+        while self.line < to.line && self.line < crate::framing::HEADER_LINES {
             buf.clear();
             match self.read_line(input, &mut buf) {
                 Ok(0) => {
