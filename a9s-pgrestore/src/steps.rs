@@ -18,8 +18,8 @@ use a9s_core::pg::admin::{self as pg_admin, quote_ident};
 use a9s_core::pg::error::{describe, is_session_lost, sql_error};
 use a9s_core::pg::Session;
 use a9s_core::{Error, Result};
-use postgres::error::SqlState;
 use serde::Serialize;
+use tokio_postgres::error::SqlState;
 
 /// The clap options of the steps, for `#[command(flatten)]` in a9s-pgrestore's CLI.
 #[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
@@ -204,7 +204,7 @@ const BACKEND_COLUMNS: &str = "pid, coalesce(usename::text, ''), coalesce(datnam
 fn backends(
     client: &mut Session,
     filter: &str,
-    params: &[&(dyn postgres::types::ToSql + Sync)],
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<Vec<Backend>> {
     let q = format!(
         "SELECT {BACKEND_COLUMNS} FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND {filter} ORDER BY pid"

@@ -14,8 +14,8 @@ use a9s_core::pg::error::{describe, is_session_lost, sql_error};
 use a9s_core::pg::Session;
 use a9s_core::{Error, Result};
 use clap::{CommandFactory, Parser};
-use postgres::error::SqlState;
 use serde::Serialize;
+use tokio_postgres::error::SqlState;
 
 /// The database a9s deployments keep repmgr's state in.
 pub const DEFAULT_DBNAME: &str = "repmgr_cluster";
