@@ -3,9 +3,10 @@
 //! Every program is a thin `main` over its own library crate; what two or more programs need lives here once:
 //! the backup naming model ([`naming`]), ordering and validation of parts ([`parts`]), reading a secret
 //! ([`secret`]), the input (`-`, files, [`input`]) and atomic output files ([`output`]), the error and exit-status
-//! conventions with context for I/O errors ([`error`]), progress on a terminal ([`progress`]), and man page
-//! rendering ([`man`]).
+//! conventions with context for I/O errors ([`error`]), progress on a terminal ([`progress`]), hex and base64
+//! ([`encode`]), and man page rendering ([`man`]).
 
+pub mod encode;
 pub mod error;
 pub mod input;
 pub mod io;
