@@ -11,8 +11,8 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
 use a9s_core::error::{Error, IoContext, Result};
-use a9s_core::io::{human_bytes, open_input, refuse_binary_to_terminal};
-use a9s_core::output::AtomicOutput;
+use a9s_core::io::{human_bytes, open_input};
+use a9s_core::output::Output;
 use a9s_core::parts::{self, Candidate, Plan};
 use a9s_core::progress::{Progress, ProgressArgs};
 use clap::{CommandFactory, Parser};
@@ -71,18 +71,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
     if to_stdout {
         // Quiet in a pipe, but it tells the pipe's last program how far through the backup it is.
         progress = progress.publish_stdout(&plan.id.to_string());
-        refuse_binary_to_terminal("backup data")?;
-        // std's zero-copy specialisation applies to File but not to the line-buffered Stdout, so write to
-        // descriptor 1 as a File. ManuallyDrop: descriptor 1 is not ours to close.
-        use std::os::fd::FromRawFd;
-        let mut out = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
-        copy_parts(&plan, files, &mut out, &mut progress)?;
-    } else {
-        // Complete or not at all: a full disk or a signal leaves no partial FILE behind.
-        let mut out = AtomicOutput::create(&args.output, "a9s-cat-parts")?;
-        copy_parts(&plan, files, out.file(), &mut progress)?;
-        out.commit()?;
     }
+    // A FILE is complete or not at all: a full disk or a signal leaves no partial FILE behind. Stdout is a
+    // `File`, so the copy stays zero-copy.
+    let mut out = Output::open(&args.output, "a9s-cat-parts", "backup data")?;
+    copy_parts(&plan, files, out.file(), &mut progress)?;
+    out.commit()?;
     progress.finish();
     Ok(0)
 }

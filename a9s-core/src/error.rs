@@ -72,11 +72,17 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// `<context>: <the error, described>` ([`describe_io`]): the text of [`Error::io`], for the error types of
+/// layers below [`Error`] (a store's `Failure`) and messages that go on after it.
+pub fn io_message(context: impl fmt::Display, e: &std::io::Error) -> String {
+    format!("{context}: {}", describe_io(e))
+}
+
 impl Error {
     /// An I/O error with what was being done: `<context>: <the error, described>` ([`describe_io`]), exit
     /// status 1.
     pub fn io(context: impl fmt::Display, e: &std::io::Error) -> Self {
-        Error::failure(format!("{context}: {}", describe_io(e)))
+        Error::failure(io_message(context, e))
     }
 }
 
@@ -95,7 +101,7 @@ impl<T> IoContext<T> for std::io::Result<T> {
         self.map_err(|e| Error::io(context(), &e))
     }
     fn usage_context_io<C: fmt::Display>(self, context: impl FnOnce() -> C) -> Result<T> {
-        self.map_err(|e| Error::usage(format!("{}: {}", context(), describe_io(&e))))
+        self.map_err(|e| Error::usage(io_message(context(), &e)))
     }
 }
 

@@ -1,4 +1,5 @@
-//! Small I/O conventions: never binary to a terminal, files opened with errors that name them, sizes for people.
+//! Small I/O conventions: never binary to a terminal, files opened with errors that name them, sizes for people
+//! and from them.
 //! Reading `-` or a file is [`crate::input::Input`].
 
 use std::fs::File;
@@ -38,9 +39,40 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// `64MiB`, `64M`, `8m`, `1G`, `4096`: powers of 1024.
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num.parse().map_err(|_| format!("{s}: expected a size like 64MiB, 256M or 1G"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("{s}: unknown unit (use K, M or G)")),
+    };
+    let v = n.checked_mul(mult).ok_or_else(|| format!("{s}: too large"))?;
+    if v == 0 {
+        return Err(format!("{s}: must be more than 0"));
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("8m"), Ok(8 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("").is_err());
+    }
 
     #[test]
     fn human() {

@@ -4,9 +4,10 @@
 //! the backup naming model ([`naming`]), ordering and validation of parts ([`parts`]), reading a secret
 //! ([`secret`]), the input (`-`, files, [`input`]) and atomic output files ([`output`]), the error and exit-status
 //! conventions with context for I/O errors ([`error`]), other tools' flags typed by habit ([`habits`]), progress
-//! on a terminal or in a log ([`progress`]) and how far through the backup a pipe is ([`pipeline`]), and man page
-//! rendering ([`man`]).
+//! on a terminal or in a log ([`progress`]) and how far through the backup a pipe is ([`pipeline`]), hex and
+//! base64 ([`encode`]), and man page rendering ([`man`]).
 
+pub mod encode;
 pub mod error;
 pub mod habits;
 pub mod input;

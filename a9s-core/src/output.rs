@@ -5,15 +5,19 @@
 //! written through; the data is a database, readable by its owner only). [`AtomicOutput::commit`] syncs it
 //! and renames it over FILE; a failure, an early return (drop) or SIGINT/SIGTERM/SIGHUP removes it. Renaming
 //! over FILE replaces a symlink of that name instead of writing through it.
+//!
+//! [`Output`] is `-o` as a whole: `-` is standard output (refused when a terminal), anything else such a file.
 
 use std::ffi::{CString, OsString};
 use std::fs::File;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::error::{Error, IoContext, Result};
+use crate::io::refuse_binary_to_terminal;
 
 /// The temporary file to remove if a signal ends the process before it is complete (a leaked C string).
 static CLEANUP: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
@@ -124,6 +128,56 @@ impl Drop for AtomicOutput {
             self.file.take();
             let _ = std::fs::remove_file(&self.temp);
             forget_cleanup();
+        }
+    }
+}
+
+/// Standard output as a `File`: a duplicate of descriptor 1, so dropping it leaves stdout open. Unbuffered, and
+/// std's zero-copy paths (sendfile, splice, copy_file_range) specialise on `File`, not on the line-buffered
+/// `Stdout`.
+pub fn stdout_file() -> Result<File> {
+    let fd = std::io::stdout().as_fd().try_clone_to_owned().context_io(|| "cannot write stdout")?;
+    Ok(File::from(fd))
+}
+
+/// Where a program's data goes (`-o`): `-` is standard output, a file being written atomically otherwise.
+pub enum Output {
+    Stdout(File),
+    File(AtomicOutput),
+}
+
+impl Output {
+    /// `-` refuses a terminal (`what` names the data in the message); any other path is an [`AtomicOutput`]
+    /// whose temporary name carries `prog`.
+    pub fn open(path: &Path, prog: &str, what: &str) -> Result<Output> {
+        if path.as_os_str() == "-" {
+            refuse_binary_to_terminal(what)?;
+            return Ok(Output::Stdout(stdout_file()?));
+        }
+        Ok(Output::File(AtomicOutput::create(path, prog)?))
+    }
+
+    /// The file to write to (stdout's descriptor, or the temporary file).
+    pub fn file(&mut self) -> &mut File {
+        match self {
+            Output::Stdout(f) => f,
+            Output::File(o) => o.file(),
+        }
+    }
+
+    /// Makes the output final: for a file, syncs it and gives it its name.
+    pub fn commit(self) -> Result<()> {
+        match self {
+            Output::Stdout(_) => Ok(()),
+            Output::File(o) => o.commit(),
+        }
+    }
+
+    /// Removes an incomplete output file; returns its would-be name (`None` for stdout).
+    pub fn abandon(self) -> Option<PathBuf> {
+        match self {
+            Output::Stdout(_) => None,
+            Output::File(o) => Some(o.abandon()),
         }
     }
 }

@@ -32,10 +32,15 @@ impl fmt::Debug for Secret {
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        for b in self.0.iter_mut() {
-            // Volatile so the wipe is not optimised away as a dead store.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        wipe(&mut self.0);
+    }
+}
+
+/// Overwrites bytes that held a secret with zeros, in a way the compiler cannot drop as a dead store.
+pub fn wipe(bytes: &mut [u8]) {
+    for b in bytes.iter_mut() {
+        // SAFETY: a valid, aligned pointer to a byte we hold mutably.
+        unsafe { std::ptr::write_volatile(b, 0) };
     }
 }
 
@@ -166,8 +171,8 @@ fn first_line(mut r: impl Read) -> Result<Secret> {
             Err(e) => return Err(e.into()),
         }
     }
-    // SAFETY: the last byte read may be the secret's; a valid pointer to our own stack array.
-    unsafe { std::ptr::write_volatile(&mut b[0], 0) };
+    // The last byte read may be the secret's.
+    wipe(&mut b);
     if line.0.last() == Some(&b'\r') {
         line.0.pop();
     }
@@ -195,10 +200,7 @@ fn wipe_env(var: &str) {
     unsafe {
         let p = libc::getenv(name.as_ptr());
         if !p.is_null() {
-            let n = libc::strlen(p);
-            for i in 0..n {
-                std::ptr::write_volatile(p.add(i), 0);
-            }
+            wipe(std::slice::from_raw_parts_mut(p.cast::<u8>(), libc::strlen(p)));
         }
         libc::unsetenv(name.as_ptr());
     }

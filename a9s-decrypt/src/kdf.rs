@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use a9s_core::secret::wipe;
 use a9s_core::{Error, Result};
 use openssl::hash::MessageDigest;
 use openssl::symm::{Cipher, Crypter, Mode};
@@ -70,10 +71,8 @@ pub struct KeyIv {
 
 impl Drop for KeyIv {
     fn drop(&mut self) {
-        for b in self.key.iter_mut().chain(self.iv.iter_mut()) {
-            // Volatile so the wipe is not optimised away as a dead store.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        wipe(&mut self.key);
+        wipe(&mut self.iv);
     }
 }
 
@@ -101,7 +100,8 @@ pub fn derive(kdf: Kdf, secret: &[u8], salt: &[u8; 8]) -> Result<KeyIv> {
             }
             k.key.copy_from_slice(&key);
             k.iv.copy_from_slice(&iv);
-            key.iter_mut().chain(iv.iter_mut()).for_each(|b| unsafe { std::ptr::write_volatile(b, 0) });
+            wipe(&mut key);
+            wipe(&mut iv);
         }
         Kdf::Pbkdf2 { digest, iter } => {
             // openssl derives key‖IV as one 48-byte output.
@@ -110,7 +110,7 @@ pub fn derive(kdf: Kdf, secret: &[u8], salt: &[u8; 8]) -> Result<KeyIv> {
                 .map_err(|e| crypto_error("key derivation (PBKDF2)", e))?;
             k.key.copy_from_slice(&both[..32]);
             k.iv.copy_from_slice(&both[32..]);
-            both.iter_mut().for_each(|b| unsafe { std::ptr::write_volatile(b, 0) });
+            wipe(&mut both);
         }
     }
     Ok(k)
@@ -166,8 +166,9 @@ mod tests {
 
     const SALT: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
 
+    /// As `openssl enc -P` prints it.
     fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02X}")).collect()
+        a9s_core::encode::hex(b).to_ascii_uppercase()
     }
 
     /// Values printed by `openssl enc -aes-256-cbc -P -md D -S 0102030405060708 -pass pass:x` (OpenSSL 3.0).

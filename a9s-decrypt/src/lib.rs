@@ -9,15 +9,11 @@ pub mod stream;
 pub mod verify;
 
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::Write;
-use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use a9s_core::error::IoContext;
 use a9s_core::habits::{Habit, Habits};
 use a9s_core::input::Input;
-use a9s_core::output::AtomicOutput;
+use a9s_core::output::Output;
 use a9s_core::progress::{Progress, ProgressArgs};
 use a9s_core::secret::{self, PassSpec};
 use a9s_core::{Error, Result};
@@ -228,7 +224,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
         return Ok(0);
     }
 
-    let mut output = Output::open(&args.output)?;
+    let mut output = Output::open(&args.output, "a9s-decrypt", "the decrypted backup")?;
     // Into a pipe, it tells the pipe's last program how far through the backup the pipe is: its own share of a
     // regular file, or (reading a pipe) where to find the position of the program before it.
     let mut _relay = None;
@@ -240,7 +236,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
         }
     }
     let result =
-        stream::run(Box::new(input), first.to_vec(), crypter, !args.no_gunzip, key_verified, progress, output.writer());
+        stream::run(Box::new(input), first.to_vec(), crypter, !args.no_gunzip, key_verified, progress, output.file());
     match result {
         Ok(()) => {
             output.commit()?;
@@ -378,45 +374,6 @@ fn suggestion(k: Kdf) -> String {
         Kdf::BytesToKey(_) => "--md auto".to_string(),
         Kdf::Pbkdf2 { digest: Digest::Sha256, .. } => "--pbkdf2".to_string(),
         Kdf::Pbkdf2 { digest, .. } => format!("--pbkdf2 --md {}", digest.name()),
-    }
-}
-
-/// Where the data goes: stdout, or a temporary file renamed to its name only on success.
-enum Output {
-    Stdout(File),
-    File(AtomicOutput),
-}
-
-impl Output {
-    fn open(path: &Path) -> Result<Output> {
-        if path.as_os_str() == "-" {
-            let fd = std::io::stdout().as_fd().try_clone_to_owned().context_io(|| "cannot write stdout")?;
-            return Ok(Output::Stdout(File::from(fd)));
-        }
-        Ok(Output::File(AtomicOutput::create(path, "a9s-decrypt")?))
-    }
-
-    fn writer(&mut self) -> &mut (dyn Write + Send) {
-        match self {
-            Output::Stdout(f) => f,
-            Output::File(o) => o.file(),
-        }
-    }
-
-    /// Makes the output final: flushes it to disk and gives it its name.
-    fn commit(self) -> Result<()> {
-        match self {
-            Output::Stdout(_) => Ok(()),
-            Output::File(o) => o.commit(),
-        }
-    }
-
-    /// Removes the incomplete output; returns its would-be name.
-    fn abandon(self) -> Option<PathBuf> {
-        match self {
-            Output::Stdout(_) => None,
-            Output::File(o) => Some(o.abandon()),
-        }
     }
 }
 

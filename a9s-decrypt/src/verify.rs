@@ -34,7 +34,7 @@ pub fn run(
 /// `backup intact: …` with the figures an operator can compare: the encrypted size with the store's, the
 /// SQL size and SHA-256 with a decrypted copy (`sha256sum`).
 fn report(encrypted: u64, sql: u64, kdf: Kdf, sha: &[u8; 32]) -> String {
-    let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = a9s_core::encode::hex(sha);
     format!(
         "backup intact: {encrypted} encrypted bytes ({}) decrypted with {kdf}, padding and every gzip member's \
          CRC-32 and length checked; {sql} bytes of SQL ({}), SHA-256 {hex}",

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use a9s_core::error::{Error, IoContext, Result};
-use a9s_core::io::{human_bytes, refuse_binary_to_terminal};
+use a9s_core::io::{human_bytes, parse_size, refuse_binary_to_terminal};
 use a9s_core::progress::{Mode, Progress, ProgressArgs};
 use a9s_core::store::{self, Backup, EndpointArgs, Location, Object, RetryPolicy, Selection, Store};
 use clap::{CommandFactory, Parser};
@@ -85,26 +85,6 @@ pub fn command() -> clap::Command {
 #[cfg(feature = "man")]
 pub fn man_page() -> String {
     a9s_core::man::render(command(), include_str!("../man.roff"))
-}
-
-/// `64MiB`, `64M`, `8m`, `1G`, `4096`: powers of 1024.
-pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
-    let t = s.trim();
-    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
-    let (num, unit) = t.split_at(digits);
-    let n: u64 = num.parse().map_err(|_| format!("{s}: expected a size like 64MiB, 256M or 1G"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("{s}: unknown unit (use K, M or G)")),
-    };
-    let v = n.checked_mul(mult).ok_or_else(|| format!("{s}: too large"))?;
-    if v == 0 {
-        return Err(format!("{s}: must be more than 0"));
-    }
-    Ok(v)
 }
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<i32> {
@@ -297,7 +277,7 @@ fn write_in_order(
     id: &str,
     mode: Mode,
 ) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = a9s_core::output::stdout_file()?;
     // Quiet in a pipe, but it tells the pipe's last program how far through the backup it is.
     let mut progress = Progress::with_mode(PROG, Some(total), mode).publish_stdout(id);
     let mut hasher = Md5::new();
@@ -585,17 +565,6 @@ async fn hash_file(mut f: std::fs::File, shown: String) -> Result<[u8; 16]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
-        assert_eq!(parse_size("8m"), Ok(8 << 20));
-        assert_eq!(parse_size("1G"), Ok(1 << 30));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("12 parsecs").is_err());
-        assert!(parse_size("").is_err());
-    }
 
     #[test]
     fn chunking_covers_every_byte_once() {

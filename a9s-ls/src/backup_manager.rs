@@ -210,7 +210,7 @@ pub fn run(req: &Request) -> Result<i32> {
     basic.push(b':');
     basic.extend_from_slice(password.expose());
     let basic = Secret::new(basic);
-    let authorization = Secret::new(format!("Basic {}", http::base64(basic.expose())).into_bytes());
+    let authorization = Secret::new(format!("Basic {}", a9s_core::encode::base64(basic.expose())).into_bytes());
     let path = format!("{}/instances/{}", url.base, req.guid);
     let shown = format!("{}{path}", url.display());
     let auth = std::str::from_utf8(authorization.expose()).expect("base64 is ASCII");

@@ -91,19 +91,6 @@ fn percent_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "the user name is not UTF-8".into())
 }
 
-/// RFC 4648 base64, for the Basic credentials.
-pub fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
-        for (k, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            out.push(if k <= c.len() { T[(n >> shift) as usize & 63] as char } else { '=' });
-        }
-    }
-    out
-}
-
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
@@ -132,7 +119,7 @@ pub fn get(url: &Url, path: &str, authorization: Option<&str>, timeout: Duration
     let left = || deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()).ok_or(Failure::Timeout);
     let addrs: Vec<_> = (url.host.as_str(), url.port)
         .to_socket_addrs()
-        .map_err(|e| Failure::Connect(format!("cannot resolve {}: {}", url.host, a9s_core::error::describe_io(&e))))?
+        .map_err(|e| Failure::Connect(a9s_core::error::io_message(format_args!("cannot resolve {}", url.host), &e)))?
         .collect();
     let mut last = Failure::Connect(format!("{} has no address", url.host));
     let mut stream = None;
@@ -310,20 +297,6 @@ mod tests {
         assert!(Url::parse("h:3000").is_err());
         assert!(Url::parse("ftp://h").is_err());
         assert!(Url::parse("http://h:x").is_err());
-    }
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("admin:x", "YWRtaW46eA=="),
-        ] {
-            assert_eq!(base64(i.as_bytes()), o);
-        }
     }
 
     #[test]

@@ -12,7 +12,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use a9s_core::error::describe_io;
+use a9s_core::encode::hex;
+use a9s_core::error::io_message;
 use a9s_core::{Error, Result};
 use openssl::sha::Sha256;
 use serde::{Deserialize, Serialize};
@@ -168,7 +169,7 @@ impl CheckpointFile {
                          as a plain file; give the file's own path"
                     ))
                 } else {
-                    Error::usage(format!("cannot open --checkpoint {shown}: {}", describe_io(&e)))
+                    Error::usage(io_message(format_args!("cannot open --checkpoint {shown}"), &e))
                 }
             })?;
         // SAFETY: flock on a descriptor we own; the lock goes with it, however the process ends.
@@ -179,7 +180,7 @@ impl CheckpointFile {
                     "--checkpoint {shown}: another a9s-pgrestore is using this checkpoint; wait for it to end"
                 ))
             } else {
-                Error::usage(format!("cannot lock --checkpoint {shown}: {}", describe_io(&e)))
+                Error::usage(io_message(format_args!("cannot lock --checkpoint {shown}"), &e))
             });
         }
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -411,16 +412,6 @@ impl PrefixHash {
     pub fn hex(&self) -> String {
         hex(&self.0.clone().finish())
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! matter, but quotes and comments must not fool it.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Tok {
+pub(crate) enum Tok {
     /// A bare word, lower-cased.
     Word(String),
     /// A "quoted identifier", unquoted.
@@ -17,13 +17,13 @@ enum Tok {
     Punct(u8),
 }
 
-struct Tokens<'a> {
+pub(crate) struct Tokens<'a> {
     s: &'a [u8],
     i: usize,
 }
 
 impl<'a> Tokens<'a> {
-    fn new(s: &'a [u8]) -> Self {
+    pub(crate) fn new(s: &'a [u8]) -> Self {
         Tokens { s, i: 0 }
     }
 
@@ -120,7 +120,7 @@ impl Iterator for Tokens<'_> {
     }
 }
 
-fn is_word(t: Option<&Tok>, w: &str) -> bool {
+pub(crate) fn is_word(t: Option<&Tok>, w: &str) -> bool {
     matches!(t, Some(Tok::Word(x)) if x == w)
 }
 
@@ -311,115 +311,9 @@ pub fn first_line(stmt: &[u8], max: usize) -> (u64, String) {
     (newlines, short)
 }
 
-// ----- What a script holds (`--list`) -----
-
 /// The end of a COPY's data in the script: a line `\.` (psql's rule; its own newline optional at the end).
 pub fn is_copy_data_end(line: &[u8]) -> bool {
     matches!(line, b"\\.\n" | b"\\.\r\n" | b"\\.")
-}
-
-/// The role of `CREATE ROLE name [options]` (pg_dumpall writes it bare, then `ALTER ROLE … WITH …`).
-pub fn create_role(stmt: &[u8]) -> Option<String> {
-    let mut t = Tokens::new(stmt);
-    if !is_word(t.next().as_ref(), "create") || !is_word(t.next().as_ref(), "role") {
-        return None;
-    }
-    name(t.next()?)
-}
-
-/// A database as pg_dumpall's `CREATE DATABASE` describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DatabaseDef {
-    pub name: String,
-    pub encoding: Option<String>,
-    pub owner: Option<String>,
-}
-
-/// `CREATE DATABASE name [WITH] [option [=] value] …`: the name, and the ENCODING and OWNER options if given.
-pub fn create_database(stmt: &[u8]) -> Option<DatabaseDef> {
-    let mut t = Tokens::new(stmt);
-    if !is_word(t.next().as_ref(), "create") || !is_word(t.next().as_ref(), "database") {
-        return None;
-    }
-    let mut def = DatabaseDef { name: name(t.next()?)?, encoding: None, owner: None };
-    while let Some(tok) = t.next() {
-        let Tok::Word(key) = tok else { continue };
-        if key != "encoding" && key != "owner" {
-            continue;
-        }
-        let mut v = t.next();
-        if v == Some(Tok::Punct(b'=')) {
-            v = t.next();
-        }
-        let value = match v {
-            Some(Tok::Word(w)) | Some(Tok::Ident(w)) | Some(Tok::Str(w)) => w,
-            _ => continue,
-        };
-        if key == "encoding" {
-            def.encoding = Some(value.to_ascii_uppercase());
-        } else {
-            def.owner = Some(value);
-        }
-    }
-    Some(def)
-}
-
-/// `ALTER DATABASE name OWNER TO role`: (database, role).
-pub fn alter_database_owner(stmt: &[u8]) -> Option<(String, String)> {
-    let mut t = Tokens::new(stmt);
-    if !is_word(t.next().as_ref(), "alter") || !is_word(t.next().as_ref(), "database") {
-        return None;
-    }
-    let db = name(t.next()?)?;
-    if !is_word(t.next().as_ref(), "owner") || !is_word(t.next().as_ref(), "to") {
-        return None;
-    }
-    Some((db, name(t.next()?)?))
-}
-
-/// pg_dump's `SELECT pg_catalog.lo_create('oid');`: one large object.
-pub fn is_lo_create(stmt: &[u8]) -> bool {
-    let mut t = Tokens::new(stmt);
-    select_call(&mut t).as_deref() == Some("lo_create")
-}
-
-/// pg_dump's `SELECT pg_catalog.lowrite(0, '\x…');`: the bytes it writes into a large object.
-pub fn lowrite_bytes(stmt: &[u8]) -> Option<u64> {
-    let mut t = Tokens::new(stmt);
-    if select_call(&mut t).as_deref() != Some("lowrite") {
-        return None;
-    }
-    let data = t.find_map(|tok| match tok {
-        Tok::Str(data) => Some(data),
-        _ => None,
-    })?;
-    Some(match data.strip_prefix("\\x") {
-        Some(hex) => hex.len() as u64 / 2,
-        None => data.len() as u64,
-    })
-}
-
-/// `SELECT [pg_catalog.]f(`: f.
-fn select_call(t: &mut Tokens) -> Option<String> {
-    if !is_word(t.next().as_ref(), "select") {
-        return None;
-    }
-    let mut f = t.next()?;
-    if f == Tok::Word("pg_catalog".into()) {
-        if t.next()? != Tok::Punct(b'.') {
-            return None;
-        }
-        f = t.next()?;
-    }
-    let Tok::Word(f) = f else { return None };
-    (t.next()? == Tok::Punct(b'(')).then_some(f)
-}
-
-fn name(tok: Tok) -> Option<String> {
-    match tok {
-        Tok::Word(w) | Tok::Ident(w) => Some(w),
-        _ => None,
-    }
 }
 
 /// The meta-commands a restore runs (psql's names); every other one stops it before it would run.
@@ -714,37 +608,9 @@ mod tests {
         assert!(!is_create_index(b"ALTER TABLE ONLY t ADD CONSTRAINT p PRIMARY KEY (a);"));
         assert!(!is_create_index(b"-- CREATE INDEX i ON t (a);\nSELECT 1;"));
     }
-}
-
-#[cfg(test)]
-mod listing_tests {
-    use super::*;
 
     #[test]
-    fn databases_and_roles() {
-        assert_eq!(create_role(b"CREATE ROLE app;"), Some("app".into()));
-        assert_eq!(create_role(b"CREATE ROLE \"Odd\" WITH LOGIN;"), Some("Odd".into()));
-        assert_eq!(create_role(b"CREATE TABLE x (a int);"), None);
-        assert_eq!(
-            create_database(
-                b"CREATE DATABASE appdb WITH TEMPLATE = template0 ENCODING = 'LATIN1' LOCALE_PROVIDER = libc LOCALE = 'C';"
-            ),
-            Some(DatabaseDef { name: "appdb".into(), encoding: Some("LATIN1".into()), owner: None })
-        );
-        assert_eq!(
-            create_database(b"CREATE DATABASE \"Odd Name\" WITH OWNER = \"Bob\" ENCODING 'utf8';"),
-            Some(DatabaseDef { name: "Odd Name".into(), encoding: Some("UTF8".into()), owner: Some("Bob".into()) })
-        );
-        assert_eq!(alter_database_owner(b"ALTER DATABASE appdb OWNER TO app;"), Some(("appdb".into(), "app".into())));
-        assert_eq!(alter_database_owner(b"ALTER DATABASE appdb SET x = 1;"), None);
-    }
-
-    #[test]
-    fn large_objects() {
-        assert!(is_lo_create(b"SELECT pg_catalog.lo_create('16400');"));
-        assert!(!is_lo_create(b"SELECT pg_catalog.lo_open('16400', 131072);"));
-        assert_eq!(lowrite_bytes(b"SELECT pg_catalog.lowrite(0, '\\x68656c6c6f');"), Some(5));
-        assert_eq!(lowrite_bytes(b"SELECT pg_catalog.lo_close(0);"), None);
+    fn copy_data_end() {
         assert!(is_copy_data_end(b"\\.\n") && is_copy_data_end(b"\\.") && !is_copy_data_end(b"\\.x\n"));
     }
 

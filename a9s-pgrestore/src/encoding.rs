@@ -1,4 +1,4 @@
-//! Input encodings. The `postgres` crate always speaks UTF-8 to the server, so a dump that sets another
+//! Input encodings. tokio-postgres always speaks UTF-8 to the server, so a dump that sets another
 //! `client_encoding` (a LATIN1 or WIN1252 database's section) is transcoded line by line to UTF-8 before it
 //! is lexed or copied; the server converts back into the database's encoding, so the stored bytes are the
 //! same as when psql sends them in the original encoding.

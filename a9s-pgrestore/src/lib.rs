@@ -16,6 +16,7 @@
 pub mod checkpoint;
 pub mod classify;
 pub mod encoding;
+pub mod framing;
 pub mod lexer;
 pub mod list;
 pub mod outcome;

@@ -17,14 +17,11 @@ use a9s_core::{Error, Result};
 use serde::Serialize;
 
 use crate::classify::{self, Copy};
+use crate::framing::{FRAMINGS, HEADER_LINES, LARGE_TABLE};
 use crate::lexer::{Item, Lexer};
 
 const PROG: &str = "a9s-pgrestore";
 const READ_BUFFER: usize = 1 << 20;
-
-/// A table's COPY data at least this large is worth a line in a log when it ends (a restore should use the
-/// same rule).
-pub const LARGE_TABLE: u64 = 16 << 20;
 
 /// Exit statuses of `--list`.
 pub mod exit {
@@ -84,14 +81,6 @@ pub struct Totals {
     pub lines: u64,
     pub bytes: u64,
 }
-
-/// The two dump framings: the header in the first lines, and the comment that closes a complete dump.
-pub(crate) const FRAMINGS: [(&str, &str, &[u8]); 2] = [
-    ("pg_dumpall", "-- PostgreSQL database cluster dump", b"-- PostgreSQL database cluster dump complete"),
-    ("pg_dump", "-- PostgreSQL database dump", b"-- PostgreSQL database dump complete"),
-];
-/// The header must come within this many lines.
-pub(crate) const HEADER_LINES: u64 = 10;
 
 /// Builds a [`Listing`] from the script's lines.
 pub struct Lister {
@@ -274,22 +263,22 @@ impl Lister {
             self.copy = Some((d, tables.len() - 1));
         } else if let Some(on) = classify::set_standard_conforming_strings(text) {
             self.lexer.set_standard_conforming_strings(on);
-        } else if let Some(role) = classify::create_role(text) {
+        } else if let Some(role) = create_role(text) {
             if !self.listing.roles.contains(&role) {
                 self.listing.roles.push(role);
             }
-        } else if let Some(def) = classify::create_database(text) {
+        } else if let Some(def) = create_database(text) {
             let d = self.named(&def.name, line);
             let db = &mut self.listing.databases[d];
             db.encoding = def.encoding.or(db.encoding.take());
             db.owner = def.owner.or(db.owner.take());
-        } else if let Some((name, owner)) = classify::alter_database_owner(text) {
+        } else if let Some((name, owner)) = alter_database_owner(text) {
             let d = self.named(&name, line);
             self.listing.databases[d].owner = Some(owner);
-        } else if classify::is_lo_create(text) {
+        } else if is_lo_create(text) {
             let d = self.database_index();
             self.listing.databases[d].large_objects += 1;
-        } else if let Some(n) = classify::lowrite_bytes(text) {
+        } else if let Some(n) = lowrite_bytes(text) {
             let d = self.database_index();
             self.listing.databases[d].large_object_bytes += n;
         }
@@ -540,5 +529,145 @@ SELECT pg_catalog.lo_open('16400', 131072);\nSELECT pg_catalog.lowrite(0, '\\x68
         assert_eq!(v["complete"], true);
         assert_eq!(v["databases"][1]["tables"][0]["rows"], 2);
         assert_eq!(v["totals"]["large_objects"], 1);
+    }
+}
+
+// ----- What a statement is, for the listing (over classify's tokenizer) -----
+
+use crate::classify::{is_word, Tok, Tokens};
+
+/// The role of `CREATE ROLE name [options]` (pg_dumpall writes it bare, then `ALTER ROLE … WITH …`).
+fn create_role(stmt: &[u8]) -> Option<String> {
+    let mut t = Tokens::new(stmt);
+    if !is_word(t.next().as_ref(), "create") || !is_word(t.next().as_ref(), "role") {
+        return None;
+    }
+    name(t.next()?)
+}
+
+/// A database as pg_dumpall's `CREATE DATABASE` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DatabaseDef {
+    name: String,
+    encoding: Option<String>,
+    owner: Option<String>,
+}
+
+/// `CREATE DATABASE name [WITH] [option [=] value] …`: the name, and the ENCODING and OWNER options if given.
+fn create_database(stmt: &[u8]) -> Option<DatabaseDef> {
+    let mut t = Tokens::new(stmt);
+    if !is_word(t.next().as_ref(), "create") || !is_word(t.next().as_ref(), "database") {
+        return None;
+    }
+    let mut def = DatabaseDef { name: name(t.next()?)?, encoding: None, owner: None };
+    while let Some(tok) = t.next() {
+        let Tok::Word(key) = tok else { continue };
+        if key != "encoding" && key != "owner" {
+            continue;
+        }
+        let mut v = t.next();
+        if v == Some(Tok::Punct(b'=')) {
+            v = t.next();
+        }
+        let value = match v {
+            Some(Tok::Word(w)) | Some(Tok::Ident(w)) | Some(Tok::Str(w)) => w,
+            _ => continue,
+        };
+        if key == "encoding" {
+            def.encoding = Some(value.to_ascii_uppercase());
+        } else {
+            def.owner = Some(value);
+        }
+    }
+    Some(def)
+}
+
+/// `ALTER DATABASE name OWNER TO role`: (database, role).
+fn alter_database_owner(stmt: &[u8]) -> Option<(String, String)> {
+    let mut t = Tokens::new(stmt);
+    if !is_word(t.next().as_ref(), "alter") || !is_word(t.next().as_ref(), "database") {
+        return None;
+    }
+    let db = name(t.next()?)?;
+    if !is_word(t.next().as_ref(), "owner") || !is_word(t.next().as_ref(), "to") {
+        return None;
+    }
+    Some((db, name(t.next()?)?))
+}
+
+/// pg_dump's `SELECT pg_catalog.lo_create('oid');`: one large object.
+fn is_lo_create(stmt: &[u8]) -> bool {
+    let mut t = Tokens::new(stmt);
+    select_call(&mut t).as_deref() == Some("lo_create")
+}
+
+/// pg_dump's `SELECT pg_catalog.lowrite(0, '\x…');`: the bytes it writes into a large object.
+fn lowrite_bytes(stmt: &[u8]) -> Option<u64> {
+    let mut t = Tokens::new(stmt);
+    if select_call(&mut t).as_deref() != Some("lowrite") {
+        return None;
+    }
+    let data = t.find_map(|tok| match tok {
+        Tok::Str(data) => Some(data),
+        _ => None,
+    })?;
+    Some(match data.strip_prefix("\\x") {
+        Some(hex) => hex.len() as u64 / 2,
+        None => data.len() as u64,
+    })
+}
+
+/// `SELECT [pg_catalog.]f(`: f.
+fn select_call(t: &mut Tokens) -> Option<String> {
+    if !is_word(t.next().as_ref(), "select") {
+        return None;
+    }
+    let mut f = t.next()?;
+    if f == Tok::Word("pg_catalog".into()) {
+        if t.next()? != Tok::Punct(b'.') {
+            return None;
+        }
+        f = t.next()?;
+    }
+    let Tok::Word(f) = f else { return None };
+    (t.next()? == Tok::Punct(b'(')).then_some(f)
+}
+
+fn name(tok: Tok) -> Option<String> {
+    match tok {
+        Tok::Word(w) | Tok::Ident(w) => Some(w),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+
+    #[test]
+    fn databases_and_roles() {
+        assert_eq!(create_role(b"CREATE ROLE app;"), Some("app".into()));
+        assert_eq!(create_role(b"CREATE ROLE \"Odd\" WITH LOGIN;"), Some("Odd".into()));
+        assert_eq!(create_role(b"CREATE TABLE x (a int);"), None);
+        assert_eq!(
+            create_database(
+                b"CREATE DATABASE appdb WITH TEMPLATE = template0 ENCODING = 'LATIN1' LOCALE_PROVIDER = libc LOCALE = 'C';"
+            ),
+            Some(DatabaseDef { name: "appdb".into(), encoding: Some("LATIN1".into()), owner: None })
+        );
+        assert_eq!(
+            create_database(b"CREATE DATABASE \"Odd Name\" WITH OWNER = \"Bob\" ENCODING 'utf8';"),
+            Some(DatabaseDef { name: "Odd Name".into(), encoding: Some("UTF8".into()), owner: Some("Bob".into()) })
+        );
+        assert_eq!(alter_database_owner(b"ALTER DATABASE appdb OWNER TO app;"), Some(("appdb".into(), "app".into())));
+        assert_eq!(alter_database_owner(b"ALTER DATABASE appdb SET x = 1;"), None);
+    }
+
+    #[test]
+    fn large_objects() {
+        assert!(is_lo_create(b"SELECT pg_catalog.lo_create('16400');"));
+        assert!(!is_lo_create(b"SELECT pg_catalog.lo_open('16400', 131072);"));
+        assert_eq!(lowrite_bytes(b"SELECT pg_catalog.lowrite(0, '\\x68656c6c6f');"), Some(5));
+        assert_eq!(lowrite_bytes(b"SELECT pg_catalog.lo_close(0);"), None);
     }
 }

@@ -716,7 +716,7 @@ impl WorkerState {
     /// Streams `first` and the chunks that follow into one COPY, recording what it sent in `received`.
     fn stream(
         client: &mut Session,
-        statement: &postgres::Statement,
+        statement: &tokio_postgres::Statement,
         first: Chunk,
         next: &dyn Fn() -> Option<Chunk>,
         abort: &AtomicBool,

@@ -18,9 +18,9 @@ use a9s_core::pg::admin::{self as pg_admin, escape_literal, quote_ident, quote_l
 use a9s_core::pg::error::sql_error;
 use a9s_core::pg::Session;
 use a9s_core::{Error, Result};
-use postgres::error::SqlState;
-use postgres::SimpleQueryMessage;
 use serde::Serialize;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::SimpleQueryMessage;
 
 /// The clap options of the steps, for `#[command(flatten)]` in a9s-pgrestore's CLI.
 #[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
@@ -239,7 +239,7 @@ fn wait_sql(filter: &str) -> String {
 const TERMINATE_WAIT_SECS: u32 = 10;
 
 /// The rows of a simple query, each column as text.
-fn rows(client: &mut Session, sql: &str) -> std::result::Result<Vec<Vec<String>>, postgres::Error> {
+fn rows(client: &mut Session, sql: &str) -> std::result::Result<Vec<Vec<String>>, tokio_postgres::Error> {
     Ok(client
         .simple_query(sql)?
         .iter()
@@ -351,7 +351,7 @@ impl Plan {
 }
 
 /// Sends `sql` and records it as sent.
-fn send(client: &mut Session, sql: &str, report: &mut StepReport) -> std::result::Result<(), postgres::Error> {
+fn send(client: &mut Session, sql: &str, report: &mut StepReport) -> std::result::Result<(), tokio_postgres::Error> {
     report.sql.push(sql.to_string());
     client.batch_execute(sql)
 }

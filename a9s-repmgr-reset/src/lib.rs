@@ -14,9 +14,9 @@ use a9s_core::pg::error::{describe, is_session_lost, sql_error};
 use a9s_core::pg::Session;
 use a9s_core::{Error, Result};
 use clap::{CommandFactory, Parser};
-use postgres::error::SqlState;
-use postgres::SimpleQueryMessage;
 use serde::Serialize;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::SimpleQueryMessage;
 
 /// The database a9s deployments keep repmgr's state in.
 pub const DEFAULT_DBNAME: &str = "repmgr_cluster";
@@ -609,7 +609,7 @@ fn drop_slot_sql(name: &str) -> String {
 }
 
 /// The first column of the first row of a simple query, as text.
-fn first_value(client: &mut Session, sql: &str) -> std::result::Result<Option<String>, postgres::Error> {
+fn first_value(client: &mut Session, sql: &str) -> std::result::Result<Option<String>, tokio_postgres::Error> {
     let messages = client.simple_query(sql)?;
     Ok(messages.iter().find_map(|m| match m {
         SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),

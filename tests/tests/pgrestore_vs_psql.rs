@@ -5,17 +5,23 @@
 //!
 //! `A9S_DIFF_SCRIPTS=N` runs N scripts (default 40, a short run for the suite); `A9S_DIFF_SEED` picks the first
 //! seed. A failure prints the seed and the script.
+//!
+//! Stopping safely is always allowed, so a build that stops every script at its first line would pass the
+//! comparison: the test also asks that most scripts run to the end in both psql and a9s-pgrestore.
 
 use a9s_tests::pg::Cluster;
 use a9s_tests::psql_diff::compare;
 use a9s_tests::scriptgen;
+
+/// The share of scripts that must run to the end in both psql and a9s-pgrestore.
+const MIN_TO_THE_END_PERCENT: u64 = 50;
 
 #[test]
 fn random_scripts_leave_the_database_as_psql_does_or_stop_safely() {
     let pg = Cluster::start();
     let count: u64 = std::env::var("A9S_DIFF_SCRIPTS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
     let first: u64 = std::env::var("A9S_DIFF_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
-    let (mut same, mut stopped) = (0, 0);
+    let (mut same, mut stopped, mut to_the_end) = (0, 0, 0u64);
     for seed in first..first + count {
         let script = scriptgen::script(seed, 12);
         let v = compare(&pg, scriptgen::SETUP, script.as_bytes(), &[]);
@@ -36,7 +42,20 @@ fn random_scripts_leave_the_database_as_psql_does_or_stop_safely() {
             stopped += 1;
         } else {
             same += 1;
+            if v.psql.status.success() {
+                to_the_end += 1;
+            }
         }
     }
-    eprintln!("{count} scripts: {same} left the database as psql does, {stopped} stopped safely (exit 3)");
+    eprintln!(
+        "{count} scripts: {same} left the database as psql does ({to_the_end} run to the end by both), {stopped} \
+         stopped safely (exit 3)"
+    );
+    // Measured 2026-12-06 over seeds 1..=40: 30 of 40 ran to the end in both, 10 stopped safely.
+    let floor = count * MIN_TO_THE_END_PERCENT / 100;
+    assert!(
+        to_the_end >= floor,
+        "only {to_the_end} of {count} scripts ran to the end in both psql and a9s-pgrestore (at least {floor} \
+         expected): a9s-pgrestore stops where it need not"
+    );
 }

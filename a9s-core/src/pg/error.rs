@@ -7,7 +7,7 @@ use crate::error::{exit, Error};
 pub const EXIT_BADCONN: i32 = 2;
 
 /// A failed request as the programs judge it: what the server said, or what the client saw. Made from a
-/// `postgres::Error` (whose fields have no public constructor), or directly by a test double of a session, so
+/// `tokio_postgres::Error` (whose fields have no public constructor), or directly by a test double of a session, so
 /// that the rules below can be driven without a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqlError {
@@ -121,8 +121,8 @@ impl std::fmt::Display for SqlError {
     }
 }
 
-impl From<&postgres::Error> for SqlError {
-    fn from(e: &postgres::Error) -> SqlError {
+impl From<&tokio_postgres::Error> for SqlError {
+    fn from(e: &tokio_postgres::Error) -> SqlError {
         let server = e.as_db_error().map(|db| {
             Box::new(ServerError {
                 severity: db.severity().to_string(),
@@ -139,25 +139,25 @@ impl From<&postgres::Error> for SqlError {
     }
 }
 
-impl From<postgres::Error> for SqlError {
-    fn from(e: postgres::Error) -> SqlError {
+impl From<tokio_postgres::Error> for SqlError {
+    fn from(e: tokio_postgres::Error) -> SqlError {
         SqlError::from(&e)
     }
 }
 
-/// [`SqlError::is_session_lost`] of a `postgres::Error`.
-pub fn is_session_lost(e: &postgres::Error, session_closed: bool) -> bool {
+/// [`SqlError::is_session_lost`] of a `tokio_postgres::Error`.
+pub fn is_session_lost(e: &tokio_postgres::Error, session_closed: bool) -> bool {
     SqlError::from(e).is_session_lost(session_closed)
 }
 
-/// [`SqlError::describe`] of a `postgres::Error`.
-pub fn describe(e: &postgres::Error) -> String {
+/// [`SqlError::describe`] of a `tokio_postgres::Error`.
+pub fn describe(e: &tokio_postgres::Error) -> String {
     SqlError::from(e).describe()
 }
 
 /// An [`Error`] for a failed step: exit [`EXIT_BADCONN`] when the session is gone, 1 otherwise; `what` says what
 /// the program was doing.
-pub fn sql_error(what: &str, e: &postgres::Error) -> Error {
+pub fn sql_error(what: &str, e: &tokio_postgres::Error) -> Error {
     let code = if is_session_lost(e, false) { EXIT_BADCONN } else { exit::FAILURE };
     Error::new(code, format!("{what}: {}", describe(e)))
 }
@@ -183,7 +183,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// The error of a COPY writer's `io::Error`: the `postgres::Error` inside it, else the socket broke.
+/// The error of a COPY writer's `io::Error`: the `tokio_postgres::Error` inside it, else the socket broke.
 pub fn io_to_sql(e: std::io::Error) -> SqlError {
     match io_to_pg(e) {
         Ok(pg) => SqlError::from(&pg),
@@ -191,10 +191,10 @@ pub fn io_to_sql(e: std::io::Error) -> SqlError {
     }
 }
 
-/// The `postgres::Error` inside an `io::Error` from a COPY writer, if there is one; else the I/O error's text.
-pub fn io_to_pg(e: std::io::Error) -> std::result::Result<postgres::Error, String> {
+/// The `tokio_postgres::Error` inside an `io::Error` from a COPY writer, if there is one; else the I/O error's text.
+pub fn io_to_pg(e: std::io::Error) -> std::result::Result<tokio_postgres::Error, String> {
     let text = crate::error::describe_io(&e);
-    match e.into_inner().map(|inner| inner.downcast::<postgres::Error>()) {
+    match e.into_inner().map(|inner| inner.downcast::<tokio_postgres::Error>()) {
         Some(Ok(pg)) => Ok(*pg),
         _ => Err(text),
     }

@@ -3,7 +3,7 @@
 //! `~/.pgpass`; and, with no host, the Unix socket in `/var/run/postgresql` (Debian's libpq default — how the
 //! runbook's `chpst -u postgres:vcap psql` connects).
 //!
-//! The `postgres` crate reads none of this (rust-postgres #654, #729), so it is resolved here into a
+//! tokio-postgres reads none of this (rust-postgres #654, #729), so it is resolved here into a
 //! [`Target`], which connects and describes itself without the password.
 //!
 //! Precedence, highest first: the explicit options `-h/-p/-U`, then the conninfo or URI given to `-d`, then the

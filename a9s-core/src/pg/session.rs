@@ -24,7 +24,7 @@ use tokio_postgres::error::DbError;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, CopyInSink, Row, SimpleQueryMessage, Statement};
 
-/// The error type of every request (the same type as `postgres::Error`).
+/// The error type of every request.
 pub type PgError = tokio_postgres::Error;
 
 /// What the server's notices and warnings are handed to.

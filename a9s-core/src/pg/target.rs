@@ -500,7 +500,7 @@ impl Target {
         Ok(m)
     }
 
-    fn connect_error(&self, e: &postgres::Error, password_from_file: bool) -> String {
+    fn connect_error(&self, e: &tokio_postgres::Error, password_from_file: bool) -> String {
         let target = self.describe();
         if let Some(db) = e.as_db_error() {
             use tokio_postgres::error::SqlState;

@@ -369,27 +369,7 @@ fn xml_unescape(s: &str) -> String {
 
 /// A base64 Content-MD5 as 16 bytes.
 fn base64_md5(s: &str) -> Option<[u8; 16]> {
-    let mut bits = 0u32;
-    let mut n = 0;
-    let mut out = Vec::with_capacity(18);
-    for c in s.bytes().take_while(|&c| c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32;
-        bits = (bits << 6) | v;
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-            bits &= (1 << n) - 1;
-        }
-    }
-    out.try_into().ok()
+    crate::encode::base64_decode(s)?.try_into().ok()
 }
 
 impl AzureStore {

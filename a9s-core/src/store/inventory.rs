@@ -69,10 +69,7 @@ pub fn md5_of_etag(etag: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
-/// Lower-case hex, for messages and JSON.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::encode::hex;
 
 /// One backup found in a store, complete or not.
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{Failure, Object};
+use crate::error::io_message;
 
 pub struct LocalStore {
     pub dir: PathBuf,
@@ -15,13 +16,15 @@ impl LocalStore {
     /// skipped: a9s-fetch's unfinished downloads are `.<name>.part`.
     pub async fn list(&self, prefix: &str) -> Result<Vec<Object>, Failure> {
         let what = self.dir.display().to_string();
-        let mut rd = tokio::fs::read_dir(&self.dir).await.map_err(|e| {
-            Failure::permanent(format!("cannot read directory {what}: {}", crate::error::describe_io(&e)))
-        })?;
+        let mut rd = tokio::fs::read_dir(&self.dir)
+            .await
+            .map_err(|e| Failure::permanent(io_message(format_args!("cannot read directory {what}"), &e)))?;
         let mut out = Vec::new();
-        while let Some(entry) = rd.next_entry().await.map_err(|e| {
-            Failure::permanent(format!("cannot read directory {what}: {}", crate::error::describe_io(&e)))
-        })? {
+        while let Some(entry) = rd
+            .next_entry()
+            .await
+            .map_err(|e| Failure::permanent(io_message(format_args!("cannot read directory {what}"), &e)))?
+        {
             let Ok(name) = entry.file_name().into_string() else { continue };
             if name.starts_with('.') || !name.starts_with(prefix) {
                 continue;
@@ -37,9 +40,8 @@ impl LocalStore {
 
     pub async fn open(&self, obj: &Object, start: u64, end: u64) -> Result<LocalBody, Failure> {
         let path = self.dir.join(&obj.key);
-        let err = |e: std::io::Error| {
-            Failure::permanent(format!("cannot read {}: {}", path.display(), crate::error::describe_io(&e)))
-        };
+        let err =
+            |e: std::io::Error| Failure::permanent(io_message(format_args!("cannot read {}", path.display()), &e));
         let mut file = tokio::fs::File::open(&path).await.map_err(err)?;
         let meta = file.metadata().await.map_err(err)?;
         let len = meta.len();
@@ -76,11 +78,9 @@ impl LocalBody {
                 self.remaining -= got as u64;
                 Some(Ok(buf.into()))
             }
-            Err(e) => Some(Err(Failure::permanent(format!(
-                "cannot read {}: {}",
-                self.path.display(),
-                crate::error::describe_io(&e)
-            )))),
+            Err(e) => {
+                Some(Err(Failure::permanent(io_message(format_args!("cannot read {}", self.path.display()), &e))))
+            }
         }
     }
 }

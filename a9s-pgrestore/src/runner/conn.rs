@@ -57,7 +57,7 @@ impl Conn for Session {
             .simple_query(sql)?
             .into_iter()
             .filter_map(|m| match m {
-                postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
                 _ => None,
             })
             .collect())

@@ -7,7 +7,7 @@ impl Runner<'_> {
     /// A log line for a large table once it is loaded (stderr not a terminal): shows life in a long restore.
     pub(super) fn table_loaded(&mut self, table: &str, rows: u64, started_at: u64) {
         let bytes = self.progress.done().saturating_sub(started_at);
-        if bytes >= crate::list::LARGE_TABLE {
+        if bytes >= crate::framing::LARGE_TABLE {
             self.progress.event(format!("table {table} loaded: {rows} rows, {}", human_bytes(bytes)));
         }
     }

@@ -69,8 +69,8 @@ impl Runner<'_> {
         }
         let l = line.strip_suffix(b"\n").unwrap_or(line);
         let l = l.strip_suffix(b"\r").unwrap_or(l);
-        for (_, head, tail) in crate::list::FRAMINGS {
-            if l == head.as_bytes() && self.line <= crate::list::HEADER_LINES && self.framing.trailer.is_none() {
+        for (_, head, tail) in crate::framing::FRAMINGS {
+            if l == head.as_bytes() && self.line <= crate::framing::HEADER_LINES && self.framing.trailer.is_none() {
                 self.framing.trailer = Some(tail);
             } else if Some(l) == self.framing.trailer {
                 self.framing.seen_trailer = true;

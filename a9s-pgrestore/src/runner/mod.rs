@@ -15,8 +15,8 @@ use a9s_core::pg::Session;
 use a9s_core::pg::{quote_conninfo_value, Reconnect, Target};
 use a9s_core::progress::{Mode, Progress};
 use a9s_core::Result;
-use postgres::error::SqlState;
 use serde::Serialize;
+use tokio_postgres::error::SqlState;
 
 use crate::classify::{self, Copy};
 use crate::encoding::Encoding;

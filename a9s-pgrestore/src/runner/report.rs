@@ -118,7 +118,7 @@ pub struct ResumeReport {
 }
 
 /// A server notice as psql prints it, with the database and the line of the statement that caused it.
-pub(super) fn notice_text(db: &str, line: u64, n: &postgres::error::DbError) -> String {
+pub(super) fn notice_text(db: &str, line: u64, n: &tokio_postgres::error::DbError) -> String {
     let mut msg = format!("{PROG}: {db} line {line}: {}: {}", n.severity(), n.message());
     if let Some(d) = n.detail() {
         msg += &format!("; DETAIL: {d}");

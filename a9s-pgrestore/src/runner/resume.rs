@@ -9,6 +9,8 @@
 
 use std::io::Read;
 
+use a9s_core::error::io_message;
+
 use super::*;
 use crate::checkpoint::{self, Checkpoint, HeadHash, InFlight, Position, PrefixHash, SessionState, State};
 
@@ -68,10 +70,7 @@ impl Runner<'_> {
         // A first run begins at once; a resume first reads as much of the script as names it.
         let n = existing.as_ref().map_or(0, |c| c.script.head_bytes);
         let head = checkpoint::read_head(input, n).map_err(|e| {
-            a9s_core::Error::new(
-                exit::ERRORS,
-                format!("cannot read the input: {}; nothing was run", a9s_core::error::describe_io(&e)),
-            )
+            a9s_core::Error::new(exit::ERRORS, format!("{}; nothing was run", io_message("cannot read the input", &e)))
         })?;
         if let Some(c) = &existing {
             if !c.script.matches(&head) {
@@ -196,7 +195,7 @@ impl Runner<'_> {
         };
         // The header's lines one by one (they hold the dump's framing, which the end of the restore checks), the
         // rest in whole blocks: reading and hashing only, as fast as the pipe delivers.
-        while self.line < to.line && self.line < crate::list::HEADER_LINES {
+        while self.line < to.line && self.line < crate::framing::HEADER_LINES {
             buf.clear();
             match self.read_line(input, &mut buf) {
                 Ok(0) => {
@@ -368,10 +367,9 @@ impl Runner<'_> {
             }
             Err(e) => {
                 let msg = format!(
-                    "cannot write --checkpoint {}: {}; the restore stopped here (a resume could not be trusted) — free \
-                     the space or give another FILE, then run again: it resumes from the last point written",
-                    c.store.path().display(),
-                    a9s_core::error::describe_io(&e)
+                    "{}; the restore stopped here (a resume could not be trusted) — free the space or give another \
+                     FILE, then run again: it resumes from the last point written",
+                    io_message(format_args!("cannot write --checkpoint {}", c.store.path().display()), &e)
                 );
                 self.stop(self.line, msg, String::new())
             }
@@ -424,9 +422,8 @@ impl Runner<'_> {
             }
             Err(e) => {
                 eprintln!(
-                    "{PROG}: cannot write --checkpoint {}: {}; a resume would start from the last point written",
-                    c.store.path().display(),
-                    a9s_core::error::describe_io(&e)
+                    "{PROG}: {}; a resume would start from the last point written",
+                    io_message(format_args!("cannot write --checkpoint {}", c.store.path().display()), &e)
                 );
                 code
             }

@@ -2,14 +2,17 @@
 //!
 //! psql does not send a script line by line: its lexer (`src/fe_utils/psqlscan.l`) collects text until a `;` that is
 //! outside quotes, comments, parentheses and `BEGIN … END` blocks of SQL-standard function bodies, and hands
-//! backslash meta-commands (`src/bin/psql/psqlscanslash.l`) to its own parser. A restore must split exactly where psql
-//! does, or a `;` inside a function body becomes two broken statements. This module replicates that lexer on bytes
-//! (never assuming UTF-8: LATIN1 dumps work) with one state machine and no per-byte allocation.
+//! backslash meta-commands (`src/bin/psql/psqlscanslash.l`, here [`slash`]) to its own parser. A restore must split
+//! exactly where psql does, or a `;` inside a function body becomes two broken statements. This module replicates
+//! that lexer on bytes (never assuming UTF-8: LATIN1 dumps work) with one state machine and no per-byte allocation.
 //!
 //! Like psql, the lexer sees one input line at a time: the line's own `\n` is never a "newline" for psql's lexer
 //! (psql strips it before lexing), which matters for the rare cases noted on [`Lexer::push_line`].
 
 use std::mem;
+
+mod slash;
+use slash::parse_meta;
 
 /// What the lexer produces, in input order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +58,6 @@ enum State {
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// psql 14–18 remember the first 4 identifiers of a statement to recognise CREATE [OR REPLACE] FUNCTION|PROCEDURE.
 const ROUTINE_IDENTS: usize = 4;
-/// Enough identifiers for `COPY BINARY db.schema.table FROM STDIN`.
-const COPY_IDENTS: usize = 8;
 
 /// The variables psql 15 sets by itself (src/bin/psql: every `SetVariable` of a fixed name). A script that
 /// refers to one (`:DBNAME`, `:'USER'`) gets it replaced by psql; a9s-pgrestore cannot know every value psql
@@ -117,8 +118,6 @@ pub struct Lexer {
     begin_depth: u32,
     ident_count: u32,
     idents: [u8; ROUTINE_IDENTS],
-    copy_count: u32,
-    copy_idents: [u8; COPY_IDENTS],
     std_strings: bool,
     /// The partial statement, up to the end of the previous line (the current line is copied in segments).
     buf: Vec<u8>,
@@ -259,8 +258,6 @@ impl Lexer {
             begin_depth: 0,
             ident_count: 0,
             idents: [0; ROUTINE_IDENTS],
-            copy_count: 0,
-            copy_idents: [0; COPY_IDENTS],
             std_strings: true,
             buf: Vec::new(),
             first_line: 0,
@@ -400,9 +397,6 @@ impl Lexer {
                             self.buf.push(line[i + 1]);
                             if line[i + 1] == b';' {
                                 self.ident_count = 0;
-                                if self.paren_depth == 0 && self.begin_depth == 0 {
-                                    self.copy_count = 0;
-                                }
                             }
                             i += 2;
                             seg = Some(i);
@@ -512,7 +506,6 @@ impl Lexer {
     fn end_statement(&mut self) {
         self.variable = None;
         self.ident_count = 0;
-        self.copy_count = 0;
         self.significant = false;
     }
 
@@ -638,7 +631,7 @@ impl Lexer {
 
     /// psql 14–18's begin-depth heuristic (psqlscan.l, `{identifier}` rule): the first identifiers of a statement
     /// tell whether it is CREATE [OR REPLACE] FUNCTION|PROCEDURE; only then, at parenthesis depth 0, BEGIN opens a
-    /// block, CASE opens one inside a block, END closes one. Also records COPY … FROM STDIN the way newer psql does.
+    /// block, CASE opens one inside a block, END closes one.
     fn track_identifier(&mut self, word: &[u8]) {
         let is = |kw: &str| word.eq_ignore_ascii_case(kw.as_bytes());
         if self.ident_count == 0 {
@@ -654,23 +647,6 @@ impl Lexer {
         if self.paren_depth != 0 {
             return;
         }
-        if self.copy_count == 0 {
-            self.copy_idents = [0; COPY_IDENTS];
-        }
-        if (self.copy_count as usize) < COPY_IDENTS {
-            let tag = if is("copy") {
-                b'C'
-            } else if is("from") {
-                b'F'
-            } else if is("stdin") || is("stdout") {
-                b'S'
-            } else {
-                0
-            };
-            self.copy_idents[self.copy_count as usize] = tag;
-            self.copy_count += 1;
-        }
-
         let id = &self.idents;
         let create_routine = id[0] == b'c'
             && (id[1] == b'f' || id[1] == b'p' || (id[1] == b'o' && id[2] == b'r' && (id[3] == b'f' || id[3] == b'p')));
@@ -686,30 +662,6 @@ impl Lexer {
             }
         }
     }
-
-    fn copy_from_stdin(&self) -> bool {
-        let id = &self.copy_idents[..(self.copy_count as usize).min(COPY_IDENTS)];
-        if id.first() != Some(&b'C') {
-            return false;
-        }
-        match id.iter().skip(1).position(|&t| t == b'F') {
-            Some(p) => id.get(p + 2) == Some(&b'S'),
-            None => false,
-        }
-    }
-}
-
-/// Whether a statement (as produced in [`Item::Sql`]) is `COPY … FROM STDIN` (or `FROM STDOUT`, which the server
-/// takes the same way), judged like psql 19 does: COPY first, FROM among the next few unquoted identifiers outside
-/// parentheses, STDIN right after it. After such a statement the input holds data lines up to `\.`.
-pub fn is_copy_from_stdin(sql: &[u8]) -> bool {
-    let body = sql.strip_suffix(b";").unwrap_or(sql);
-    let mut lexer = Lexer::new();
-    let mut items = Vec::new();
-    for line in body.split_inclusive(|&b| b == b'\n') {
-        lexer.push_line(line, &mut items);
-    }
-    items.is_empty() && lexer.copy_from_stdin()
 }
 
 /// Splits a whole buffer into lines and runs the lexer over it, `finish` included.
@@ -723,173 +675,19 @@ pub fn split_all(input: &[u8]) -> Vec<Item> {
     out
 }
 
-/// Parses the meta-command whose backslash is at `line[i]` (psqlscanslash.l): the name runs to whitespace or a
-/// backslash; arguments are whitespace-separated, with '…' (backslash escapes, `''`) and "…" quoting, up to the end
-/// of the line or an unquoted backslash. A `\\` there ends the command and the rest of the line is SQL again; another
-/// backslash starts the next command. Returns the item and the index where lexing resumes.
-fn parse_meta(line: &[u8], i: usize, end: usize, line_no: u64) -> (Item, usize) {
-    let mut j = i + 1;
-    let name = if j < end && line[j] == b'\\' {
-        j += 1;
-        "\\".to_string()
-    } else {
-        let start = j;
-        while j < end && !is_space(line[j]) && line[j] != b'\\' {
-            j += 1;
-        }
-        String::from_utf8_lossy(&line[start..j]).into_owned()
-    };
-    // psql's \connect reads its arguments as OT_SQLIDHACK: double quotes removed, case kept. Other commands use
-    // OT_NORMAL, which keeps double quotes.
-    let sql_ident = name == "connect" || name == "c";
-    let mut args = Vec::new();
-    let mut resume = end;
-    loop {
-        while j < end && is_space(line[j]) {
-            j += 1;
-        }
-        if j >= end {
-            break;
-        }
-        if line[j] == b'\\' {
-            if j + 1 < end && line[j + 1] == b'\\' {
-                resume = j + 2;
-            } else {
-                resume = j;
-            }
-            break;
-        }
-        let mut arg = Vec::new();
-        let mut quoted = false;
-        // Unquoted characters at the end of the argument: only those may be stripped as trailing semicolons.
-        let mut unquoted_tail = 0usize;
-        while j < end && !is_space(line[j]) && line[j] != b'\\' {
-            match line[j] {
-                b'\'' => {
-                    quoted = true;
-                    unquoted_tail = 0;
-                    j = single_quoted(line, j + 1, end, &mut arg);
-                }
-                q @ (b'"' | b'`') => {
-                    // Double quotes are copied verbatim, quotes included. Backquotes would run a shell command in
-                    // psql; here their text is taken literally and nothing is ever executed.
-                    quoted = true;
-                    unquoted_tail = 0;
-                    let close = find(&line[..end], j + 1, q, q).map_or(end, |p| p + 1);
-                    arg.extend_from_slice(&line[j..close]);
-                    j = close;
-                }
-                c => {
-                    arg.push(c);
-                    unquoted_tail += 1;
-                    j += 1;
-                }
-            }
-        }
-        while unquoted_tail > 0 && arg.last() == Some(&b';') {
-            arg.pop();
-            unquoted_tail -= 1;
-        }
-        if sql_ident {
-            arg = dequote_identifier(&arg);
-        }
-        if arg.is_empty() && !quoted {
-            continue;
-        }
-        args.push(String::from_utf8_lossy(&arg).into_owned());
-    }
-    (Item::Meta { name, args, line: line_no }, resume)
-}
-
-/// Inside a single-quoted meta-command argument starting at `j`: `''` is a quote, `\n \t \b \r \f`, octal `\ooo`,
-/// hex `\xhh` and `\c` (any other character) are escapes. Returns the index past the closing quote.
-fn single_quoted(line: &[u8], mut j: usize, end: usize, arg: &mut Vec<u8>) -> usize {
-    while j < end {
-        let c = line[j];
-        if c == b'\'' {
-            if j + 1 < end && line[j + 1] == b'\'' {
-                arg.push(b'\'');
-                j += 2;
-                continue;
-            }
-            return j + 1;
-        }
-        if c != b'\\' || j + 1 >= end {
-            arg.push(c);
-            j += 1;
-            continue;
-        }
-        let e = line[j + 1];
-        match e {
-            b'n' => arg.push(b'\n'),
-            b't' => arg.push(b'\t'),
-            b'b' => arg.push(0x08),
-            b'r' => arg.push(b'\r'),
-            b'f' => arg.push(0x0c),
-            b'0'..=b'7' => {
-                let mut k = j + 1;
-                let mut v: u32 = 0;
-                while k < end && k < j + 4 && (b'0'..=b'7').contains(&line[k]) {
-                    v = v * 8 + u32::from(line[k] - b'0');
-                    k += 1;
-                }
-                arg.push(v as u8);
-                j = k;
-                continue;
-            }
-            b'x' if j + 2 < end && line[j + 2].is_ascii_hexdigit() => {
-                let mut k = j + 2;
-                let mut v: u32 = 0;
-                while k < end && k < j + 4 && line[k].is_ascii_hexdigit() {
-                    v = v * 16 + (line[k] as char).to_digit(16).unwrap_or(0);
-                    k += 1;
-                }
-                arg.push(v as u8);
-                j = k;
-                continue;
-            }
-            other => arg.push(other),
-        }
-        j += 2;
-    }
-    end
-}
-
-/// psql's dequote_downcase_identifier without downcasing: removes double quotes, `""` inside quotes is one quote.
-fn dequote_identifier(arg: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(arg.len());
-    let mut in_quotes = false;
-    let mut k = 0;
-    while k < arg.len() {
-        if arg[k] == b'"' {
-            if in_quotes && arg.get(k + 1) == Some(&b'"') {
-                out.push(b'"');
-                k += 2;
-            } else {
-                in_quotes = !in_quotes;
-                k += 1;
-            }
-        } else {
-            out.push(arg[k]);
-            k += 1;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sql(text: &str, first_line: u64) -> Item {
+    pub(super) fn sql(text: &str, first_line: u64) -> Item {
         Item::Sql { text: text.as_bytes().to_vec(), first_line, variable: None }
     }
 
-    fn meta(name: &str, args: &[&str], line: u64) -> Item {
+    pub(super) fn meta(name: &str, args: &[&str], line: u64) -> Item {
         Item::Meta { name: name.to_string(), args: args.iter().map(|a| a.to_string()).collect(), line }
     }
 
-    fn split(input: &str) -> Vec<Item> {
+    pub(super) fn split(input: &str) -> Vec<Item> {
         split_all(input.as_bytes())
     }
 
@@ -1177,86 +975,6 @@ mod tests {
     }
 
     #[test]
-    fn connect_plain_and_quoted() {
-        assert_eq!(
-            split("\\connect foo\n\\connect \"Quoted Name\"\n\\connect \"a\"\"b\"\n\\c postgres\n"),
-            vec![
-                meta("connect", &["foo"], 1),
-                meta("connect", &["Quoted Name"], 2),
-                meta("connect", &["a\"b"], 3),
-                meta("c", &["postgres"], 4)
-            ]
-        );
-    }
-
-    #[test]
-    fn connect_reuse_previous_as_pg_dump_writes_it() {
-        // appendPsqlMetaConnect: "\connect -reuse-previous=on " + fmtId("dbname=" + appendConnStrVal(name)).
-        // For the name it's "quoted": appendConnStrVal gives 'it\'s "quoted"', fmtId doubles the double quotes.
-        let input = "\\encoding SQL_ASCII\n\\connect -reuse-previous=on \"dbname='it\\'s \"\"quoted\"\"'\"\n";
-        assert_eq!(
-            split(input),
-            vec![
-                meta("encoding", &["SQL_ASCII"], 1),
-                meta("connect", &["-reuse-previous=on", "dbname='it\\'s \"quoted\"'"], 2)
-            ]
-        );
-        assert_eq!(
-            split("\\connect -reuse-previous=on \"dbname='my-db'\"\n"),
-            vec![meta("connect", &["-reuse-previous=on", "dbname='my-db'"], 1)]
-        );
-    }
-
-    #[test]
-    fn restrict_unrestrict_encoding() {
-        let input = "\\restrict aB3xYz09\nSET x = 1;\n\\unrestrict aB3xYz09\n\\encoding SQL_ASCII\n";
-        assert_eq!(
-            split(input),
-            vec![
-                meta("restrict", &["aB3xYz09"], 1),
-                sql("SET x = 1;", 2),
-                meta("unrestrict", &["aB3xYz09"], 3),
-                meta("encoding", &["SQL_ASCII"], 4)
-            ]
-        );
-    }
-
-    #[test]
-    fn meta_argument_quoting() {
-        // Single quotes: escapes and doubling; trailing unquoted semicolons stripped; double quotes kept for
-        // commands other than \connect (psql's OT_NORMAL).
-        let input = "\\echo 'a b' 'it''s' 'x\\ty\\101\\x41\\q' \"k;\" foo;; ';'\n";
-        assert_eq!(split(input), vec![meta("echo", &["a b", "it's", "x\ty\u{41}\u{41}q", "\"k;\"", "foo", ";"], 1)]);
-        // Adjacent quoted parts form one argument.
-        assert_eq!(split("\\connect \"My\"'Db'x\n"), vec![meta("connect", &["MyDbx"], 1)]);
-        // CRLF line endings: the \r is whitespace.
-        assert_eq!(split("\\connect foo\r\n"), vec![meta("connect", &["foo"], 1)]);
-    }
-
-    #[test]
-    fn meta_separators() {
-        // `\\` ends the command and the rest of the line is SQL; a single backslash starts the next command.
-        assert_eq!(
-            split("\\encoding UTF8 \\\\ SELECT 1;\n\\restrict K \\unrestrict K\n"),
-            vec![
-                meta("encoding", &["UTF8"], 1),
-                sql("SELECT 1;", 1),
-                meta("restrict", &["K"], 2),
-                meta("unrestrict", &["K"], 2)
-            ]
-        );
-        assert_eq!(split("\\\\ x\n"), vec![meta("\\", &["x"], 1)]);
-        assert_eq!(split("\\\n"), vec![meta("", &[], 1)]);
-    }
-
-    #[test]
-    fn backslash_dot_and_other_commands() {
-        assert_eq!(split("\\.\n"), vec![meta(".", &[], 1)]);
-        assert_eq!(split("\\! rm -rf /\n"), vec![meta("!", &["rm", "-rf", "/"], 1)]);
-        assert_eq!(split("\\i `cat x`\n"), vec![meta("i", &["`cat x`"], 1)]);
-    }
-
-    #[test]
     fn meta_inside_partial_statement() {
         let input = "SELECT 1,\n\\encoding UTF8\n2;\n";
         // psql joins the lines with '\n', the meta-command's line included.
@@ -1384,19 +1102,6 @@ mod tests {
         lexer.push_line(b"SELECT 1;\n", &mut out);
         assert_eq!(out[1], sql("SELECT 1;", 5));
         assert_eq!(lexer.line_number(), 5);
-    }
-
-    #[test]
-    fn copy_from_stdin_detection() {
-        assert!(is_copy_from_stdin(b"COPY public.t (a, b) FROM stdin;"));
-        assert!(is_copy_from_stdin(b"copy \"Weird;Table\" from STDIN with (format csv);"));
-        assert!(is_copy_from_stdin(b"COPY BINARY db.s.t FROM stdin;"));
-        assert!(is_copy_from_stdin(b"/* x */ COPY t\n  FROM\n  stdin;"));
-        assert!(!is_copy_from_stdin(b"COPY t FROM '/tmp/file';"));
-        assert!(!is_copy_from_stdin(b"COPY (SELECT 1 FROM stdin) TO stdout;"));
-        assert!(!is_copy_from_stdin(b"COPY t TO stdout;"));
-        assert!(!is_copy_from_stdin(b"SELECT 'COPY t FROM stdin';"));
-        assert!(!is_copy_from_stdin(b"INSERT INTO copy VALUES (1);"));
     }
 
     #[test]
