@@ -179,7 +179,7 @@ impl Runner<'_> {
                     self.opts.jobs,
                     e.message
                 );
-                Flow::Stop(exit::CONNECTION)
+                Flow::Stop(e.code)
             }
         }
     }
