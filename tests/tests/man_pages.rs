@@ -239,8 +239,11 @@ fn the_guide_has_every_programs_statuses() {
     for row in &all_rows {
         let cells: Vec<&str> = row.split('@').collect();
         assert_eq!(cells.len(), 3, "a row of three cells: {row}");
-        let statuses: Vec<u32> =
-            cells[0].split(|c: char| !c.is_ascii_digit()).filter(|t| !t.is_empty()).map(|t| t.parse().unwrap()).collect();
+        let statuses: Vec<u32> = cells[0]
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|t| !t.is_empty())
+            .map(|t| t.parse().unwrap())
+            .collect();
         let who = roff_text(cells[2]);
         for p in &programs {
             if who.trim() == "all" || who.split([',', ' ']).any(|w| w == p.name) {
@@ -265,7 +268,10 @@ fn the_guide_never_fetches_latest_after_verifying() {
     let body = guide.split(".SH \"THE RECOVERY, STEP BY STEP\"").nth(1).expect("the steps");
     let lines = example_lines(body);
     let verify = lines.iter().position(|l| l.contains("a9s-pgrestore --list")).expect("a verify step");
-    assert!(lines[..verify].iter().any(|l| l.starts_with("id=$(a9s-ls --latest ")), "the id is pinned before: {lines:?}");
+    assert!(
+        lines[..verify].iter().any(|l| l.starts_with("id=$(a9s-ls --latest ")),
+        "the id is pinned before: {lines:?}"
+    );
     for l in &lines[verify..] {
         assert!(!l.contains("--latest"), "after the verify step, a command picks the newest backup again: {l}");
         if l.contains("a9s-fetch ") {

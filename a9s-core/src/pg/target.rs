@@ -468,7 +468,9 @@ impl Target {
         let wait = self.connect_timeout.filter(|t| !t.is_zero()).unwrap_or(Duration::from_secs(10));
         rt.block_on(async {
             // libpq sends a cancel in clear unless the session required TLS.
-            let sent = if self.all_sockets() || !matches!(self.sslmode, SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull) {
+            let sent = if self.all_sockets()
+                || !matches!(self.sslmode, SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull)
+            {
                 tokio::time::timeout(wait, token.cancel_query(tokio_postgres::NoTls)).await
             } else {
                 tokio::time::timeout(wait, token.cancel_query(self.tls_connector()?)).await
@@ -565,13 +567,16 @@ impl Target {
 
 /// The exit status of a failed connection: [`EXIT_BADCONN`] (retry once the server is back) unless the server
 /// answered and refused what a retry would send again — the password or the user (class 28), the database
-/// (3D000), a password the client does not have — which is 1.
+/// (3D000), a password the client does not have, a certificate that does not verify — which is 1.
 fn connect_status(e: &postgres::Error) -> i32 {
     use tokio_postgres::error::SqlState;
     match e.as_db_error().map(|db| db.code()) {
         Some(c) if c.code().starts_with("28") || *c == SqlState::INVALID_CATALOG_NAME => crate::error::exit::FAILURE,
         Some(_) => EXIT_BADCONN,
-        None if error_chain(e).contains("password missing") => crate::error::exit::FAILURE,
+        // No password to give, or a certificate that does not verify: the same again on every try.
+        None if ["password missing", "certificate"].iter().any(|w| error_chain(e).contains(w)) => {
+            crate::error::exit::FAILURE
+        }
         None => EXIT_BADCONN,
     }
 }

@@ -227,6 +227,7 @@ impl<'o> Runner<'o> {
         self.summary.status = match code {
             exit::OK => "ok",
             _ if self.connect_failed => "connection_failed",
+            _ if self.checkpoint_refused() => "failed",
             exit::ERRORS if self.summary.errors > 0 => "errors",
             exit::CONNECTION => "connection_lost",
             exit::STOPPED => "stopped",

@@ -485,6 +485,11 @@ impl Runner<'_> {
         }
     }
 
+    /// FILE was refused (another script or cluster): the run ended before anything of the script ran.
+    pub(super) fn checkpoint_refused(&self) -> bool {
+        self.ckpt.as_ref().is_some_and(|c| c.refused)
+    }
+
     pub(super) fn has_checkpoint(&self) -> bool {
         self.ckpt.is_some()
     }
