@@ -225,10 +225,8 @@ fn the_guide_has_every_programs_statuses() {
     let mut current = String::new();
     let mut all_rows = Vec::new();
     for line in text.lines() {
-        if line.chars().next().is_some_and(|c| c.is_ascii_digit()) && line.contains('@') {
-            if !current.is_empty() {
-                all_rows.push(std::mem::take(&mut current));
-            }
+        if line.chars().next().is_some_and(|c| c.is_ascii_digit()) && line.contains('@') && !current.is_empty() {
+            all_rows.push(std::mem::take(&mut current));
         }
         if !current.is_empty() || line.chars().next().is_some_and(|c| c.is_ascii_digit()) {
             current += line;
