@@ -472,3 +472,45 @@ fn a_checkpoint_that_cannot_be_opened_says_what_to_do() {
     assert!(err.contains("give a FILE in a folder the user running a9s-pgrestore"), "{err}");
     assert_eq!(pg.psql("postgres", "SELECT count(*) FROM pg_class WHERE relname = 'never'"), "0");
 }
+
+/// With --jobs, Ctrl-C cancels what the other sessions run too: a COPY spread over them (here slowed by a
+/// trigger) is rolled back on all of them at once, and the restore ends with 130 without waiting for it.
+#[test]
+fn sigint_cancels_the_jobs_sessions_too() {
+    let pg = durable_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let (ckpt, json) = (dir.path().join("c"), dir.path().join("s.json"));
+    let mut script = String::from(
+        "CREATE TABLE slow (i int, pad text);\n\
+         CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN PERFORM pg_sleep(1); RETURN NEW; END$$;\n\
+         CREATE TRIGGER slow BEFORE INSERT ON slow FOR EACH ROW EXECUTE FUNCTION slow_row();\n\
+         COPY slow (i, pad) FROM stdin;\n",
+    );
+    for i in 0..5000 {
+        script += &format!("{i}\t{}\n", "x".repeat(25));
+    }
+    script += "\\.\n";
+    let mut c = pgrestore(&pg, 2, &ckpt, &json);
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(script.as_bytes());
+    });
+    let copying = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY slow%' AND state = 'active'";
+    let t0 = std::time::Instant::now();
+    while pg.psql("postgres", copying) != "2" {
+        assert!(t0.elapsed().as_secs() < 30, "the --jobs sessions did not start their COPY");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let signalled = std::time::Instant::now();
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(signalled.elapsed() < Duration::from_secs(5), "the COPY was not cancelled: {:?}", signalled.elapsed());
+    assert_status(&out, 130);
+    let err = stderr(&out);
+    assert!(!err.contains("canceling statement"), "the cancel is not an error of the script: {err}");
+    assert!(err.lines().last().unwrap_or("").contains("to resume"), "{err}");
+    assert_eq!(pg.psql("postgres", "SELECT count(*) FROM slow"), "0");
+}

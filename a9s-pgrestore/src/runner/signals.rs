@@ -27,6 +27,8 @@ static MAIN: AtomicUsize = AtomicUsize::new(0);
 static WAKE: AtomicI32 = AtomicI32::new(-1);
 /// The main session, for the watcher's cancel request.
 static SESSION: Mutex<Option<(Target, CancelToken)>> = Mutex::new(None);
+/// The `--jobs` sessions opened so far (a few per database; those closed since are ignored by the server).
+static WORKERS: Mutex<Vec<(Target, CancelToken)>> = Mutex::new(Vec::new());
 
 extern "C" fn on_signal(sig: libc::c_int) {
     // SAFETY (the whole body): only async-signal-safe calls — pthread_self, pthread_kill, write, signal, raise.
@@ -89,10 +91,19 @@ fn watch(fd: libc::c_int) {
             return;
         }
     }
-    let session = SESSION.lock().map(|s| s.clone()).unwrap_or(None);
-    if let Some((target, token)) = session {
+    let mut sessions: Vec<(Target, CancelToken)> =
+        SESSION.lock().map(|s| s.iter().cloned().collect()).unwrap_or_default();
+    sessions.extend(WORKERS.lock().map(|w| w.clone()).unwrap_or_default());
+    for (target, token) in sessions {
         // Nothing to say if it fails: the statement then ends on its own, and the runner stops after it.
         let _ = target.cancel(&token);
+    }
+}
+
+/// A `--jobs` session whose statement a signal cancels too.
+pub(super) fn watch_worker(target: &Target, token: CancelToken) {
+    if let Ok(mut w) = WORKERS.lock() {
+        w.push((target.clone(), token));
     }
 }
 
