@@ -3,14 +3,30 @@
 
 use std::fmt;
 
-/// Exit statuses shared by every program. Programs may define more above these (a9s-pgrestore does).
+/// Exit statuses shared by every program, so a script can act on them alike: only [`UNREACHABLE`] says that
+/// running the same command again may succeed; every other failure will fail again until something is fixed.
+/// a9s-recovery(7) has the table of which program ends with which; each man page its own part of it.
 pub mod exit {
     /// Everything worked.
     pub const OK: i32 = 0;
-    /// The input or the environment was wrong; the message says what. Output, if any, is incomplete.
+    /// The input or the environment was wrong, or a check failed; the message says what. Output, if any, is
+    /// incomplete. Running again fails again until the cause is fixed.
     pub const FAILURE: i32 = 1;
-    /// The command line was wrong (clap uses 2 as well).
+    /// The command line was wrong (clap uses 2 as well), and nothing else.
     pub const USAGE: i32 = 2;
+    /// a9s-pgrestore stopped (fail-safe): at the first error with `--on-error-stop`, or before something it
+    /// cannot run exactly as psql would.
+    pub const STOPPED: i32 = 3;
+    /// The server or the store could not be reached, or was lost on the way (after the retries): retry once it
+    /// is back. The one "run again" status.
+    pub const UNREACHABLE: i32 = 4;
+    /// Ended by SIGINT (Ctrl-C), after saying how far it got: 128 + 2, as a shell reports it.
+    pub const INTERRUPTED: i32 = 130;
+    /// Standard output is a pipe whose reader went away: the program ends quietly, as if killed by SIGPIPE
+    /// (128 + 13), since the next program's own message is the one to read.
+    pub const PIPE_CLOSED: i32 = 141;
+    /// Ended by SIGTERM, after saying how far it got: 128 + 15.
+    pub const TERMINATED: i32 = 143;
 }
 
 /// An error with the exit status it should end the program with.
@@ -68,7 +84,17 @@ pub fn describe_io(e: &std::io::Error) -> String {
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::failure(describe_io(&e))
+        Error::new(io_status(&e, exit::FAILURE), describe_io(&e))
+    }
+}
+
+/// The status of an I/O error: a closed pipe is [`exit::PIPE_CLOSED`] (which [`run`] ends with quietly),
+/// anything else `otherwise`.
+fn io_status(e: &std::io::Error, otherwise: i32) -> i32 {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        exit::PIPE_CLOSED
+    } else {
+        otherwise
     }
 }
 
@@ -80,9 +106,13 @@ pub fn io_message(context: impl fmt::Display, e: &std::io::Error) -> String {
 
 impl Error {
     /// An I/O error with what was being done: `<context>: <the error, described>` ([`describe_io`]), exit
-    /// status 1.
+    /// status 1 ([`exit::PIPE_CLOSED`] for a closed pipe).
     pub fn io(context: impl fmt::Display, e: &std::io::Error) -> Self {
-        Error::failure(io_message(context, e))
+        Error::new(io_status(e, exit::FAILURE), io_message(context, e))
+    }
+    /// The server or the store could not be reached or was lost: exit status 4, retry once it is back.
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        Self::new(exit::UNREACHABLE, message)
     }
 }
 
@@ -101,16 +131,19 @@ impl<T> IoContext<T> for std::io::Result<T> {
         self.map_err(|e| Error::io(context(), &e))
     }
     fn usage_context_io<C: fmt::Display>(self, context: impl FnOnce() -> C) -> Result<T> {
-        self.map_err(|e| Error::usage(io_message(context(), &e)))
+        self.map_err(|e| Error::new(io_status(&e, exit::USAGE), io_message(context(), &e)))
     }
 }
 
-/// Runs a program's body and exits with its status, printing an error as one line `<prog>: <message>`.
+/// Runs a program's body and exits with its status, printing an error as one line `<prog>: <message>`. A
+/// closed output pipe ends it without a word: the next program in the pipe stopped first, and its message is
+/// the one to read (one fault, one error).
 pub fn run(prog: &str, body: impl FnOnce() -> Result<i32>) -> ! {
     let code = match body() {
         Ok(code) => code,
         // --help and --version, already printed.
         Err(e) if e.code == exit::OK && e.message.is_empty() => exit::OK,
+        Err(e) if e.code == exit::PIPE_CLOSED => exit::PIPE_CLOSED,
         Err(e) => {
             // One write, so the line is not interleaved with other programs' messages in a pipe.
             use std::io::Write;
@@ -163,7 +196,7 @@ mod tests {
         assert_eq!(e, Error::failure("cannot read /x: No such file or directory"));
         let r: std::io::Result<()> = Err(IoError::from(ErrorKind::BrokenPipe));
         let e = r.usage_context_io(|| format!("cannot write {}", "y")).unwrap_err();
-        assert_eq!(e.code, exit::USAGE);
+        assert_eq!(e.code, exit::PIPE_CLOSED);
         assert_eq!(
             e.message,
             "cannot write y: output pipe closed early (the next program in the pipe stopped; see its message)"

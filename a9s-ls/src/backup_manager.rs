@@ -215,13 +215,13 @@ pub fn run(req: &Request) -> Result<i32> {
     let shown = format!("{}{path}", url.display());
     let auth = std::str::from_utf8(authorization.expose()).expect("base64 is ASCII");
     let resp = http::get(&url, &path, Some(auth), req.timeout).map_err(|f| match f {
-        http::Failure::Timeout => Error::failure(format!(
+        http::Failure::Timeout => Error::unreachable(format!(
             "the Backup Manager at {} did not answer within {} s (--timeout); is it the right host and port?",
             url.display(),
             req.timeout.as_secs()
         )),
         http::Failure::Connect(e) => {
-            Error::failure(format!("cannot reach the Backup Manager at {}: {e}", url.display()))
+            Error::unreachable(format!("cannot reach the Backup Manager at {}: {e}", url.display()))
         }
         http::Failure::Protocol(e) => Error::failure(format!("GET {shown}: {e}")),
     })?;
@@ -253,7 +253,9 @@ pub fn run(req: &Request) -> Result<i32> {
             let excerpt: String = String::from_utf8_lossy(&resp.body).split_whitespace().collect::<Vec<_>>().join(" ");
             let excerpt: String = excerpt.chars().take(200).collect();
             let location = resp.header("location").map(|l| format!(" (to {l})")).unwrap_or_default();
-            return Err(Error::failure(format!("GET {shown}: HTTP {s} {}{location}: {excerpt}", resp.reason)));
+            let message = format!("GET {shown}: HTTP {s} {}{location}: {excerpt}", resp.reason);
+            // A server error (a gateway, a restart) may be over at the next try; anything else says the same again.
+            return Err(if s >= 500 { Error::unreachable(message) } else { Error::failure(message) });
         }
     }
     let answer: Value = serde_json::from_slice(&resp.body).map_err(|e| {

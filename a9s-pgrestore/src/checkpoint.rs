@@ -142,18 +142,47 @@ pub struct CheckpointFile {
     seq: u64,
 }
 
+/// The name of the user the process runs as (not `$USER`, which `chpst -u` leaves as it was); empty if unknown.
+fn effective_user() -> String {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: getpwuid_r writes into `pw` and `buf`, both ours and of the sizes given; `name` points into buf.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let uid = libc::geteuid();
+        if libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found) != 0 || found.is_null() {
+            return String::new();
+        }
+        std::ffi::CStr::from_ptr(pw.pw_name).to_string_lossy().into_owned()
+    }
+}
+
 /// Bytes per slot: far more than any checkpoint needs (a few hundred bytes, plus the script's settings).
 pub const SLOT: u64 = 1 << 20;
 const MAGIC: &str = "a9s-pgrestore-checkpoint";
 
 impl CheckpointFile {
-    /// Opens FILE (creating it), locks it and reads the newest complete checkpoint in it: `None` for a new
-    /// file. A symbolic link, a file in use by another run, or one that holds no checkpoint is an error that
-    /// says what to do.
+    /// Opens FILE (creating it, and its missing folders with mode 0700 for the user running the restore), locks
+    /// it and reads the newest complete checkpoint in it: `None` for a new file. A symbolic link, a file in use
+    /// by another run, one that holds no checkpoint or cannot be opened is an error that says what to do, with
+    /// exit status 1: running the same command again meets it again.
     pub fn open(path: &Path) -> Result<(CheckpointFile, Option<Checkpoint>)> {
-        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         use std::os::unix::io::AsRawFd;
         let shown = path.display();
+        let cannot = |e: &std::io::Error| {
+            let user = effective_user();
+            let who = if user.is_empty() { String::new() } else { format!(" ({user})") };
+            Error::failure(format!(
+                "{}; give a FILE in a folder the user running a9s-pgrestore{who} can write, e.g. one made with \
+                 `install -d -o {} -m 0700 DIR`",
+                io_message(format_args!("cannot open --checkpoint {shown}"), e),
+                if user.is_empty() { "USER" } else { &user }
+            ))
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| cannot(&e))?;
+        }
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -164,23 +193,24 @@ impl CheckpointFile {
             .open(path)
             .map_err(|e| {
                 if e.raw_os_error() == Some(libc::ELOOP) {
-                    Error::usage(format!(
+                    Error::failure(format!(
                         "--checkpoint {shown} is a symbolic link: a9s-pgrestore reads and writes its checkpoint only \
                          as a plain file; give the file's own path"
                     ))
                 } else {
-                    Error::usage(io_message(format_args!("cannot open --checkpoint {shown}"), &e))
+                    cannot(&e)
                 }
             })?;
         // SAFETY: flock on a descriptor we own; the lock goes with it, however the process ends.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let e = std::io::Error::last_os_error();
             return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
-                Error::usage(format!(
+                // A second run beside the first is a mistake, not a reason to retry: 1.
+                Error::failure(format!(
                     "--checkpoint {shown}: another a9s-pgrestore is using this checkpoint; wait for it to end"
                 ))
             } else {
-                Error::usage(io_message(format_args!("cannot lock --checkpoint {shown}"), &e))
+                Error::failure(io_message(format_args!("cannot lock --checkpoint {shown}"), &e))
             });
         }
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -190,7 +220,7 @@ impl CheckpointFile {
         }
         let newest = (0..2).filter_map(|slot| store.read_slot(slot)).max_by_key(|(seq, _)| *seq);
         let not_ours = |why: String| {
-            Error::usage(format!(
+            Error::failure(format!(
                 "--checkpoint {shown} is not a checkpoint this a9s-pgrestore can resume ({why}); give another FILE, or \
                  remove it to restore from the start"
             ))

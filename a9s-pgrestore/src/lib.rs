@@ -123,8 +123,10 @@ pub struct Cli {
                      stops the restore (exit 3) rather than load them twice. When the restore ends, FILE says it is \
                      complete, and running again with it does nothing. Without an existing FILE the restore starts \
                      from the beginning and creates it (mode 0600, never through a symbolic link, locked while in \
-                     use; a record is never half written: a crash leaves the last complete one). A checkpoint of another script or another cluster is \
-                     refused (exit 3) before anything is run."
+                     use; a record is never half written: a crash leaves the last complete one), and the folders \
+                     missing on its path (mode 0700, owned by the user running a9s-pgrestore). A checkpoint of \
+                     another script or another cluster is refused (exit 1) before anything is run. Ctrl-C or \
+                     SIGTERM ends the restore with its summary and the command that resumes it."
     )]
     pub checkpoint: Option<PathBuf>,
 
@@ -133,7 +135,7 @@ pub struct Cli {
         long,
         value_name = "FILE",
         long_help = "Also write the summary as JSON to FILE (`-` for stdout): status (ok, errors, \
-                     connection_failed, connection_lost, stopped, already_complete), exit_code, databases, statements, \
+                     connection_failed, connection_lost, stopped, interrupted, already_complete), exit_code, databases, statements, \
                      statements_failed, copy_commands, rows_copied, parallel_copies, parallel_indexes (--jobs), \
                      bytes_read, lines_read, errors, expected_errors, elapsed_seconds, last_line, error_list (line, database, sqlstate, message, \
                      statement) and, when --checkpoint resumed a restore, resume (checkpoint, resumed_after_line, \
@@ -317,6 +319,7 @@ pub fn run_cli(cli: Cli, hooks: &mut dyn Hooks) -> Result<i32> {
         chunk_bytes,
         checkpoint: cli.checkpoint.clone(),
     };
+    runner::catch_signals();
     let summary = runner::Runner::new(target, &opts).run(&mut input, hooks);
     let mut code = summary.exit_code;
     if let Some(out) = json_out.as_mut() {

@@ -28,7 +28,7 @@ pub mod exit {
     /// The script is complete.
     pub const COMPLETE: i32 = 0;
     /// The script is incomplete or cannot be read: cut off, a statement or COPY data unfinished, no closing
-    /// comment. The listing shows what is there.
+    /// comment. The listing shows what is there; an empty or unreadable input has none.
     pub const INCOMPLETE: i32 = 1;
 }
 
@@ -429,6 +429,14 @@ pub fn run(input: &mut dyn BufRead, total: Option<u64>, mode: Mode, json: bool, 
     }
     progress.finish();
     let listing = lister.finish();
+    if listing.totals.bytes == 0 {
+        // No listing of nothing: in a pipe, the program before this one failed and its message is the one to
+        // read; a listing on stdout would only look like a result.
+        return Err(Error::failure(
+            "--list: the input is empty, nothing to list (if it came through a pipe, the program before this one \
+             failed: see its message)",
+        ));
+    }
     let out = if json {
         let mut v = serde_json::to_vec_pretty(&listing).expect("listing serializes");
         v.push(b'\n');

@@ -548,3 +548,31 @@ fn help_and_version() {
     let out = decrypt_cmd().args(["--md", "sha512"]).output().unwrap();
     assert_status(&out, 2);
 }
+
+/// One fault, one error: with a wrong secret in the verify pipe, a9s-decrypt alone says so. a9s-fetch before it
+/// ends quietly on the closed pipe (status 141, no message), and a9s-pgrestore --list after it prints no
+/// listing of its empty input (stdout empty; only its own short error, status 1).
+#[test]
+fn a_wrong_secret_in_the_verify_pipe_is_one_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = backup_id();
+    // Larger than a pipe's buffer, so that a9s-fetch is still writing when a9s-decrypt gives up.
+    let enc = encrypt(&random_bytes(3 << 20, 7), SECRET, Enc::default());
+    split_into_parts(&enc, dir.path(), &id, 1 << 20, 0);
+    std::fs::write(dir.path().join(format!("{id}.json")), format!("{{\"size\":{}}}", enc.len())).unwrap();
+    let script = format!(
+        "cd {d} && A9S_WRONG={WRONG} && export A9S_WRONG && \
+         a9s-fetch {d}/{id} -o - 2>fetch.err | a9s-decrypt --pass env:A9S_WRONG 2>decrypt.err \
+         | a9s-pgrestore --list 2>list.err; echo \"${{PIPESTATUS[*]}}\" >status",
+        d = dir.path().display()
+    );
+    let out = sh(&script);
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    assert!(out.stdout.is_empty(), "a listing of nothing: {}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(read("fetch.err"), "", "a9s-fetch stays quiet about the closed pipe");
+    assert!(read("decrypt.err").contains("wrong secret"), "{}", read("decrypt.err"));
+    let list = read("list.err");
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(list.contains("the input is empty"), "{list}");
+    assert_eq!(read("status").trim(), "141 1 1", "a9s-fetch, a9s-decrypt, a9s-pgrestore --list");
+}

@@ -192,3 +192,88 @@ fn every_dry_run_is_followed_by_the_command_it_previews() {
     }
     assert!(previews >= 4, "only {previews} --dry-run examples found: is the example parser broken?");
 }
+
+/// The statuses an EXIT STATUS section lists: the numbers of its `.TP` tags (`.B 4`, `.BR 130 ", " 143`).
+fn page_statuses(page: &str) -> std::collections::BTreeSet<u32> {
+    let section = page.split(".SH \"EXIT STATUS\"").nth(1).expect("an EXIT STATUS section");
+    let section = section.split("\n.SH ").next().unwrap();
+    let lines: Vec<&str> = section.lines().collect();
+    let mut out = std::collections::BTreeSet::new();
+    for w in lines.windows(2) {
+        if w[0].trim() == ".TP" {
+            for n in w[1].split(|c: char| !c.is_ascii_digit()).filter(|t| !t.is_empty()) {
+                out.insert(n.parse().unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The one table of statuses in a9s-recovery(7) agrees with every program's own page: the statuses the guide
+/// gives a program are exactly those its page documents.
+#[test]
+fn the_guide_has_every_programs_statuses() {
+    let guide = std::fs::read_to_string(man_dir().join("a9s-recovery.7")).unwrap();
+    let section = guide.split(".SH \"EXIT STATUS\"").nth(1).expect("the guide has an EXIT STATUS section");
+    let table = section.split(".TS").nth(1).and_then(|t| t.split(".TE").next()).expect("a table of statuses");
+    // Rows: `N[, M]@meaning@programs`, cells possibly spread over T{ … T} blocks.
+    let text = table.replace("T{\n", "").replace("\nT}", "");
+    let mut guide_has: std::collections::BTreeMap<String, std::collections::BTreeSet<u32>> = Default::default();
+    let programs = a9s_gen::all();
+    let mut rows = 0;
+    // A row starts at a line whose first cell is a status.
+    let mut current = String::new();
+    let mut all_rows = Vec::new();
+    for line in text.lines() {
+        if line.chars().next().is_some_and(|c| c.is_ascii_digit()) && line.contains('@') && !current.is_empty() {
+            all_rows.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() || line.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            current += line;
+            current += " ";
+        }
+    }
+    all_rows.push(current);
+    for row in &all_rows {
+        let cells: Vec<&str> = row.split('@').collect();
+        assert_eq!(cells.len(), 3, "a row of three cells: {row}");
+        let statuses: Vec<u32> = cells[0]
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|t| !t.is_empty())
+            .map(|t| t.parse().unwrap())
+            .collect();
+        let who = roff_text(cells[2]);
+        for p in &programs {
+            if who.trim() == "all" || who.split([',', ' ']).any(|w| w == p.name) {
+                guide_has.entry(p.name.to_string()).or_default().extend(statuses.iter().copied());
+            }
+        }
+        rows += 1;
+    }
+    assert!(rows >= 6, "only {rows} rows in the guide's table of statuses");
+    for p in &programs {
+        let documented = page_statuses(&(p.man_page)());
+        let in_guide = guide_has.get(p.name).cloned().unwrap_or_default();
+        assert_eq!(in_guide, documented, "{}: the guide's table of statuses differs from its page", p.name);
+    }
+}
+
+/// One backup, pinned: once the guide has verified a backup, no later command picks "the newest" again (a
+/// backup landing in between would be restored unchecked); they use the id the verify step printed.
+#[test]
+fn the_guide_never_fetches_latest_after_verifying() {
+    let guide = std::fs::read_to_string(man_dir().join("a9s-recovery.7")).unwrap();
+    let body = guide.split(".SH \"THE RECOVERY, STEP BY STEP\"").nth(1).expect("the steps");
+    let lines = example_lines(body);
+    let verify = lines.iter().position(|l| l.contains("a9s-pgrestore --list")).expect("a verify step");
+    assert!(
+        lines[..verify].iter().any(|l| l.starts_with("id=$(a9s-ls --latest ")),
+        "the id is pinned before: {lines:?}"
+    );
+    for l in &lines[verify..] {
+        assert!(!l.contains("--latest"), "after the verify step, a command picks the newest backup again: {l}");
+        if l.contains("a9s-fetch ") {
+            assert!(l.contains("$id"), "a fetch after the verify step does not use the pinned id: {l}");
+        }
+    }
+}

@@ -345,12 +345,18 @@ fn truncated_dump_is_an_error() {
 }
 
 #[test]
-fn connection_refused_exits_2() {
+fn an_unreachable_server_and_a_usage_typo_end_differently() {
     let port = free_port().to_string();
     let mut c = pgrestore();
     c.args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "postgres"]);
     let out = run_with_input(c, b"SELECT 1;\n");
-    assert_status(&out, 2);
+    // 4: retry once the server is back; a typo (2) would fail the same way for ever.
+    assert_status(&out, 4);
+    let mut typo = pgrestore();
+    typo.args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "postgres", "--on-eror-stop"]);
+    let typo = run_with_input(typo, b"SELECT 1;\n");
+    assert_status(&typo, 2);
+    assert!(stderr(&typo).contains("--on-eror-stop"), "{}", stderr(&typo));
     let err = stderr(&out);
     assert!(
         err.contains(&format!("cannot connect to host=127.0.0.1 port={port} user=postgres dbname=postgres")),
@@ -361,7 +367,7 @@ fn connection_refused_exits_2() {
 }
 
 #[test]
-fn failed_connect_stops_with_2() {
+fn failed_connect_to_a_missing_database_stops_with_1() {
     let pg = Cluster::start();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("s.json");
@@ -372,7 +378,8 @@ fn failed_connect_stops_with_2() {
         &["--json-summary", &json_arg],
         "CREATE TABLE c1 (i int);\n\\connect nosuchdb\nCREATE TABLE c2 (i int);\n",
     );
-    assert_status(&out, 2);
+    // The server refused it: running again meets the same refusal, so 1, not the retry status 4.
+    assert_status(&out, 1);
     let err = stderr(&out);
     assert!(err.contains("line 2: \\connect failed: cannot connect to"), "{err}");
     assert!(err.contains("database \"nosuchdb\" does not exist"), "{err}");
@@ -383,7 +390,7 @@ fn failed_connect_stops_with_2() {
 }
 
 #[test]
-fn server_gone_mid_restore_exits_2_with_last_line() {
+fn server_gone_mid_restore_exits_4_with_last_line() {
     let mut pg = Cluster::start();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("s.json");
@@ -402,7 +409,7 @@ fn server_gone_mid_restore_exits_2_with_last_line() {
     let _ = stdin.write_all(b"CREATE TABLE gone2 (i int);\nSELECT 2;\n");
     drop(stdin);
     let out = child.wait_with_output().unwrap();
-    assert_status(&out, 2);
+    assert_status(&out, 4);
     let err = stderr(&out);
     assert!(err.contains("lost at line 3"), "{err}");
     assert!(err.contains("the restore is incomplete"), "{err}");
@@ -422,7 +429,7 @@ fn passwords_from_pgpassword_and_pgpass() {
     let mut c = pgrestore();
     base(&mut c);
     let out = run_with_input(c, b"SELECT 1;\n");
-    assert_status(&out, 2);
+    assert_status(&out, 1);
     assert!(stderr(&out).contains("password"), "{}", stderr(&out));
     // PGPASSWORD.
     let mut c = pgrestore();
@@ -434,7 +441,7 @@ fn passwords_from_pgpassword_and_pgpass() {
     base(&mut c);
     c.env("PGPASSWORD", "wrong-pw");
     let out = run_with_input(c, b"SELECT 1;\n");
-    assert_status(&out, 2);
+    assert_status(&out, 1);
     assert!(stderr(&out).contains("28P01"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("wrong-pw"));
     // A password file, with libpq's escapes and wildcards; refused when others can read it.
@@ -452,7 +459,7 @@ fn passwords_from_pgpassword_and_pgpass() {
     base(&mut c);
     c.env("PGPASSFILE", &pass);
     let out = run_with_input(c, b"SELECT 1;\n");
-    assert_status(&out, 2);
+    assert_status(&out, 1);
     assert!(stderr(&out).contains("has group or world access"), "{}", stderr(&out));
     // A password in a URI works too and is not echoed.
     let mut c = pgrestore();
@@ -593,12 +600,12 @@ fn tls_modes() {
     let mut c = pgrestore();
     c.args(["-d", &format!("host=127.0.0.2 port={port} user=postgres dbname=postgres sslmode=verify-ca")]);
     let out = run_with_input(c, b"SELECT 1;\n");
-    assert_status(&out, 2);
+    assert_status(&out, 1);
     assert!(stderr(&out).contains("needs the server's root certificate"), "{}", stderr(&out));
     let mut c = pgrestore();
     c.env("PGSSLMODE", "verify-full").env("PGSSLROOTCERT", &root);
     c.args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "postgres"]);
     let out = run_with_input(c, b"SELECT 1;\n");
-    assert_status(&out, 2);
+    assert_status(&out, 1);
     assert!(stderr(&out).contains("cannot connect to host=127.0.0.1"), "{}", stderr(&out));
 }

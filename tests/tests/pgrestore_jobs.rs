@@ -281,7 +281,7 @@ fn a_worker_session_that_cannot_connect_is_a_connection_error() {
     let mut c = pgrestore();
     c.args(["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "lim", "-d", "limdb", "--jobs", "2"]);
     let out = run_with_input(c, script.as_bytes());
-    assert_status(&out, 2);
+    assert_status(&out, 4);
     let err = stderr(&out);
     assert!(err.contains("too many connections for role \"lim\""), "{err}");
     assert!(err.contains("line 2"), "{err}");
@@ -300,7 +300,7 @@ fn jobs_usage() {
 }
 
 #[test]
-fn a_worker_session_lost_mid_copy_stops_with_2() {
+fn a_worker_session_lost_mid_copy_stops_with_4() {
     let pg = Cluster::start();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("s.json");
@@ -330,7 +330,7 @@ fn a_worker_session_lost_mid_copy_stops_with_2() {
     let _ = stdin.write_all(tail.as_bytes());
     drop(stdin);
     let out = child.wait_with_output().unwrap();
-    assert_status(&out, 2);
+    assert_status(&out, 4);
     let err = stderr(&out);
     assert!(err.contains("a --jobs session to host=127.0.0.1"), "{err}");
     assert!(err.contains("was lost during COPY lost (started at line 2"), "{err}");

@@ -218,8 +218,8 @@ fn kill_and_resume(src: &Source, jobs: usize, cases: &[(Cut, Kill)]) {
         let err = stderr(&out);
         let recorded: serde_json::Value = read_checkpoint(&ckpt);
         if kill == Kill::Server {
-            assert_eq!(out.status.code(), Some(2), "{what}: the interrupted run ends with 2\n{err}");
-            assert!(err.contains("run the same command again to resume"), "{what}: {err}");
+            assert_eq!(out.status.code(), Some(4), "{what}: the interrupted run ends with 4 (retry)\n{err}");
+            assert!(err.contains("once the server is back, run the same command again"), "{what}: {err}");
             assert_eq!(recorded["state"], "interrupted", "{what}: {recorded}");
         } else {
             // Nothing could record the end: the file holds the last point, as the run left it.
@@ -295,10 +295,11 @@ fn a_checkpoint_of_another_script_or_cluster_is_refused_with_nothing_run() {
     // Another script: refused before anything is connected to or run.
     let other = b"CREATE TABLE three (a int);\n".to_vec();
     let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &other);
-    assert_status(&out, 3);
+    // 1, not a retry status: the same command is refused again.
+    assert_status(&out, 1);
     assert!(stderr(&out).contains("was written for another script"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("connection"), "no restore summary for a refusal: {}", stderr(&out));
-    assert_eq!(summary(&json, &out)["status"], "stopped");
+    assert_eq!(summary(&json, &out)["status"], "failed");
     assert_eq!(pg.psql("postgres", "SELECT count(*) FROM pg_class WHERE relname = 'three'"), "0");
 
     // A script that begins alike but differs before the point (a later backup of the same cluster).
@@ -307,21 +308,22 @@ fn a_checkpoint_of_another_script_or_cluster_is_refused_with_nothing_run() {
     c["position"]["prefix_sha256"] = "00".repeat(32).into();
     write_checkpoint(&ckpt, &c);
     let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &first);
-    assert_status(&out, 3);
+    assert_status(&out, 1);
     assert!(stderr(&out).contains("this is not the script"), "{}", stderr(&out));
+    assert_eq!(summary(&json, &out)["status"], "failed");
 
     // Another cluster: refused too (the refusal above left FILE as it was).
     let mut fresh: serde_json::Value = read_checkpoint(&ckpt);
     fresh["system_identifier"] = "1234".into();
     write_checkpoint(&ckpt, &fresh);
     let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &first);
-    assert_status(&out, 3);
+    assert_status(&out, 1);
     assert!(stderr(&out).contains("was written for another cluster"), "{}", stderr(&out));
 
     // Not a checkpoint at all.
     std::fs::write(&ckpt, b"hello").unwrap();
     let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), &first);
-    assert_status(&out, 2);
+    assert_status(&out, 1);
     assert!(stderr(&out).contains("is not a checkpoint"), "{}", stderr(&out));
     assert_eq!(summary(&json, &out)["status"], "failed");
 }
@@ -388,4 +390,127 @@ CREATE INDEX b_x ON b (x);\nCOPY b FROM stdin;\n1\n\\.\nCREATE TABLE c (x int);\
     assert_eq!((s["errors"].as_u64(), s["resume"]["in_flight_done"].as_u64()), (Some(0), Some(2)), "{s}");
     assert_eq!(pg.psql("postgres", "SELECT count(*) FROM b"), "1");
     assert_eq!(pg.psql("postgres", "SELECT count(*) FROM pg_class WHERE relname = 'c'"), "1");
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM in the middle of a long statement: the statement is cancelled on the server (the
+/// restore does not wait for it), the summary says how far the restore got, the command that resumes comes
+/// last, and the status is 130 or 143, as a shell reports a signal. The checkpoint's missing folders are made
+/// (0700), and the same command then resumes and completes.
+#[test]
+fn sigint_and_sigterm_end_with_a_summary_and_the_command_that_resumes() {
+    use std::os::unix::fs::PermissionsExt;
+    let pg = durable_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    for (sig, name, code) in [(libc::SIGINT, "SIGINT", 130), (libc::SIGTERM, "SIGTERM", 143)] {
+        let ckpt = dir.path().join(format!("made/by/{name}/restore.checkpoint"));
+        let json = dir.path().join(format!("{name}.json"));
+        let script =
+            format!("CREATE TABLE before_{sig} (i int);\nSELECT pg_sleep(8);\nCREATE TABLE after_{sig} (i int);\n");
+        let mut c = pgrestore(&pg, 1, &ckpt, &json);
+        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+        let sleeping =
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(8)%' AND state = 'active'";
+        let t0 = std::time::Instant::now();
+        while pg.psql("postgres", sleeping) == "0" {
+            assert!(t0.elapsed().as_secs() < 30, "the restore did not reach pg_sleep");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let signalled = std::time::Instant::now();
+        // SAFETY: kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "the statement was not cancelled: {:?}",
+            signalled.elapsed()
+        );
+        assert_status(&out, code);
+        assert!(out.stdout.is_empty());
+        let err = stderr(&out);
+        assert!(err.contains(&format!("a9s-pgrestore: {name} received at line 2")), "{err}");
+        assert!(err.contains(&format!("interrupted ({name}): incomplete")), "the summary: {err}");
+        assert!(!err.contains("canceling statement"), "the cancel is not an error of the script: {err}");
+        let last = err.lines().last().unwrap_or("");
+        assert!(
+            last.starts_with("a9s-pgrestore: to resume, feed the same backup again from its start (the same pipe) into: a9s-pgrestore ")
+                && last.contains(&format!("--checkpoint {}", ckpt.display())),
+            "{err}"
+        );
+        assert_eq!(summary(&json, &out)["status"], "interrupted");
+        assert_eq!(pg.psql("postgres", &format!("SELECT count(*) FROM pg_class WHERE relname = 'after_{sig}'")), "0");
+        let mode = std::fs::metadata(ckpt.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "the folder the checkpoint needed");
+        if sig == libc::SIGINT {
+            // The same command resumes after the committed CREATE TABLE and completes.
+            let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), script.as_bytes());
+            assert_status(&out, 0);
+            assert!(stderr(&out).contains("resumed after line 1"), "{}", stderr(&out));
+            assert_eq!(
+                pg.psql("postgres", &format!("SELECT count(*) FROM pg_class WHERE relname = 'after_{sig}'")),
+                "1"
+            );
+        }
+    }
+}
+
+/// A checkpoint FILE that cannot be opened: one line naming it, the error and what to do; status 1 (running
+/// again fails again), before anything is run.
+#[test]
+fn a_checkpoint_that_cannot_be_opened_says_what_to_do() {
+    let pg = durable_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_folder = dir.path().join("file");
+    std::fs::write(&not_a_folder, b"x").unwrap();
+    let ckpt = not_a_folder.join("restore.checkpoint");
+    let json = dir.path().join("s.json");
+    let out = run_with_input(pgrestore(&pg, 1, &ckpt, &json), b"CREATE TABLE never (i int);\n");
+    assert_status(&out, 1);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with(&format!("a9s-pgrestore: cannot open --checkpoint {}: ", ckpt.display())), "{err}");
+    assert!(err.contains("give a FILE in a folder the user running a9s-pgrestore"), "{err}");
+    assert_eq!(pg.psql("postgres", "SELECT count(*) FROM pg_class WHERE relname = 'never'"), "0");
+}
+
+/// With --jobs, Ctrl-C cancels what the other sessions run too: a COPY spread over them (here slowed by a
+/// trigger) is rolled back on all of them at once, and the restore ends with 130 without waiting for it.
+#[test]
+fn sigint_cancels_the_jobs_sessions_too() {
+    let pg = durable_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let (ckpt, json) = (dir.path().join("c"), dir.path().join("s.json"));
+    let mut script = String::from(
+        "CREATE TABLE slow (i int, pad text);\n\
+         CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN PERFORM pg_sleep(1); RETURN NEW; END$$;\n\
+         CREATE TRIGGER slow BEFORE INSERT ON slow FOR EACH ROW EXECUTE FUNCTION slow_row();\n\
+         COPY slow (i, pad) FROM stdin;\n",
+    );
+    for i in 0..5000 {
+        script += &format!("{i}\t{}\n", "x".repeat(25));
+    }
+    script += "\\.\n";
+    let mut c = pgrestore(&pg, 2, &ckpt, &json);
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(script.as_bytes());
+    });
+    let copying = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY slow%' AND state = 'active'";
+    let t0 = std::time::Instant::now();
+    while pg.psql("postgres", copying) != "2" {
+        assert!(t0.elapsed().as_secs() < 30, "the --jobs sessions did not start their COPY");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let signalled = std::time::Instant::now();
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(signalled.elapsed() < Duration::from_secs(5), "the COPY was not cancelled: {:?}", signalled.elapsed());
+    assert_status(&out, 130);
+    let err = stderr(&out);
+    assert!(!err.contains("canceling statement"), "the cancel is not an error of the script: {err}");
+    assert!(err.lines().last().unwrap_or("").contains("to resume"), "{err}");
+    assert_eq!(pg.psql("postgres", "SELECT count(*) FROM slow"), "0");
 }

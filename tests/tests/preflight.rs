@@ -163,10 +163,11 @@ fn list_refuses_restore_options_and_a_terminal() {
     assert_status(&o, 2);
     let o = offline("a9s-pgrestore --json /dev/null");
     assert_status(&o, 2);
-    // An empty script is no dump.
+    // An empty script is no dump, and gets no listing: only the error.
     let o = offline("a9s-pgrestore --list /dev/null");
     assert_status(&o, 1);
-    assert!(stderr(&o).contains("header"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("the input is empty"), "{}", stderr(&o));
+    assert!(o.stdout.is_empty(), "{}", String::from_utf8_lossy(&o.stdout));
 }
 
 // ----- progress -----

@@ -353,14 +353,14 @@ fn refusals_change_nothing() {
     assert_eq!(slots(&pg), "old_standby:false", "nothing at all is done when the tables cannot be emptied");
     drop(holder);
 
-    // Usage and connection errors: 2.
+    // A usage error is 2; a server that cannot be reached is 4, the retry status.
     assert_status(&reset(&pg, &["--lock-timeout", "soon"]), 2);
     let mut c = cmd("a9s-repmgr-reset");
     for v in PG_ENV {
         c.env_remove(v);
     }
     let o = c.args(["-h", "/nonexistent-socket-dir", "-U", "postgres"]).output().unwrap();
-    assert_status(&o, 2);
+    assert_status(&o, 4);
     assert!(stderr(&o).contains("cannot connect to host=/nonexistent-socket-dir"), "{}", stderr(&o));
     assert!(stderr(&o).contains("dbname=repmgr_cluster"), "{}", stderr(&o));
 

@@ -507,7 +507,8 @@ fn s3_network_faults_are_survived_with_identical_bytes() {
     // A store that stays down: a clear error naming the object and the last error, after the tries.
     proxy.faults.always_503.store(true, Ordering::SeqCst);
     let o = run("a9s-fetch", &["--endpoint-url", &ep, &loc, "-o", "-", "--tries", "3"], &env);
-    assert_status(&o, 1);
+    // 4: the store is unreachable for now; the same command may work later.
+    assert_status(&o, 4);
     let err = stderr(&o);
     let last = err.lines().last().unwrap_or("");
     assert!(last.starts_with("a9s-fetch: "), "{err}");

@@ -3,8 +3,9 @@
 
 use crate::error::{exit, Error};
 
-/// Exit status for "cannot connect" / "connection lost", as psql (`EXIT_BADCONN`).
-pub const EXIT_BADCONN: i32 = 2;
+/// Exit status for "cannot reach the server" / "connection lost" (psql's `EXIT_BADCONN`, which is 2 there):
+/// [`exit::UNREACHABLE`], kept apart from a usage error so a script can retry this one alone.
+pub const EXIT_BADCONN: i32 = exit::UNREACHABLE;
 
 /// A failed request as the programs judge it: what the server said, or what the client saw. Made from a
 /// `tokio_postgres::Error` (whose fields have no public constructor), or directly by a test double of a session, so

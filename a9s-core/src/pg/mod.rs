@@ -30,6 +30,8 @@ pub use pgpass::{pgpass_host, pgpass_lookup, pgpass_match, PgpassLookup};
 pub use reconnect::Reconnect;
 pub use session::Session;
 pub use target::{Env, SslMode, Target};
+/// What [`Session::cancel_token`] gives and [`Target::cancel`] takes.
+pub use tokio_postgres::CancelToken;
 
 /// Debian's libpq `DEFAULT_PGSOCKET_DIR`.
 pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";

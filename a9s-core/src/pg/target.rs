@@ -408,7 +408,8 @@ impl Target {
     }
 
     /// Connects, dropping the server's notices. On failure: one line naming the target and the server's
-    /// message, and what to check; exit status [`EXIT_BADCONN`].
+    /// message, and what to check; exit status [`EXIT_BADCONN`] when the server could not be reached (or may
+    /// take connections later), 1 when it answered with a refusal that a retry meets again ([`connect_status`]).
     pub fn connect(&self) -> Result<Session> {
         self.connect_with_notices(Arc::new(|_: &DbError| {}))
     }
@@ -431,7 +432,8 @@ impl Target {
             config.ssl_mode(tokio_postgres::config::SslMode::Disable);
             Session::connect(&config, tokio_postgres::NoTls, timeout, on_notice)
         } else {
-            let tls = self.tls_connector().map_err(|e| Error::new(EXIT_BADCONN, e))?;
+            // A TLS setup that cannot be made (a certificate file) fails again until it is fixed.
+            let tls = self.tls_connector().map_err(Error::failure)?;
             config.ssl_mode(if self.sslmode == SslMode::Prefer {
                 tokio_postgres::config::SslMode::Prefer
             } else {
@@ -440,8 +442,12 @@ impl Target {
             Session::connect(&config, tls, timeout, on_notice)
         };
         result.map_err(|e| {
+            let mut code = EXIT_BADCONN;
             let message = match e {
-                ConnectError::Pg(e) => self.connect_error(&e, from_file),
+                ConnectError::Pg(e) => {
+                    code = connect_status(&e);
+                    self.connect_error(&e, from_file)
+                }
                 ConnectError::Timeout(t) => format!(
                     "cannot connect to {}: timeout expired after {} s without the server completing the start-up \
                      (connect_timeout); check the host and port (-h, -p, PGHOST, PGPORT), or raise \
@@ -451,7 +457,29 @@ impl Target {
                 ),
                 ConnectError::Setup(e) => format!("cannot connect to {}: {e}", self.describe()),
             };
-            Error::new(EXIT_BADCONN, message)
+            Error::new(code, message)
+        })
+    }
+
+    /// Asks the server to cancel the statement a session of this target is running, as psql does on Ctrl-C
+    /// (libpq's PQcancel): a new connection carrying the session's key, bounded by `connect_timeout`.
+    pub fn cancel(&self, token: &tokio_postgres::CancelToken) -> std::result::Result<(), String> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        let wait = self.connect_timeout.filter(|t| !t.is_zero()).unwrap_or(Duration::from_secs(10));
+        rt.block_on(async {
+            // libpq sends a cancel in clear unless the session required TLS.
+            let sent = if self.all_sockets()
+                || !matches!(self.sslmode, SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull)
+            {
+                tokio::time::timeout(wait, token.cancel_query(tokio_postgres::NoTls)).await
+            } else {
+                tokio::time::timeout(wait, token.cancel_query(self.tls_connector()?)).await
+            };
+            match sent {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(error_chain(&e)),
+                Err(_) => Err(format!("no answer within {} s", wait.as_secs())),
+            }
         })
     }
 
@@ -534,5 +562,21 @@ impl Target {
             "check that the server runs and accepts TCP connections on that host and port (-h, -p, PGHOST, PGPORT)"
         };
         format!("cannot connect to {target}: {msg}; {hint}")
+    }
+}
+
+/// The exit status of a failed connection: [`EXIT_BADCONN`] (retry once the server is back) unless the server
+/// answered and refused what a retry would send again — the password or the user (class 28), the database
+/// (3D000), a password the client does not have, a certificate that does not verify — which is 1.
+fn connect_status(e: &tokio_postgres::Error) -> i32 {
+    use tokio_postgres::error::SqlState;
+    match e.as_db_error().map(|db| db.code()) {
+        Some(c) if c.code().starts_with("28") || *c == SqlState::INVALID_CATALOG_NAME => crate::error::exit::FAILURE,
+        Some(_) => EXIT_BADCONN,
+        // No password to give, or a certificate that does not verify: the same again on every try.
+        None if ["password missing", "certificate"].iter().any(|w| error_chain(e).contains(w)) => {
+            crate::error::exit::FAILURE
+        }
+        None => EXIT_BADCONN,
     }
 }

@@ -337,7 +337,8 @@ async fn give_up_or_wait(policy: &RetryPolicy, f: Failure, failures: u32, doing:
         return Err(Error::failure(f.message));
     }
     if failures >= policy.tries {
-        return Err(Error::failure(format!("{} (gave up after {failures} tries)", f.message)));
+        // Still failing after the retries: the store is unreachable for now, which a later run may find back.
+        return Err(Error::unreachable(format!("{} (gave up after {failures} tries)", f.message)));
     }
     let delay = policy.delay(failures);
     eprintln!(

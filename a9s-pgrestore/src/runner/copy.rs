@@ -88,6 +88,8 @@ impl Runner<'_> {
             }
             CopyOutcome::Failed { error, row_line } => match jobs {
                 None => self.statement_error(&error, row_line.unwrap_or(line), first, c.text),
+                // Cancelled by a signal (all sessions rolled back): the signal's stop, not an error of the script.
+                Some(_) if self.signalled().is_some() => return Flow::Stop(self.signalled().expect("caught")),
                 Some(jobs) => {
                     self.summary.statements_failed += 1;
                     let msg = format!(

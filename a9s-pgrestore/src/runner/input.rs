@@ -38,8 +38,12 @@ impl Runner<'_> {
         input: &mut R,
         buf: &mut Vec<u8>,
     ) -> std::result::Result<usize, i32> {
+        if let Some(code) = self.signalled() {
+            return Err(code);
+        }
         match input.read_until(b'\n', buf) {
-            Ok(0) => Ok(0),
+            // The end of the input may be the program feeding it ended by the same Ctrl-C.
+            Ok(0) => self.signalled().map_or(Ok(0), Err),
             Ok(n) => {
                 self.line += 1;
                 self.progress.add(n as u64);
@@ -54,6 +58,9 @@ impl Runner<'_> {
 
     /// The input could not be read: says so and gives the exit status.
     pub(super) fn read_failed(&mut self, e: &std::io::Error) -> i32 {
+        if let Some(code) = self.signalled() {
+            return code;
+        }
         self.progress.finish();
         eprintln!(
             "{PROG}: cannot read the input after line {}: {}; the restore is incomplete",

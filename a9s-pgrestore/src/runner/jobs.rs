@@ -165,9 +165,12 @@ impl Runner<'_> {
         let db = quote_conninfo_value(&target.dbname);
         let connect: parallel::Connect = Arc::new(move |line: Arc<AtomicU64>| {
             let db = db.clone();
-            target.connect_with_notices(Arc::new(move |n| {
+            let session = target.connect_with_notices(Arc::new(move |n| {
                 eprintln!("{}", notice_text(&db, line.load(Ordering::Relaxed), n))
-            }))
+            }))?;
+            // A signal cancels what the --jobs sessions run too, or the restore would wait for their index builds.
+            signals::watch_worker(&target, session.cancel_token());
+            Ok(session)
         });
         match Pool::open(connect, &self.target.dbname, self.opts.jobs) {
             Ok(pool) => {
@@ -183,7 +186,7 @@ impl Runner<'_> {
                     self.opts.jobs,
                     e.message
                 );
-                Flow::Stop(exit::CONNECTION)
+                Flow::Stop(e.code)
             }
         }
     }

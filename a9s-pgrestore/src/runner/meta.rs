@@ -123,10 +123,11 @@ impl Runner<'_> {
             Ok(t) => t,
             Err(e) => return self.meta_error(line, &format!("\\connect: {}", e.message), shown),
         };
-        let refuse = |me: &mut Self, why: String| {
+        let refuse = |me: &mut Self, e: a9s_core::Error| {
             me.connect_failed = true;
-            me.error(line, None, format!("\\connect failed: {why}; the restore stopped here"), shown.clone());
-            Flow::Stop(exit::CONNECTION)
+            me.error(line, None, format!("\\connect failed: {}; the restore stopped here", e.message), shown.clone());
+            // The server out of reach (retry) or its refusal (a database that does not exist: fails again).
+            Flow::Stop(e.code)
         };
         // The old session ends first, as in psql (and so it holds no locks the new one could wait on); so do the
         // --jobs sessions on the old database.
@@ -137,7 +138,7 @@ impl Runner<'_> {
                 self.adopt(conn, target);
                 Flow::Go
             }
-            Err(e) => refuse(self, e.message),
+            Err(e) => refuse(self, e),
         }
     }
 

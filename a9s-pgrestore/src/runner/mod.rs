@@ -31,6 +31,7 @@ mod jobs;
 mod meta;
 mod report;
 mod resume;
+mod signals;
 #[cfg(test)]
 mod tests;
 
@@ -42,6 +43,12 @@ pub use report::{exit, ErrorRecord, ResumeReport, Summary};
 use report::{notice_text, MAX_ERROR_RECORDS};
 
 const PROG: &str = "a9s-pgrestore";
+
+/// Catches SIGINT and SIGTERM from now on: a restore then stops at the next line (its statement in flight
+/// cancelled), prints its summary and ends with 130 or 143. Called by the program, not by tests.
+pub fn catch_signals() {
+    signals::install();
+}
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -134,6 +141,8 @@ pub struct Runner<'o> {
     /// The last line at whose end standard_conforming_strings had changed: a statement begun on or before it
     /// was split in part with the old value.
     scs_changed_at: u64,
+    /// A signal's stop was said (once).
+    signal_reported: bool,
 }
 
 impl<'o> Runner<'o> {
@@ -163,6 +172,7 @@ impl<'o> Runner<'o> {
             ckpt: None,
             ran_to_end: false,
             scs_changed_at: 0,
+            signal_reported: false,
         }
     }
 
@@ -182,6 +192,7 @@ impl<'o> Runner<'o> {
 
     /// Runs the whole script; every message is printed on the way. The summary carries the exit status.
     pub fn run<R: BufRead>(mut self, input: &mut R, hooks: &mut dyn Hooks) -> Summary {
+        let input = &mut signals::Interruptible(input);
         let mut code = match self.opts.checkpoint.clone() {
             None => self.run_script(input, hooks),
             Some(path) => match self.open_checkpoint(&path, input) {
@@ -218,15 +229,23 @@ impl<'o> Runner<'o> {
         self.summary.exit_code = code;
         self.summary.status = match code {
             exit::OK => "ok",
+            _ if self.connect_failed => "connection_failed",
+            _ if self.checkpoint_refused() => "failed",
             exit::ERRORS if self.summary.errors > 0 => "errors",
-            exit::CONNECTION if self.connect_failed => "connection_failed",
             exit::CONNECTION => "connection_lost",
             exit::STOPPED => "stopped",
+            exit::INTERRUPTED | exit::TERMINATED => "interrupted",
             _ => "failed",
         }
         .to_string();
         if !self.opts.quiet {
             eprintln!("{}", self.summary_text());
+        }
+        if matches!(code, exit::INTERRUPTED | exit::TERMINATED) && self.has_checkpoint() {
+            eprintln!(
+                "{PROG}: to resume, feed the same backup again from its start (the same pipe) into: {}",
+                signals::command_line()
+            );
         }
         self.summary
     }
@@ -238,13 +257,13 @@ impl<'o> Runner<'o> {
             Err(e) => {
                 eprintln!("{PROG}: {}", e.message);
                 self.connect_failed = true;
-                return exit::CONNECTION;
+                return e.code;
             }
         }
         // Only a server has these (a test double has no cluster).
         if let Some(session) = self.conn.session() {
             // A standby takes no writes: refuse before reading a byte of the script, not statement by statement.
-            if let Err(e) = a9s_core::pg::admin::refuse_if_in_recovery(session, PROG, exit::CONNECTION) {
+            if let Err(e) = a9s_core::pg::admin::refuse_if_in_recovery(session, PROG, exit::ERRORS) {
                 eprintln!("{PROG}: {}", e.message);
                 self.connect_failed = true;
                 return e.code;
@@ -388,7 +407,10 @@ impl<'o> Runner<'o> {
     }
 
     /// Makes `client` the current session: learns its encoding and string syntax, as psql does on connect.
-    fn adopt(&mut self, client: Box<dyn Conn>, target: Target) {
+    fn adopt(&mut self, mut client: Box<dyn Conn>, target: Target) {
+        if let Some(session) = client.session() {
+            signals::watch_session(&target, session.cancel_token());
+        }
         // Both are reported by the server at start-up (ParameterStatus).
         let server_encoding = client.parameter("server_encoding").unwrap_or_default().to_string();
         let scs = client.parameter("standard_conforming_strings") == Some("on");
@@ -407,6 +429,9 @@ impl<'o> Runner<'o> {
     }
 
     fn handle<R: BufRead>(&mut self, item: Item, input: &mut R) -> Flow {
+        if let Some(code) = self.signalled() {
+            return Flow::Stop(code);
+        }
         // With --jobs, consecutive index builds (CREATE INDEX, ADD PRIMARY KEY/UNIQUE) run at once; anything else
         // waits for them to end.
         let concurrent =
@@ -486,6 +511,20 @@ impl<'o> Runner<'o> {
         e.is_session_lost(self.conn.is_closed())
     }
 
+    /// SIGINT or SIGTERM was caught: said once, with the line reached; the status to stop with.
+    fn signalled(&mut self) -> Option<i32> {
+        let (name, code) = signals::describe(signals::caught()?);
+        if !self.signal_reported {
+            self.signal_reported = true;
+            self.progress.finish();
+            eprintln!(
+                "{PROG}: {name} received at line {} of the input; the restore stopped there and is incomplete",
+                self.line
+            );
+        }
+        Some(code)
+    }
+
     fn lost(&mut self, e: &SqlError, line: u64) -> Flow {
         self.progress.finish();
         eprintln!(
@@ -500,6 +539,10 @@ impl<'o> Runner<'o> {
 
     /// A statement failed: expected, counted, a stop, or a lost connection.
     fn statement_error(&mut self, e: &SqlError, line: u64, first: &str, text: &[u8]) -> Flow {
+        // Cancelled by the signal, or failed while it came: the signal's stop, not an error of the script.
+        if let Some(code) = self.signalled() {
+            return Flow::Stop(code);
+        }
         if e.is_out_of_step() && !self.conn.is_closed() {
             // The server split the query otherwise than the lexer (whose string syntax is fixed for the whole
             // line, as psql's) and met a COPY in it. psql would stream the next lines as that COPY's data; the

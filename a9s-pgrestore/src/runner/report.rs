@@ -35,7 +35,10 @@ impl Runner<'_> {
         }
         t += match s.exit_code {
             exit::OK => " — restore complete",
-            exit::ERRORS => " — ran to the end with errors",
+            exit::ERRORS if self.ran_to_end => " — ran to the end with errors",
+            exit::ERRORS => " — failed: incomplete",
+            exit::INTERRUPTED => " — interrupted (SIGINT): incomplete",
+            exit::TERMINATED => " — interrupted (SIGTERM): incomplete",
             exit::CONNECTION => " — connection failed or lost: incomplete",
             exit::STOPPED => " — stopped at the first error: incomplete",
             _ => " — failed",
@@ -44,16 +47,21 @@ impl Runner<'_> {
     }
 }
 
-/// a9s-pgrestore's exit statuses (psql's, plus 1 for "ran to the end with errors").
+/// a9s-pgrestore's exit statuses: psql's, with 1 for "ran to the end with errors", and the shared ones of
+/// [`a9s_core::error::exit`] (a lost connection is 4 there, where psql says 2, which is a usage error here).
 pub mod exit {
+    use a9s_core::error::exit as shared;
     /// Every statement succeeded (expected errors aside).
-    pub const OK: i32 = 0;
-    /// The script ran to its end, with errors.
-    pub const ERRORS: i32 = 1;
-    /// The connection could not be made, a `\connect` failed, or the connection was lost.
-    pub const CONNECTION: i32 = 2;
-    /// Stopped at the first error (`--on-error-stop`).
-    pub const STOPPED: i32 = 3;
+    pub const OK: i32 = shared::OK;
+    /// The script ran to its end, with errors; or it could not run and will not until something is fixed.
+    pub const ERRORS: i32 = shared::FAILURE;
+    /// The server could not be reached, a `\connect` could not reach it, or the connection was lost: retry.
+    pub const CONNECTION: i32 = shared::UNREACHABLE;
+    /// Stopped at the first error (`--on-error-stop`), or before what psql would run otherwise.
+    pub const STOPPED: i32 = shared::STOPPED;
+    /// Ended by SIGINT or SIGTERM, after the summary.
+    pub const INTERRUPTED: i32 = shared::INTERRUPTED;
+    pub const TERMINATED: i32 = shared::TERMINATED;
 }
 
 /// Errors kept in the JSON summary (all are printed).
@@ -73,7 +81,8 @@ pub struct ErrorRecord {
 /// What happened, printed at the end and written by `--json-summary`.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Summary {
-    /// `ok`, `errors`, `connection_failed`, `connection_lost`, `stopped` (`--on-error-stop`), or `failed`.
+    /// `ok`, `errors`, `connection_failed`, `connection_lost`, `stopped` (`--on-error-stop`), `interrupted` (SIGINT,
+    /// SIGTERM), or `failed`.
     pub status: String,
     pub exit_code: i32,
     /// Every session in order: the first database, then one per `\connect`.

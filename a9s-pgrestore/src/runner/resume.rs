@@ -76,7 +76,7 @@ impl Runner<'_> {
             if !c.script.matches(&head) {
                 let by = c.script.dumped_by.as_deref().unwrap_or("a script");
                 return Err(a9s_core::Error::new(
-                    exit::STOPPED,
+                    exit::ERRORS,
                     format!(
                         "--checkpoint {} was written for another script ({by}, first {} bytes with SHA-256 {}…): this \
                          one begins differently; nothing was run — give the backup the checkpoint belongs to, or \
@@ -118,6 +118,14 @@ impl Runner<'_> {
         Ok(Opened::Run(head))
     }
 
+    /// FILE belongs to another script or cluster: nothing is run and FILE is left as it is; exit 1, since
+    /// running the same command again meets the same refusal.
+    fn refuse_checkpoint(&mut self, line: u64, msg: String) -> Flow {
+        self.ckpt.as_mut().expect("checkpoint").refused = true;
+        self.error(line, None, msg, String::new());
+        Flow::Stop(exit::ERRORS)
+    }
+
     /// On the first session, before the script: a first run writes its checkpoint (so FILE is known to be
     /// writable before anything is run); a resume skips to the point and sets the session up as it was there.
     pub(super) fn start_checkpoint<R: BufRead>(&mut self, input: &mut R) -> Flow {
@@ -131,8 +139,7 @@ impl Runner<'_> {
                      {now}): nothing was run — resume on the cluster the restore began on, or remove the file to \
                      restore from the start"
                 );
-                self.ckpt.as_mut().expect("checked").refused = true;
-                return self.stop(0, msg, String::new());
+                return self.refuse_checkpoint(0, msg);
             }
         }
         self.warn_if_not_durable();
@@ -190,8 +197,7 @@ impl Runner<'_> {
                 "{why}: this is not the script --checkpoint {path} was written for; nothing was run — give the same \
                  backup, or remove the file to restore from the start into a fresh cluster"
             );
-            me.ckpt.as_mut().expect("checkpoint").refused = true;
-            me.stop(me.line, msg, String::new())
+            me.refuse_checkpoint(me.line, msg)
         };
         // The header's lines one by one (they hold the dump's framing, which the end of the restore checks), the
         // rest in whole blocks: reading and hashing only, as fast as the pipe delivers.
@@ -297,7 +303,7 @@ impl Runner<'_> {
                 Err(e) => {
                     self.connect_failed = true;
                     eprintln!("{PROG}: cannot resume in database {}: {}", s.dbname, e.message);
-                    return Flow::Stop(exit::CONNECTION);
+                    return Flow::Stop(e.code);
                 }
             }
         }
@@ -411,9 +417,15 @@ impl Runner<'_> {
         match c.store.write(&mut c.file, sync) {
             Ok(()) => {
                 if !self.opts.quiet {
+                    // Running again resumes; whether it gets further depends on why this run ended.
+                    let then = match code {
+                        exit::CONNECTION => "once the server is back, run the same command again",
+                        exit::INTERRUPTED | exit::TERMINATED => "to go on, run the same command again",
+                        _ => "after fixing the cause, run the same command again",
+                    };
                     eprintln!(
-                        "{PROG}: --checkpoint {}: committed up to line {}; run the same command again to resume from \
-                         there",
+                        "{PROG}: --checkpoint {}: committed up to line {}; {then}, with the same backup fed again from \
+                         its start, to resume from there",
                         c.store.path().display(),
                         c.file.position.line
                     );
@@ -468,6 +480,11 @@ impl Runner<'_> {
             c.dirty = true;
             c.in_flight.enter(first_line + memchr::memchr_iter(b'\n', text).count() as u64);
         }
+    }
+
+    /// FILE was refused (another script or cluster): the run ended before anything of the script ran.
+    pub(super) fn checkpoint_refused(&self) -> bool {
+        self.ckpt.as_ref().is_some_and(|c| c.refused)
     }
 
     pub(super) fn has_checkpoint(&self) -> bool {
