@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::classify::{self, Copy};
 use crate::encoding::Encoding;
 use crate::lexer::{Item, Lexer};
+use crate::lines;
 use crate::outcome::{CopyOutcome, CopyResult, FeedStop};
 use crate::parallel::{self, ChunkBuilder, Feed, Pool};
 
@@ -35,7 +36,7 @@ mod resume;
 mod tests;
 
 use conn::{Conn, Connector, NoSession};
-use copy::{CopyStatement, DataLine, Prefetched};
+use copy::{CopyStatement, DataPiece, Prefetched};
 use input::DumpFraming;
 use jobs::PendingIndex;
 pub use report::{exit, ErrorRecord, ResumeReport, Summary};
@@ -131,6 +132,13 @@ pub struct Runner<'o> {
     /// The last line at whose end standard_conforming_strings had changed: a statement begun on or before it
     /// was split in part with the old value.
     scs_changed_at: u64,
+    /// COPY data is read in pieces ([`lines::PIECE`]): the last piece did not end its line.
+    mid_line: bool,
+    /// Where the last piece began in its line, and its length.
+    line_at: u64,
+    last_piece: usize,
+    /// The restore stopped at something in the script itself (a NUL byte): a resume would stop there again.
+    dead_end: bool,
 }
 
 impl<'o> Runner<'o> {
@@ -160,6 +168,10 @@ impl<'o> Runner<'o> {
             ckpt: None,
             ran_to_end: false,
             scs_changed_at: 0,
+            mid_line: false,
+            line_at: 0,
+            last_piece: 0,
+            dead_end: false,
         }
     }
 
@@ -263,6 +275,14 @@ impl<'o> Runner<'o> {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(code) => return code,
+            }
+            if let Some(at) = lines::find_nul(&line) {
+                // Index builds already running on --jobs sessions are reported first, as before any stop.
+                if let Flow::Stop(code) = self.barrier() {
+                    return code;
+                }
+                self.stop_at_nul(at as u64 + 1, "nothing of this line was sent");
+                return exit::STOPPED;
             }
             if self.line == 1 && line.starts_with(b"\xEF\xBB\xBF") {
                 line.drain(..3);
