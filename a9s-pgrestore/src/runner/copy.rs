@@ -102,8 +102,8 @@ impl Runner<'_> {
             CopyOutcome::StartRefused(error) => return self.copy_refused(&error, line, first),
             CopyOutcome::Stopped(FeedStop::Input(code)) => return Flow::Stop(code),
             CopyOutcome::Stopped(FeedStop::Nul { column }) => {
-                let what = format!("COPY {table} (line {line}) was aborted, none of its rows were loaded");
-                return self.stop_at_nul(column, &what);
+                let what = format!("COPY {table} was aborted, none of its rows were loaded");
+                return self.stop_at_nul(line, column, &what);
             }
             CopyOutcome::Stopped(FeedStop::Message { message, data_left: left }) => {
                 data_left = left;
@@ -166,7 +166,7 @@ impl Runner<'_> {
                 DataPiece::Data { .. } | DataPiece::Bad(_) => {}
                 // psql would no longer see the `\.` line after it and run the rest of the script as COPY data.
                 DataPiece::Nul(column) => {
-                    return self.stop_at_nul(column, "the data of the failed COPY is not skipped")
+                    return self.stop_at_nul(self.line, column, "the data of the failed COPY is not skipped further")
                 }
                 DataPiece::Input(code) => return Flow::Stop(code),
             }

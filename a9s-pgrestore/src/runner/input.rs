@@ -83,12 +83,18 @@ impl Runner<'_> {
     }
 
     /// The line being read holds a NUL byte at `column` (from 1): the restore stops before it (exit 3), never
-    /// sends it (see [`lines::nul_reason`]); `what` says what became of the line. A resume would stop here
-    /// again, so `--checkpoint` gives no advice to run again.
-    pub(super) fn stop_at_nul(&mut self, column: u64, what: &str) -> Flow {
+    /// sends it (see [`lines::nul_reason`]). `line` is the one named as where the restore stopped: this line, or
+    /// the COPY whose data it is (none of whose rows were loaded); `what` says what became of it. A resume
+    /// would stop here again, so `--checkpoint` gives no advice to run again.
+    pub(super) fn stop_at_nul(&mut self, line: u64, column: u64, what: &str) -> Flow {
         self.dead_end = true;
-        let msg = format!("{}; the restore stopped here: {what}", lines::nul_reason(column));
-        self.stop(self.line, msg, String::new())
+        let reason = lines::nul_reason(column);
+        let msg = if line == self.line {
+            format!("{reason}; the restore stopped here: {what}")
+        } else {
+            format!("script line {}: {reason}; the restore stopped here: {what}", self.line)
+        };
+        self.stop(line, msg, String::new())
     }
 
     /// The input could not be read: says so and gives the exit status.

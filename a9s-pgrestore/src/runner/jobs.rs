@@ -38,8 +38,8 @@ impl Runner<'_> {
                 }
                 // Nothing of the COPY was sent yet (the probe was abandoned).
                 DataPiece::Nul(column) => {
-                    let what = format!("COPY {table} (line {line}) was not run");
-                    return Ok(self.stop_at_nul(column, &what));
+                    let what = format!("COPY {table} was not run");
+                    return Ok(self.stop_at_nul(line, column, &what));
                 }
                 DataPiece::Input(code) => return Ok(Flow::Stop(code)),
             }

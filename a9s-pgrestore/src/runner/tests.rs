@@ -387,14 +387,16 @@ fn a_nul_byte_stops_the_restore_before_its_line() {
     for (script, line, column, sent) in [
         ("SELECT 1;\nSELECT 'a\0b';\nSELECT 2;\n", 2, 10, "SELECT 1;"),
         ("SELECT 1; -- c\0x\nSELECT 2;\n", 1, 15, "connect restoredb"),
-        ("COPY t FROM stdin;\n1\tok\n2\tb\0d\n\\.\nSELECT 2;\n", 3, 4, "COPY t FROM stdin;"),
+        // The COPY is named: none of it ran.
+        ("COPY t FROM stdin;\n1\tok\n2\tb\0d\n\\.\nSELECT 2;\n", 1, 4, "COPY t FROM stdin;"),
     ] {
         let fake = Fake::new();
         let s = run(&fake, script);
         assert_eq!((s.exit_code, s.status.as_str()), (exit::STOPPED, "stopped"), "{script:?}");
         assert_eq!(s.error_list[0].line, line, "{script:?}");
         let m = &s.error_list[0].message;
-        assert!(m.starts_with(&format!("a NUL byte (column {column})")), "{m}");
+        let at = if script.starts_with("COPY") { "script line 3: " } else { "" };
+        assert!(m.starts_with(&format!("{at}a NUL byte (column {column})")), "{m}");
         assert!(m.contains("psql would cut the line there"), "{m}");
         assert_eq!(fake.sent().last().map(String::as_str), Some(sent), "{script:?}");
         assert!(!fake.sent().iter().any(|q| q == "end COPY" || q == "SELECT 2;"), "{:?}", fake.sent());
@@ -406,6 +408,7 @@ fn a_nul_byte_stops_the_restore_before_its_line() {
     let s = Runner::new(target(), &opts).with_connector(fake.connector()).run(&mut &script[..], &mut NoHooks);
     assert_eq!(s.exit_code, exit::STOPPED);
     assert_eq!(s.error_list.iter().map(|e| e.line).collect::<Vec<_>>(), [1, 3]);
+    assert!(s.error_list[1].message.ends_with("the data of the failed COPY is not skipped further"));
     assert!(!fake.sent().iter().any(|q| q == "SELECT 2;"), "{:?}", fake.sent());
 }
 
