@@ -22,35 +22,19 @@ pub struct Piece {
 /// or what is left at the end of the input. On a fresh line the piece holds the whole line whenever it is no
 /// longer than `max`, so a COPY end marker (`\.`) is always seen whole.
 pub fn read_piece<R: BufRead + ?Sized>(input: &mut R, out: &mut Vec<u8>, max: usize) -> std::io::Result<Piece> {
-    let start = out.len();
-    loop {
-        let avail = match input.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if avail.is_empty() {
-            return Ok(Piece { len: out.len() - start, ends_line: false });
-        }
-        let room = max.saturating_sub(out.len() - start).max(1);
-        let window = &avail[..avail.len().min(room)];
-        if let Some(i) = memchr::memchr(b'\n', window) {
-            out.extend_from_slice(&window[..=i]);
-            input.consume(i + 1);
-            return Ok(Piece { len: out.len() - start, ends_line: true });
-        }
-        let n = window.len();
-        out.extend_from_slice(window);
-        input.consume(n);
-        if out.len() - start >= max {
-            return Ok(Piece { len: out.len() - start, ends_line: false });
-        }
-    }
+    // std's read_until: its newline search is compiled optimized even in a debug build, where the memchr
+    // crate's is not (it made the restore of many short rows twice as slow there).
+    let len = std::io::Read::take(&mut *input, max as u64).read_until(b'\n', out)?;
+    Ok(Piece { len, ends_line: len > 0 && out.last() == Some(&b'\n') })
 }
 
 /// Where a NUL byte is in `bytes`, if any.
 pub fn find_nul(bytes: &[u8]) -> Option<usize> {
-    memchr::memchr(0, bytes)
+    // Checked first with `contains`, which std runs optimized even in a debug build: almost no line has one.
+    if !bytes.contains(&0) {
+        return None;
+    }
+    bytes.iter().position(|&b| b == 0)
 }
 
 /// Why a line with a NUL byte at `column` (from 1) cannot be run. psql reads a script with fgets and measures what
