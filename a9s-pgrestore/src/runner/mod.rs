@@ -281,7 +281,11 @@ impl<'o> Runner<'o> {
                 if let Flow::Stop(code) = self.barrier() {
                     return code;
                 }
-                self.stop_at_nul(self.line, at as u64 + 1, "nothing of this line was sent");
+                self.stop_at_nul(
+                    self.line,
+                    at as u64 + 1,
+                    "nothing of this line, nor of a statement it ends, was sent",
+                );
                 return exit::STOPPED;
             }
             if self.line == 1 && line.starts_with(b"\xEF\xBB\xBF") {
