@@ -5,6 +5,7 @@
 //! - [`lexer`]: psql's statement splitting, a pure function over bytes.
 //! - [`classify`]: what a statement is (COPY from stdin, SET client_encoding, an index build, …) and which
 //!   meta-commands a restore runs.
+//! - [`lines`]: reading the script: SQL lines whole, COPY data in bounded pieces, the NUL byte rule.
 //! - [`encoding`]: input transcoding to UTF-8 for LATIN1/LATIN9/WIN1252 sections.
 //! - [`runner`]: the restore: statements, COPY streaming, meta-commands, errors and the summary;
 //!   [`runner::Hooks`] is where steps before and after the restore plug in.
@@ -18,6 +19,7 @@ pub mod classify;
 pub mod encoding;
 pub mod framing;
 pub mod lexer;
+pub mod lines;
 pub mod list;
 pub mod outcome;
 pub mod parallel;

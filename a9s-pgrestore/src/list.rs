@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::classify::{self, Copy};
 use crate::framing::{FRAMINGS, HEADER_LINES, LARGE_TABLE};
 use crate::lexer::{Item, Lexer};
+use crate::lines;
 
 const PROG: &str = "a9s-pgrestore";
 const READ_BUFFER: usize = 1 << 20;
@@ -28,7 +29,8 @@ pub mod exit {
     /// The script is complete.
     pub const COMPLETE: i32 = 0;
     /// The script is incomplete or cannot be read: cut off, a statement or COPY data unfinished, no closing
-    /// comment. The listing shows what is there; an empty or unreadable input has none.
+    /// comment; or a line holds a NUL byte, where a restore stops. The listing shows what is there; an empty or
+    /// unreadable input has none.
     pub const INCOMPLETE: i32 = 1;
 }
 
@@ -97,7 +99,15 @@ pub struct Lister {
     /// Something other than comments and `\unrestrict` after the closing comment.
     after_trailer: Option<u64>,
     events: Vec<String>,
+    /// Lines with a NUL byte: the first few (line, column), and how many in all.
+    nuls: Vec<(u64, u64)>,
+    nul_lines: u64,
+    /// Bytes of the current line before the next piece (COPY data comes in pieces).
+    column: u64,
 }
+
+/// Lines with a NUL byte named one by one in the problems; the rest are counted.
+const NUL_LINES_NAMED: usize = 5;
 
 impl Default for Lister {
     fn default() -> Self {
@@ -118,35 +128,22 @@ impl Lister {
             seen_trailer: false,
             after_trailer: None,
             events: Vec::new(),
+            nuls: Vec::new(),
+            nul_lines: 0,
+            column: 0,
         }
     }
 
     /// One input line, with its `\n` (the last line may lack it).
     pub fn push_line(&mut self, line: &[u8]) {
+        if self.copy.is_some() {
+            return self.push_piece(line, true);
+        }
         self.line += 1;
         self.listing.totals.lines += 1;
         self.listing.totals.bytes += line.len() as u64;
-        if let Some((d, t)) = self.copy {
-            // COPY data bypasses the lexer, as in a restore; it still counts the line.
-            self.lexer.skip_lines(1);
-            if classify::is_copy_data_end(line) {
-                self.copy = None;
-                let table = &self.listing.databases[d].tables[t];
-                if table.bytes >= LARGE_TABLE {
-                    self.events.push(format!(
-                        "table {} read: {} rows, {}",
-                        table.name,
-                        table.rows,
-                        human_bytes(table.bytes)
-                    ));
-                }
-            } else {
-                let table = &mut self.listing.databases[d].tables[t];
-                table.rows += 1;
-                table.bytes += line.len() as u64;
-            }
-            return;
-        }
+        self.column = 0;
+        self.check_nul(line);
         self.framing(line);
         let mut items = std::mem::take(&mut self.items);
         self.lexer.push_line(line, &mut items);
@@ -154,6 +151,56 @@ impl Lister {
             self.item(item);
         }
         self.items = items;
+    }
+
+    /// Whether the next line is COPY data: [`run`] reads it in bounded pieces ([`push_piece`](Self::push_piece))
+    /// rather than whole, so that a row of any size is never held.
+    pub fn in_copy_data(&self) -> bool {
+        self.copy.is_some()
+    }
+
+    /// A piece of a COPY data line ([`lines::read_piece`]); `line_start`, it begins the line. A piece that
+    /// continues a line is never the end marker.
+    pub fn push_piece(&mut self, piece: &[u8], line_start: bool) {
+        if line_start {
+            self.line += 1;
+            self.listing.totals.lines += 1;
+            self.column = 0;
+            // COPY data bypasses the lexer, as in a restore; it still counts the line.
+            self.lexer.skip_lines(1);
+        }
+        self.listing.totals.bytes += piece.len() as u64;
+        self.check_nul(piece);
+        self.column += piece.len() as u64;
+        let Some((d, t)) = self.copy else { return };
+        if line_start && classify::is_copy_data_end(piece) {
+            self.copy = None;
+            let table = &self.listing.databases[d].tables[t];
+            if table.bytes >= LARGE_TABLE {
+                self.events.push(format!(
+                    "table {} read: {} rows, {}",
+                    table.name,
+                    table.rows,
+                    human_bytes(table.bytes)
+                ));
+            }
+        } else {
+            let table = &mut self.listing.databases[d].tables[t];
+            table.rows += u64::from(line_start);
+            table.bytes += piece.len() as u64;
+        }
+    }
+
+    /// A NUL byte in the line (or piece) just read: a restore stops there; noted once per line.
+    fn check_nul(&mut self, bytes: &[u8]) {
+        let Some(at) = lines::find_nul(bytes) else { return };
+        if self.nuls.last().is_some_and(|(l, _)| *l == self.line) {
+            return;
+        }
+        self.nul_lines += 1;
+        if self.nuls.len() < NUL_LINES_NAMED {
+            self.nuls.push((self.line, self.column + at as u64 + 1));
+        }
     }
 
     /// End of input: the listing, with what makes it incomplete.
@@ -188,6 +235,13 @@ impl Lister {
                     .to_string(),
             ),
             (Some(_), true) => {}
+        }
+        for (line, column) in &self.nuls {
+            problems
+                .push(format!("line {line}: {}; a restore stops at this line (exit 3)", lines::nul_reason(*column)));
+        }
+        if self.nul_lines > self.nuls.len() as u64 {
+            problems.push(format!("{} more lines hold a NUL byte", self.nul_lines - self.nuls.len() as u64));
         }
         if let Some(line) = self.after_trailer {
             problems.push(format!("line {line}: more script after the dump's closing comment (two dumps joined?)"));
@@ -402,10 +456,18 @@ pub fn run(input: &mut dyn BufRead, total: Option<u64>, mode: Mode, json: bool, 
     let mut lister = Lister::new();
     let mut line = Vec::with_capacity(64 * 1024);
     let mut detail = String::new();
+    // The last piece of COPY data did not end its line.
+    let mut mid_line = false;
     loop {
         line.clear();
-        let n = match input.read_until(b'\n', &mut line) {
-            Ok(n) => n,
+        let in_data = mid_line || lister.in_copy_data();
+        let read = if in_data {
+            lines::read_piece(input, &mut line, lines::PIECE).map(|p| (p.len, !p.ends_line))
+        } else {
+            input.read_until(b'\n', &mut line).map(|n| (n, false))
+        };
+        let (n, cut) = match read {
+            Ok(r) => r,
             Err(e) => {
                 progress.finish();
                 return Err(Error::io(format_args!("cannot read the script after line {}", lister.line), &e));
@@ -414,7 +476,12 @@ pub fn run(input: &mut dyn BufRead, total: Option<u64>, mode: Mode, json: bool, 
         if n == 0 {
             break;
         }
-        lister.push_line(&line);
+        if in_data {
+            lister.push_piece(&line, !mid_line);
+        } else {
+            lister.push_line(&line);
+        }
+        mid_line = cut;
         for e in lister.take_events() {
             progress.event(e);
         }
@@ -529,6 +596,41 @@ SELECT pg_catalog.lo_open('16400', 131072);\nSELECT pg_catalog.lowrite(0, '\\x68
         assert!(l.problems[0].contains("no \"-- PostgreSQL database cluster dump\""));
         let twice = format!("{DUMPALL}{DUMPALL}");
         assert!(list(&twice).problems.iter().any(|p| p.contains("after the dump's closing comment")));
+    }
+
+    #[test]
+    fn nul_bytes_are_flagged() {
+        let s = DUMPALL.replace("SET x = 1;", "SET x = '\0';").replace("2\t-- not a", "2\t-- not\0 a");
+        let l = list(&s);
+        assert!(!l.complete);
+        assert!(l.problems[0].starts_with("line 15: a NUL byte (column 10)"), "{:?}", l.problems);
+        assert!(l.problems[1].starts_with("line 25: a NUL byte (column 9)"), "{:?}", l.problems);
+        assert!(l.problems[1].ends_with("a restore stops at this line (exit 3)"), "{:?}", l.problems);
+        assert_eq!(l.problems.len(), 2);
+        let many = "\0\n".repeat(NUL_LINES_NAMED + 3);
+        let l = list(&DUMPALL.replace("SET x = 1;\n", &many));
+        assert!(l.problems.iter().any(|p| p == "3 more lines hold a NUL byte"), "{:?}", l.problems);
+    }
+
+    #[test]
+    fn copy_data_in_pieces_is_counted_by_lines() {
+        let mut l = Lister::new();
+        for line in ["--\n", "-- PostgreSQL database dump\n", "--\n", "COPY t FROM stdin;\n"] {
+            l.push_line(line.as_bytes());
+        }
+        assert!(l.in_copy_data());
+        // A row whose continuation is `\.` and a newline: not the end marker.
+        for (piece, start) in [(&b"xxxx"[..], true), (b"\\.\n", false), (b"y\n", true), (b"\\.\n", true)] {
+            l.push_piece(piece, start);
+        }
+        assert!(!l.in_copy_data());
+        for line in ["--\n", "-- PostgreSQL database dump complete\n", "--\n"] {
+            l.push_line(line.as_bytes());
+        }
+        let l = l.finish();
+        assert!(l.complete, "{:?}", l.problems);
+        assert_eq!(l.databases[0].tables[0], Table { name: "t".into(), rows: 2, bytes: 9, line: 4 });
+        assert_eq!((l.totals.lines, l.totals.bytes), (10, 3 + 28 + 3 + 19 + 9 + 3 + 3 + 37 + 3));
     }
 
     #[test]

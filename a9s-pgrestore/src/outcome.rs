@@ -36,4 +36,6 @@ pub enum FeedStop {
     /// A data line it cannot send (not convertible, a cut input, an odd end marker): the error to report, and
     /// whether data lines are left to skip.
     Message { message: String, data_left: bool },
+    /// A NUL byte at this column of the line being read: the restore stops there (exit 3), as for a SQL line.
+    Nul { column: u64 },
 }

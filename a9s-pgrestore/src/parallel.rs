@@ -21,7 +21,7 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -55,12 +55,17 @@ pub fn parse_chunk_bytes(value: Option<&str>) -> std::result::Result<usize, Stri
 
 // ----- the pure parts -----
 
-/// Consecutive COPY data lines of the script, converted to UTF-8, with the script line of the first.
+/// Consecutive COPY data lines of the script, converted to UTF-8, with the script line of the first row that
+/// begins in it and the number of rows that begin in it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Chunk {
     pub data: Vec<u8>,
     pub first_line: u64,
     pub lines: u64,
+    /// Its last row goes on in the next chunk: a row longer than a chunk is dealt in chunk-sized parts rather
+    /// than held whole, and the session that takes an open chunk takes the next one too (it keeps the queue
+    /// until the row ends), so a row always reaches one session whole and in order.
+    pub open: bool,
 }
 
 /// Collects data lines into chunks of at least `limit` bytes (a chunk ends only at a line end, so no row is
@@ -99,11 +104,20 @@ impl ChunkBuilder {
 
     /// Counts a line appended through [`buffer`](Self::buffer).
     pub fn pushed(&mut self, script_line: u64) {
-        if self.cur.lines == 0 {
-            self.cur.first_line = script_line;
+        self.pushed_piece(script_line, true, true);
+    }
+
+    /// Counts a piece of a line appended through [`buffer`](Self::buffer): `row_start`, it begins the row on
+    /// line `script_line`; `row_end`, it ends it.
+    pub fn pushed_piece(&mut self, script_line: u64, row_start: bool, row_end: bool) {
+        if row_start {
+            if self.cur.lines == 0 {
+                self.cur.first_line = script_line;
+            }
+            debug_assert_eq!(self.cur.first_line + self.cur.lines, script_line, "data lines are consecutive");
+            self.cur.lines += 1;
         }
-        debug_assert_eq!(self.cur.first_line + self.cur.lines, script_line, "data lines are consecutive");
-        self.cur.lines += 1;
+        self.cur.open = !row_end;
     }
 
     /// Whether the chunk has reached the limit and should be sent.
@@ -112,13 +126,12 @@ impl ChunkBuilder {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.cur.lines == 0
+        self.cur.data.is_empty()
     }
 
     /// The chunk built so far (none if empty); the builder starts a new one.
     pub fn take(&mut self) -> Option<Chunk> {
         if self.is_empty() {
-            self.cur.data.clear();
             return None;
         }
         Some(std::mem::replace(&mut self.cur, Self::empty(self.limit)))
@@ -648,7 +661,9 @@ impl WorkerState {
         queue: &Mutex<Receiver<Chunk>>,
         abort: &AtomicBool,
     ) -> CopyReport {
-        let next = || queue.lock().map(|q| q.recv().ok()).unwrap_or(None);
+        // The queue stays this session's while the chunk it took is open (a row goes on in the next one).
+        let held = std::cell::RefCell::new(None);
+        let next = || next_chunk(queue, &mut held.borrow_mut());
         let fail = |abort: &AtomicBool| {
             abort.store(true, Ordering::Release);
             // Take what still comes, so the dealer never waits on a full channel.
@@ -727,7 +742,9 @@ impl WorkerState {
             Err(e) => return Streamed::Refused(e.into(), true),
         };
         let mut chunk = Some(first);
+        let mut open = false;
         while let Some(c) = chunk.take() {
+            open = c.open;
             if abort.load(Ordering::Acquire) {
                 // Another session failed: dropping the writer ends this COPY with CopyFail.
                 return Streamed::Aborted;
@@ -747,6 +764,10 @@ impl WorkerState {
             drop(c);
             chunk = next();
         }
+        if open {
+            // The feed stopped in the middle of a row: never let the server take half a row.
+            return Streamed::Aborted;
+        }
         match writer.finish() {
             Ok(rows) => Streamed::Rows(rows),
             Err(e) => Streamed::Refused(e.into(), false),
@@ -764,6 +785,23 @@ impl WorkerState {
             }
         }
     }
+}
+
+/// The next chunk from the queue shared by the sessions; `held` keeps the queue locked after an open chunk, so
+/// that the rest of its row comes to this session too (the runner is the one sender: the order is the script's).
+fn next_chunk<'q>(
+    queue: &'q Mutex<Receiver<Chunk>>,
+    held: &mut Option<MutexGuard<'q, Receiver<Chunk>>>,
+) -> Option<Chunk> {
+    let guard = match held.take() {
+        Some(g) => g,
+        None => queue.lock().ok()?,
+    };
+    let chunk = guard.recv().ok()?;
+    if chunk.open {
+        *held = Some(guard);
+    }
+    Some(chunk)
 }
 
 enum Streamed {
@@ -798,13 +836,60 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                Chunk { data: b"1\ta\n2\tbbbbbbbbbbbb\n".to_vec(), first_line: 100, lines: 2 },
-                Chunk { data: b"3\tc\n4\td\n5\te\n".to_vec(), first_line: 102, lines: 3 },
+                Chunk { data: b"1\ta\n2\tbbbbbbbbbbbb\n".to_vec(), first_line: 100, lines: 2, open: false },
+                Chunk { data: b"3\tc\n4\td\n5\te\n".to_vec(), first_line: 102, lines: 3, open: false },
             ]
         );
         // Every byte once, in order.
         let all: Vec<u8> = out.iter().flat_map(|c| c.data.clone()).collect();
         assert_eq!(all, b"1\ta\n2\tbbbbbbbbbbbb\n3\tc\n4\td\n5\te\n");
+    }
+
+    #[test]
+    fn a_row_longer_than_a_chunk_is_dealt_in_open_chunks() {
+        // Row 1 (line 10) short, row 2 (line 11) of 25 bytes read in pieces of at most 8, row 3 (line 12) short.
+        let mut b = ChunkBuilder::new(10);
+        let mut out = Vec::new();
+        let pieces: [(&[u8], u64, bool, bool); 6] = [
+            (b"a\n", 10, true, true),
+            (b"bbbbbbbb", 11, true, false),
+            (b"bbbbbbbb", 11, false, false),
+            (b"bbbbbbbb", 11, false, false),
+            (b"\n", 11, false, true),
+            (b"c\n", 12, true, true),
+        ];
+        for (p, line, start, end) in pieces {
+            b.buffer().extend_from_slice(p);
+            b.pushed_piece(line, start, end);
+            if b.is_full() {
+                out.push(b.take().unwrap());
+            }
+        }
+        out.extend(b.take());
+        let seen: Vec<(usize, u64, u64, bool)> =
+            out.iter().map(|c| (c.data.len(), c.first_line, c.lines, c.open)).collect();
+        // The rows that begin in each chunk are counted there; a continuation begins none.
+        assert_eq!(seen, [(10, 10, 2, true), (16, 0, 0, true), (3, 12, 1, false)]);
+        let received: Vec<(u64, u64)> = out.iter().map(|c| (c.first_line, c.lines)).collect();
+        assert_eq!((1..=3).map(|n| script_line(&received, n)).collect::<Vec<_>>(), [Some(10), Some(11), Some(12)]);
+    }
+
+    #[test]
+    fn an_open_chunk_keeps_the_queue_until_its_row_ends() {
+        let (tx, rx) = mpsc::sync_channel(4);
+        let queue = Mutex::new(rx);
+        for (i, open) in [true, true, false].into_iter().enumerate() {
+            tx.send(Chunk { data: vec![b'x'; i + 1], open, ..Chunk::default() }).unwrap();
+        }
+        drop(tx);
+        let mut held = None;
+        assert!(next_chunk(&queue, &mut held).unwrap().open);
+        assert!(queue.try_lock().is_err(), "another session could take the rest of the row");
+        assert!(next_chunk(&queue, &mut held).unwrap().open);
+        assert_eq!(next_chunk(&queue, &mut held).unwrap().data.len(), 3);
+        assert!(held.is_none());
+        assert!(queue.try_lock().is_ok());
+        assert!(next_chunk(&queue, &mut held).is_none());
     }
 
     #[test]
@@ -817,7 +902,7 @@ mod tests {
         b.buffer().extend_from_slice(b"\\.\n");
         b.buffer().truncate(len);
         assert!(!b.is_full());
-        assert_eq!(b.take(), Some(Chunk { data: b"x\n".to_vec(), first_line: 7, lines: 1 }));
+        assert_eq!(b.take(), Some(Chunk { data: b"x\n".to_vec(), first_line: 7, lines: 1, open: false }));
         assert!(b.is_empty());
     }
 

@@ -196,3 +196,70 @@ fn a_cut_off_script_is_still_reported() {
     let err = stderr(&out);
     assert!(err.contains("truncated"), "{err}");
 }
+
+/// Whether stderr reports a lost connection (the main session's or a --jobs session's).
+fn is_loss(err: &str) -> bool {
+    err.contains("connection lost") || err.contains(" lost at line") || err.contains(" was lost")
+}
+
+#[test]
+fn a_nul_byte_stops_the_restore_at_its_line_never_as_a_lost_connection() {
+    let pg = Cluster::start();
+    // psql cuts each line at the NUL and joins it to the next: here a string left open, a comment that swallows
+    // the next statement, a COPY row merged with the end marker (psql then streams the rest as data).
+    for (script, line) in [
+        (&b"INSERT INTO t VALUES (1, 'before');\nINSERT INTO t VALUES (2, 'a\0b');\nINSERT INTO t VALUES (3, 'after');\nDROP TABLE important;\n"[..], 2),
+        (b"INSERT INTO t VALUES (1, 'x'); -- c\0x\nDROP TABLE important;\n", 1),
+        (b"INSERT INTO t VALUES (1, 'before');\nCOPY t FROM stdin;\n1\tok\n2\tb\0d\n\\.\nDROP TABLE important;\n", 2),
+    ] {
+        let shown = String::from_utf8_lossy(script).into_owned();
+        for extra in [&[][..], &["--jobs", "2"]] {
+            let v = compare(&pg, SETUP, script, extra);
+            check(&v, 3, &shown);
+            important_survives(&pg);
+            let err = stderr(&v.ours);
+            assert!(err.contains(&format!("line {line}: ")) && err.contains("a NUL byte"), "{err}");
+            assert!(!is_loss(&err) && !err.contains("run again"), "{err}");
+        }
+    }
+
+    // Over --jobs sessions, with chunks small enough that the COPY is dealt out before the NUL comes: all roll
+    // back. With --checkpoint, no advice to run again (it would stop at the same line).
+    pg.psql("by_ours", SETUP);
+    let mut script = b"COPY t FROM stdin;\n".to_vec();
+    for i in 1..=50 {
+        script.extend_from_slice(format!("{i}\trow {i}\n").as_bytes());
+    }
+    script.extend_from_slice(b"51\tb\0d\n\\.\nDROP TABLE important;\n");
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("ckpt");
+    for extra in [vec!["--jobs", "2"], vec!["--checkpoint", ckpt.to_str().unwrap()]] {
+        let mut c = pgrestore_cmd();
+        c.args(pg.conn_args()).args(["-d", "by_ours"]).args(&extra).env("A9S_PGRESTORE_CHUNK_BYTES", "64");
+        let out = run_with_input(c, &script);
+        assert_status(&out, 3);
+        let err = stderr(&out);
+        assert!(err.contains("line 1: script line 52: a NUL byte (column 5)"), "{err}");
+        assert!(err.contains("COPY t was aborted, none of its rows were loaded"), "{err}");
+        assert!(!is_loss(&err) && !err.contains("run the same command again"), "{err}");
+        assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM t"), "0");
+        important_survives(&pg);
+    }
+
+    // --list says where, and does not call the script complete.
+    let mut c = pgrestore_cmd();
+    c.arg("--list");
+    let out = run_with_input(
+        c,
+        b"--\n-- PostgreSQL database dump\n--\nSELECT 'a\0b';\n--\n-- PostgreSQL database dump complete\n--\n",
+    );
+    assert_status(&out, 1);
+    assert!(stderr(&out).contains("line 4: a NUL byte (column 10)"), "{}", stderr(&out));
+
+    // Should one ever reach the client library, its "embedded null" is the statement's error: the session goes on.
+    let mut client = postgres::Client::connect(&pg.conninfo("postgres"), postgres::NoTls).unwrap();
+    let e = client.batch_execute("SELECT 'a\0b'").unwrap_err();
+    let e = a9s_core::pg::error::SqlError::from(&e);
+    assert!(!e.is_session_lost(client.is_closed()), "{e:?}");
+    client.batch_execute("SELECT 1").unwrap();
+}

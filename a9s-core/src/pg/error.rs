@@ -134,7 +134,11 @@ impl From<&tokio_postgres::Error> for SqlError {
                 context: db.where_().map(str::to_string),
             })
         });
-        let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+        // A message the client could not encode (a query with a NUL byte: "string contains embedded null") is
+        // an io::Error of kind InvalidInput that never reached the socket: the session is intact.
+        let io = std::error::Error::source(e)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .is_some_and(|io| io.kind() != std::io::ErrorKind::InvalidInput);
         let text = if server.is_some() { String::new() } else { error_chain(e) };
         SqlError { server, broken: e.is_closed() || io, text }
     }

@@ -2,6 +2,7 @@
 //! happens when the server refuses it before, during or after its data. `COPY … TO STDOUT` is in the runner.
 
 use super::*;
+use crate::lines;
 
 impl Runner<'_> {
     /// A log line for a large table once it is loaded (stderr not a terminal): shows life in a long restore.
@@ -102,6 +103,10 @@ impl Runner<'_> {
             },
             CopyOutcome::StartRefused(error) => return self.copy_refused(&error, line, first),
             CopyOutcome::Stopped(FeedStop::Input(code)) => return Flow::Stop(code),
+            CopyOutcome::Stopped(FeedStop::Nul { column }) => {
+                let what = format!("COPY {table} was aborted, none of its rows were loaded");
+                return self.stop_at_nul(line, column, &what);
+            }
             CopyOutcome::Stopped(FeedStop::Message { message, data_left: left }) => {
                 data_left = left;
                 self.fail(line, None, message, first.into())
@@ -148,19 +153,24 @@ impl Runner<'_> {
         Flow::Stop(exit::STOPPED)
     }
 
-    /// After a COPY that failed: its data lines are skipped up to `\.`, never run as SQL.
+    /// After a COPY that failed: its data lines are skipped up to `\.`, never run as SQL; a piece at a time, so
+    /// a long row is never held.
     pub(super) fn after_failed_copy<R: BufRead>(&mut self, flow: Flow, input: &mut R) -> Flow {
         if let Flow::Stop(code) = flow {
             return Flow::Stop(code);
         }
-        let mut buf = Vec::new();
+        let mut buf = Vec::with_capacity(lines::PIECE);
         loop {
             buf.clear();
-            match self.read_line(input, &mut buf) {
-                Ok(0) => return Flow::Go,
-                Ok(_) if classify::is_copy_data_end(&buf) => return Flow::Go,
-                Ok(_) => {}
-                Err(code) => return Flow::Stop(code),
+            match self.copy_data_piece(input, &mut buf, "") {
+                DataPiece::End | DataPiece::Eof => return Flow::Go,
+                // Not sent: whether it converts does not matter.
+                DataPiece::Data { .. } | DataPiece::Bad(_) => {}
+                // psql would no longer see the `\.` line after it and run the rest of the script as COPY data.
+                DataPiece::Nul(column) => {
+                    return self.stop_at_nul(self.line, column, "the data of the failed COPY is not skipped further")
+                }
+                DataPiece::Input(code) => return Flow::Stop(code),
             }
         }
     }
@@ -182,7 +192,6 @@ impl Runner<'_> {
         input: &mut R,
         prefix: Prefetched,
     ) -> CopyResult {
-        let data_left = !prefix.complete;
         let stopped = |message: String, data_left: bool| CopyResult {
             outcome: CopyOutcome::Stopped(FeedStop::Message { message, data_left }),
             data_left,
@@ -191,6 +200,7 @@ impl Runner<'_> {
             outcome: CopyOutcome::Failed { error, row_line: None },
             data_left,
         };
+        let mut data_left = !prefix.complete;
         let mut writer = match conn.copy_in(sql) {
             Ok(w) => w,
             Err(error) => return CopyResult { outcome: CopyOutcome::StartRefused(error), data_left },
@@ -199,17 +209,18 @@ impl Runner<'_> {
         if prefix.complete {
             chunk.extend_from_slice(&self.copy_end);
         }
-        chunk.reserve(COPY_CHUNK + 64 * 1024);
-        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-        let enc = self.enc.clone();
-        loop {
-            if !data_left {
-                // All the data came with the prefix.
-                break;
-            }
-            buf.clear();
-            match self.read_line(input, &mut buf) {
-                Ok(0) => {
+        // Read straight into the chunk, a piece at a time: a row of any size streams through it.
+        chunk.reserve((COPY_CHUNK + lines::PIECE).saturating_sub(chunk.len()));
+        while data_left {
+            match self.copy_data_piece(input, &mut chunk, table) {
+                DataPiece::Data { .. } => {}
+                DataPiece::End => {
+                    // psql sends the end marker too: the server checks it (a `\.` ending in CR after rows ending
+                    // in LF is an error there) and ignores anything after it.
+                    chunk.extend_from_slice(&self.copy_end);
+                    data_left = false;
+                }
+                DataPiece::Eof => {
                     // psql would end the COPY here and keep what came; a cut stream must not look complete.
                     drop(writer);
                     let msg = format!(
@@ -218,50 +229,23 @@ impl Runner<'_> {
                     );
                     return stopped(msg, false);
                 }
-                Ok(_) => {}
-                Err(code) => {
-                    return CopyResult { outcome: CopyOutcome::Stopped(FeedStop::Input(code)), data_left: true }
-                }
-            }
-            if classify::is_copy_data_end(&buf) {
-                // psql sends the end marker too: the server checks it (a `\.` ending in CR after rows ending in
-                // LF is an error there) and ignores anything after it.
-                chunk.extend_from_slice(&buf);
-                break;
-            }
-            let data: &[u8] = match &enc {
-                Ok(e) => match e.to_utf8(&buf, &mut self.conv) {
-                    Ok(false) => &buf,
-                    Ok(true) => &self.conv,
-                    Err(at) => {
-                        drop(writer);
-                        let msg = format!(
-                            "COPY {table} aborted at line {}: byte 0x{:02X} at column {} has no Unicode equivalent \
-                             in encoding {}",
-                            self.line,
-                            buf[at],
-                            at + 1,
-                            e.name()
-                        );
-                        return stopped(msg, true);
-                    }
-                },
-                Err(name) if !buf.is_ascii() => {
-                    let msg = format!(
-                        "COPY {table} aborted at line {}: non-ASCII data in encoding {name}, which a9s-pgrestore \
-                         cannot convert",
-                        self.line
-                    );
+                DataPiece::Bad(msg) => {
                     drop(writer);
                     return stopped(msg, true);
                 }
-                Err(_) => &buf,
-            };
-            chunk.extend_from_slice(data);
+                DataPiece::Nul(column) => {
+                    // Dropped unfinished: CopyFail, and the server loads none of the rows.
+                    drop(writer);
+                    return CopyResult { outcome: CopyOutcome::Stopped(FeedStop::Nul { column }), data_left: true };
+                }
+                DataPiece::Input(code) => {
+                    return CopyResult { outcome: CopyOutcome::Stopped(FeedStop::Input(code)), data_left: true }
+                }
+            }
             if chunk.len() >= COPY_CHUNK {
                 if let Err(error) = writer.write_all(&chunk) {
                     drop(writer);
-                    return failed(error, true);
+                    return failed(error, data_left);
                 }
                 chunk.clear();
             }
@@ -278,21 +262,28 @@ impl Runner<'_> {
         }
     }
 
-    /// Reads the next COPY data line onto the end of `out`, converted to UTF-8 as `stream_copy` converts it.
-    pub(super) fn copy_data_line<R: BufRead>(&mut self, input: &mut R, out: &mut Vec<u8>, table: &str) -> DataLine {
+    /// Reads the next piece of COPY data (at most [`lines::PIECE`] bytes of a row, never more than one row)
+    /// onto the end of `out`, converted to UTF-8. Only a piece that is a whole line can be the `\.` end marker.
+    pub(super) fn copy_data_piece<R: BufRead>(&mut self, input: &mut R, out: &mut Vec<u8>, table: &str) -> DataPiece {
         let start = out.len();
-        match self.read_line(input, out) {
-            Ok(0) => return DataLine::Eof,
-            Ok(_) => {}
-            Err(code) => return DataLine::Input(code),
-        }
-        if classify::is_copy_data_end(&out[start..]) {
+        let row_start = !self.mid_line;
+        let piece = match self.read_piece(input, out) {
+            Ok(p) if p.len == 0 => return DataPiece::Eof,
+            Ok(p) => p,
+            Err(code) => return DataPiece::Input(code),
+        };
+        if row_start && classify::is_copy_data_end(&out[start..]) {
             self.copy_end.clear();
             self.copy_end.extend_from_slice(&out[start..]);
             out.truncate(start);
-            return DataLine::End;
+            return DataPiece::End;
+        }
+        if let Some(at) = lines::find_nul(&out[start..]) {
+            out.truncate(start);
+            return DataPiece::Nul(self.line_at + at as u64 + 1);
         }
         let bad = match self.enc.clone() {
+            // Single-byte encodings convert byte by byte: a piece boundary splits nothing.
             Ok(e) => match e.to_utf8(&out[start..], &mut self.conv) {
                 Ok(false) => None,
                 Ok(true) => {
@@ -305,7 +296,7 @@ impl Runner<'_> {
                      encoding {}",
                     self.line,
                     out[start + at],
-                    at + 1,
+                    self.line_at + at as u64 + 1,
                     e.name()
                 )),
             },
@@ -317,10 +308,10 @@ impl Runner<'_> {
             Err(_) => None,
         };
         match bad {
-            None => DataLine::Data,
+            None => DataPiece::Data { row_start, row_end: piece.ends_line },
             Some(msg) => {
                 out.truncate(start);
-                DataLine::Bad(msg)
+                DataPiece::Bad(msg)
             }
         }
     }
@@ -338,16 +329,18 @@ pub(super) struct Prefetched {
     pub(super) complete: bool,
 }
 
-/// One COPY data line read by [`Runner::copy_data_line`].
-pub(super) enum DataLine {
-    /// Appended, converted to UTF-8.
-    Data,
-    /// The `\.` line.
+/// One piece of COPY data read by [`Runner::copy_data_piece`].
+pub(super) enum DataPiece {
+    /// Appended, converted to UTF-8: `row_start`, it begins a row (the line being read); `row_end`, it ends it.
+    Data { row_start: bool, row_end: bool },
+    /// The `\.` line (in `copy_end`).
     End,
     /// The input ended.
     Eof,
-    /// A line that cannot be converted: the message.
+    /// A piece that cannot be converted: the message.
     Bad(String),
+    /// A NUL byte at this column of the line being read (see [`lines::nul_reason`]); nothing appended.
+    Nul(u64),
     /// The input could not be read (reported): the exit status.
     Input(i32),
 }

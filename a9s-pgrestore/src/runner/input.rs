@@ -1,6 +1,7 @@
 //! Reading the script: lines, the dump's framing (is its closing line there?), the input encoding.
 
 use super::*;
+use crate::lines;
 
 impl Runner<'_> {
     /// Converts the line to UTF-8 into `self.conv` when the input encoding needs it (returns true then; false:
@@ -54,6 +55,50 @@ impl Runner<'_> {
             }
             Err(e) => Err(self.read_failed(&e)),
         }
+    }
+
+    /// Reads the next piece of the current line (COPY data) onto the end of `out`: at most
+    /// [`lines::PIECE`] bytes, up to the line's end (see [`lines::read_piece`]). Counts the line at its first
+    /// piece, so `self.line` is the line being read, as after [`read_line`](Self::read_line); `self.line_at` is
+    /// where the piece begins in it.
+    pub(super) fn read_piece<R: BufRead>(
+        &mut self,
+        input: &mut R,
+        out: &mut Vec<u8>,
+    ) -> std::result::Result<lines::Piece, i32> {
+        let start = out.len();
+        let piece = lines::read_piece(input, out, lines::PIECE).map_err(|e| self.read_failed(&e))?;
+        if piece.len == 0 {
+            return Ok(piece);
+        }
+        if self.mid_line {
+            self.line_at += self.last_piece as u64;
+        } else {
+            self.line += 1;
+            self.line_at = 0;
+        }
+        self.last_piece = piece.len;
+        self.mid_line = !piece.ends_line;
+        self.progress.add(piece.len as u64);
+        if let Some(c) = self.ckpt.as_mut() {
+            c.read(&out[start..]);
+        }
+        Ok(piece)
+    }
+
+    /// The line being read holds a NUL byte at `column` (from 1): the restore stops before it (exit 3), never
+    /// sends it (see [`lines::nul_reason`]). `line` is the one named as where the restore stopped: this line, or
+    /// the COPY whose data it is (none of whose rows were loaded); `what` says what became of it. A resume
+    /// would stop here again, so `--checkpoint` gives no advice to run again.
+    pub(super) fn stop_at_nul(&mut self, line: u64, column: u64, what: &str) -> Flow {
+        self.dead_end = true;
+        let reason = lines::nul_reason(column);
+        let msg = if line == self.line {
+            format!("{reason}; the restore stopped here: {what}")
+        } else {
+            format!("script line {}: {reason}; the restore stopped here: {what}", self.line)
+        };
+        self.stop(line, msg, String::new())
     }
 
     /// The input could not be read: says so and gives the exit status.

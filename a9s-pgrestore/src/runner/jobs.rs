@@ -18,25 +18,30 @@ impl Runner<'_> {
         let limit = if self.opts.chunk_bytes == 0 { parallel::DEFAULT_CHUNK_BYTES } else { self.opts.chunk_bytes };
         let mut chunks = ChunkBuilder::new(limit);
         loop {
-            match self.copy_data_line(input, chunks.buffer(), table) {
-                DataLine::Data => {
-                    chunks.pushed(self.line);
+            match self.copy_data_piece(input, chunks.buffer(), table) {
+                DataPiece::Data { row_start, row_end } => {
+                    chunks.pushed_piece(self.line, row_start, row_end);
                     if chunks.is_full() {
                         break;
                     }
                 }
-                DataLine::End => {
+                DataPiece::End => {
                     return Err(Prefetched { data: chunks.take().map(|c| c.data).unwrap_or_default(), complete: true })
                 }
                 // The main session's COPY meets the end of the input and says so.
-                DataLine::Eof => {
+                DataPiece::Eof => {
                     return Err(Prefetched { data: chunks.take().map(|c| c.data).unwrap_or_default(), complete: false })
                 }
-                DataLine::Bad(msg) => {
+                DataPiece::Bad(msg) => {
                     let flow = self.fail(line, None, msg, first.into());
                     return Ok(self.after_failed_copy(flow, input));
                 }
-                DataLine::Input(code) => return Ok(Flow::Stop(code)),
+                // Nothing of the COPY was sent yet (the probe was abandoned).
+                DataPiece::Nul(column) => {
+                    let what = format!("COPY {table} was not run");
+                    return Ok(self.stop_at_nul(line, column, &what));
+                }
+                DataPiece::Input(code) => return Ok(Flow::Stop(code)),
             }
         }
         // Other sessions would not see a table created in the main session's open transaction block (and
@@ -59,14 +64,17 @@ impl Runner<'_> {
                     return Feed::End;
                 }
                 loop {
-                    match self.copy_data_line(input, chunks.buffer(), table) {
-                        DataLine::Data => {
-                            chunks.pushed(self.line);
+                    match self.copy_data_piece(input, chunks.buffer(), table) {
+                        DataPiece::Data { row_start, row_end } => {
+                            chunks.pushed_piece(self.line, row_start, row_end);
                             if chunks.is_full() {
+                                // Possibly in the middle of a row longer than a chunk: the chunk is marked open
+                                // and the session that takes it takes the rest of the row too (see
+                                // `parallel::Chunk::open`), so the row streams in chunk-sized parts.
                                 return Feed::Chunk(chunks.take().expect("a full chunk"));
                             }
                         }
-                        DataLine::End if self.copy_end != b"\\.\n" => {
+                        DataPiece::End if self.copy_end != b"\\.\n" => {
                             // The server would check this marker against the rows' line ends in one stream; over
                             // several sessions it cannot. Rare outside hand-made scripts.
                             let msg = format!(
@@ -76,19 +84,20 @@ impl Runner<'_> {
                             );
                             return Feed::Stop(FeedStop::Message { message: msg, data_left: false });
                         }
-                        DataLine::End => {
+                        DataPiece::End => {
                             ended = true;
                             return chunks.take().map_or(Feed::End, Feed::Chunk);
                         }
-                        DataLine::Eof => {
+                        DataPiece::Eof => {
                             let msg = format!(
                                 "input ended inside the data of COPY {table} (started at line {line}): the dump is \
                                  truncated; the COPY was aborted"
                             );
                             return Feed::Stop(FeedStop::Message { message: msg, data_left: false });
                         }
-                        DataLine::Bad(msg) => return Feed::Stop(FeedStop::Message { message: msg, data_left: true }),
-                        DataLine::Input(code) => return Feed::Stop(FeedStop::Input(code)),
+                        DataPiece::Bad(msg) => return Feed::Stop(FeedStop::Message { message: msg, data_left: true }),
+                        DataPiece::Nul(column) => return Feed::Stop(FeedStop::Nul { column }),
+                        DataPiece::Input(code) => return Feed::Stop(FeedStop::Input(code)),
                     }
                 }
             };

@@ -21,6 +21,7 @@ use tokio_postgres::error::SqlState;
 use crate::classify::{self, Copy};
 use crate::encoding::Encoding;
 use crate::lexer::{Item, Lexer};
+use crate::lines;
 use crate::outcome::{CopyOutcome, CopyResult, FeedStop};
 use crate::parallel::{self, ChunkBuilder, Feed, Pool};
 
@@ -36,7 +37,7 @@ mod signals;
 mod tests;
 
 use conn::{Conn, Connector, NoSession};
-use copy::{CopyStatement, DataLine, Prefetched};
+use copy::{CopyStatement, DataPiece, Prefetched};
 use input::DumpFraming;
 use jobs::PendingIndex;
 pub use report::{exit, ErrorRecord, ResumeReport, Summary};
@@ -143,6 +144,13 @@ pub struct Runner<'o> {
     scs_changed_at: u64,
     /// A signal's stop was said (once).
     signal_reported: bool,
+    /// COPY data is read in pieces ([`lines::PIECE`]): the last piece did not end its line.
+    mid_line: bool,
+    /// Where the last piece began in its line, and its length.
+    line_at: u64,
+    last_piece: usize,
+    /// The restore stopped at something in the script itself (a NUL byte): a resume would stop there again.
+    dead_end: bool,
 }
 
 impl<'o> Runner<'o> {
@@ -173,6 +181,10 @@ impl<'o> Runner<'o> {
             ran_to_end: false,
             scs_changed_at: 0,
             signal_reported: false,
+            mid_line: false,
+            line_at: 0,
+            last_piece: 0,
+            dead_end: false,
         }
     }
 
@@ -285,6 +297,18 @@ impl<'o> Runner<'o> {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(code) => return code,
+            }
+            if let Some(at) = lines::find_nul(&line) {
+                // Index builds already running on --jobs sessions are reported first, as before any stop.
+                if let Flow::Stop(code) = self.barrier() {
+                    return code;
+                }
+                self.stop_at_nul(
+                    self.line,
+                    at as u64 + 1,
+                    "nothing of this line, nor of a statement it ends, was sent",
+                );
+                return exit::STOPPED;
             }
             if self.line == 1 && line.starts_with(b"\xEF\xBB\xBF") {
                 line.drain(..3);

@@ -397,7 +397,7 @@ impl Runner<'_> {
 
     /// The restore ended: FILE says whether it is complete (ran to the end of the script) or where it stopped.
     pub(super) fn close_checkpoint(&mut self, code: i32, ran_to_end: bool) -> i32 {
-        let line = self.line;
+        let (line, dead_end) = (self.line, self.dead_end);
         let Some(c) = self.ckpt.as_mut().filter(|c| !c.refused) else { return code };
         if ran_to_end && (code == exit::OK || code == exit::ERRORS) {
             c.file.state = State::Complete;
@@ -416,7 +416,16 @@ impl Runner<'_> {
         let sync = true;
         match c.store.write(&mut c.file, sync) {
             Ok(()) => {
-                if !self.opts.quiet {
+                if self.opts.quiet {
+                } else if dead_end {
+                    // Never the advice to run again: the resume would meet the same line and stop there again.
+                    eprintln!(
+                        "{PROG}: --checkpoint {}: committed up to line {}; running again would stop at line {line} \
+                         again: the script itself stops the restore there",
+                        c.store.path().display(),
+                        c.file.position.line
+                    );
+                } else {
                     // Running again resumes; whether it gets further depends on why this run ended.
                     let then = match code {
                         exit::CONNECTION => "once the server is back, run the same command again",

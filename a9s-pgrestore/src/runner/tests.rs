@@ -380,3 +380,51 @@ mod random_scripts {
         }
     }
 }
+
+#[test]
+fn a_nul_byte_stops_the_restore_before_its_line() {
+    // In SQL text, in a COPY row (the COPY is abandoned: nothing of it loaded), in the data of a failed COPY.
+    for (script, line, column, sent) in [
+        ("SELECT 1;\nSELECT 'a\0b';\nSELECT 2;\n", 2, 10, "SELECT 1;"),
+        ("SELECT 1; -- c\0x\nSELECT 2;\n", 1, 15, "connect restoredb"),
+        // The COPY is named: none of it ran.
+        ("COPY t FROM stdin;\n1\tok\n2\tb\0d\n\\.\nSELECT 2;\n", 1, 4, "COPY t FROM stdin;"),
+    ] {
+        let fake = Fake::new();
+        let s = run(&fake, script);
+        assert_eq!((s.exit_code, s.status.as_str()), (exit::STOPPED, "stopped"), "{script:?}");
+        assert_eq!(s.error_list[0].line, line, "{script:?}");
+        let m = &s.error_list[0].message;
+        let at = if script.starts_with("COPY") { "script line 3: " } else { "" };
+        assert!(m.starts_with(&format!("{at}a NUL byte (column {column})")), "{m}");
+        assert!(m.contains("psql would cut the line there"), "{m}");
+        assert_eq!(fake.sent().last().map(String::as_str), Some(sent), "{script:?}");
+        assert!(!fake.sent().iter().any(|q| q == "end COPY" || q == "SELECT 2;"), "{:?}", fake.sent());
+    }
+    let fake = Fake::new();
+    // The COPY fails at a byte WIN1252 does not define; its data is skipped up to the NUL.
+    let opts = Options { quiet: true, client_encoding: Some(Encoding::Win1252), ..Options::default() };
+    let script = b"COPY t FROM stdin;\n2\t\x81\n3\tx\0\n\\.\nSELECT 2;\n";
+    let s = Runner::new(target(), &opts).with_connector(fake.connector()).run(&mut &script[..], &mut NoHooks);
+    assert_eq!(s.exit_code, exit::STOPPED);
+    assert_eq!(s.error_list.iter().map(|e| e.line).collect::<Vec<_>>(), [1, 3]);
+    assert!(s.error_list[1].message.ends_with("the data of the failed COPY is not skipped further"));
+    assert!(!fake.sent().iter().any(|q| q == "SELECT 2;"), "{:?}", fake.sent());
+}
+
+#[test]
+fn a_row_longer_than_a_piece_streams_whole_and_only_a_whole_line_ends_the_data() {
+    let fake = Fake::new().rule("bad", error("42601", "syntax error"));
+    // A row whose second piece is `\.` and its newline: the continuation of a row, never the end marker.
+    let big = "x".repeat(crate::lines::PIECE);
+    let huge = "y".repeat(3 * crate::lines::PIECE + 5);
+    let script = format!("COPY t FROM stdin;\n{big}\\.\n{huge}\n2\tb\n\\.\nbad;\n");
+    let s = run(&fake, &script);
+    assert_eq!(s.exit_code, exit::ERRORS);
+    assert_eq!(s.rows_copied, 3);
+    assert_eq!(s.error_list[0].line, 6, "lines are counted once per line, not per piece");
+    let sent = fake.sent();
+    assert_eq!(sent[2], format!("data: {big}\\."));
+    assert_eq!(sent[3], format!("data: {huge}"));
+    assert_eq!(sent[4..7], ["data: 2\tb", "data: \\.", "end COPY"]);
+}
