@@ -3,7 +3,7 @@
 //! Every program is a thin `main` over its own library crate; what two or more programs need lives here once:
 //! the backup naming model ([`naming`]), ordering and validation of parts ([`parts`]), reading a secret
 //! ([`secret`]), the input (`-`, files, [`input`]) and atomic output files ([`output`]), the error and exit-status
-//! conventions with context for I/O errors ([`error`]), progress on a terminal ([`progress`]), and man page
+//! conventions with context for I/O errors ([`error`]), text from peers made safe to print ([`sanitize`]), progress on a terminal ([`progress`]), and man page
 //! rendering ([`man`]).
 
 pub mod error;
@@ -17,6 +17,7 @@ pub mod parts;
 #[cfg(feature = "pg")]
 pub mod pg;
 pub mod progress;
+pub mod sanitize;
 pub mod secret;
 #[cfg(feature = "store")]
 pub mod store;
