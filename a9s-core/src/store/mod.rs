@@ -346,11 +346,11 @@ async fn give_up_or_wait(
     }
     if failures >= policy.tries {
         let total: Duration = (1..failures).map(|n| policy.delay(n)).sum();
-        return Err(Error::failure(format!(
-            "{} (gave up after {failures} tries over {:.1} s; --tries)",
-            f.message,
-            total.as_secs_f64()
-        )));
+        let tries = match failures {
+            1 => "1 try".to_string(),
+            n => format!("{n} tries over {:.1} s", total.as_secs_f64()),
+        };
+        return Err(Error::failure(format!("{} (gave up after {tries}; --tries)", f.message)));
     }
     if failures == 1 || said.as_deref() != Some(f.message.as_str()) {
         // TODO(status): a store that cannot be reached may get its own exit status.
