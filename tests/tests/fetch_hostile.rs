@@ -546,7 +546,8 @@ fn store_error_pages_print_no_escape_and_no_credential() {
     let blob = format!("{ep}/{}", a9s_tests::azure::ACCOUNT);
     let s3_loc = format!("s3://{BUCKET}/{INSTANCE}-{MILLIS}");
     let az_loc = format!("az://{BUCKET}/{INSTANCE}-{MILLIS}");
-    let cases: Vec<(&str, Vec<&str>, &Vec<(String, String)>)> = vec![
+    type Case<'a> = (&'a str, Vec<&'a str>, &'a [(String, String)]);
+    let cases: Vec<Case> = vec![
         ("a9s-ls", vec!["--endpoint-url", &ep, &s3_loc], &s3_env),
         ("a9s-fetch", vec!["--endpoint-url", &ep, &s3_loc, "-o", "-"], &s3_env),
         ("a9s-ls", vec!["--blob-endpoint", &blob, &az_loc], &az_env),

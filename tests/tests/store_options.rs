@@ -331,7 +331,8 @@ fn an_endpoint_nobody_listens_on_is_two_plain_lines_within_30_s() {
     let loc_s3 = format!("s3://{BUCKET}/{INSTANCE}");
     let loc_az = format!("az://{BUCKET}/{INSTANCE}");
     let azure_env = [("AZURE_STORAGE_ACCOUNT", ACCOUNT), ("AZURE_STORAGE_KEY", KEY)];
-    let cases: [(&str, Vec<&str>, &[(&str, &str)]); 4] = [
+    type Case<'a> = (&'a str, Vec<&'a str>, &'a [(&'a str, &'a str)]);
+    let cases: [Case; 4] = [
         ("a9s-ls", vec!["--endpoint-url", &s3, &loc_s3], &static_keys()),
         // The default tries on a9s-ls; fewer on a9s-fetch, whose store code is the same, to keep the test short.
         ("a9s-fetch", vec!["--endpoint-url", &s3, "--tries", "2", "--latest", &loc_s3, "-o", "-"], &static_keys()),

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -400,7 +399,7 @@ impl AzureStore {
         let s = settings(&opts.azure.over(&env), opts.blob_endpoint.as_deref())?;
         let client = ClientOptions::new()
             .with_timeout_disabled()
-            .with_connect_timeout(Duration::from_secs(10))
+            .with_connect_timeout(net::CONNECT_TIMEOUT)
             .with_allow_http(s.endpoint.starts_with("http://"));
         // Our own loop retries, resuming at the byte reached; object_store's would restart underneath it.
         let retry = RetryConfig { max_retries: 0, ..Default::default() };
@@ -438,6 +437,7 @@ impl AzureStore {
             endpoint: crate::sanitize::one_line(&redact(&crate::sanitize::redact(&s.endpoint, &[])), 200),
             set_by: "--blob-endpoint, the connection string's BlobEndpoint, or the account name",
             trust: "the system's certificate authorities (SSL_CERT_FILE)",
+            idle: opts.retry.idle_timeout,
         };
         Ok(AzureStore { store, container: container.to_string(), source: s.source, peer, listed })
     }
@@ -510,11 +510,12 @@ impl AzureStore {
 
     pub fn classify(&self, e: object_store::Error, what: &str) -> Failure {
         // object_store says only "error sending request"; the cause is further down its chain.
-        if has_http_error(&e) {
+        if has_http_error(&e) && status_in(&e.to_string()).is_none() {
             if let Some(cause) = net::cause(&e) {
                 let line = format!("{what}: {}", cause.describe(&self.peer));
                 return if cause.transient() { Failure::transient(line) } else { Failure::permanent(line) };
             }
+            return Failure::transient(format!("{what}: {} ({})", net::chain_text(&e), self.peer.endpoint));
         }
         classify(e, what, &self.source)
     }

@@ -4,6 +4,9 @@
 
 use std::error::Error as StdError;
 
+/// How long connecting to a store may take, for both clients.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why a connection could not be made or kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cause {
@@ -28,6 +31,8 @@ pub struct Peer {
     pub set_by: &'static str,
     /// What to check when TLS fails: `--ca-bundle or AWS_CA_BUNDLE`.
     pub trust: &'static str,
+    /// How long a response may keep silent (`--idle-timeout`).
+    pub idle: std::time::Duration,
 }
 
 /// The connection-level cause in an error's chain, if it is one. The io::Error kinds say most; hyper and
@@ -97,7 +102,10 @@ impl Cause {
                 peer.trust
             ),
             Cause::Timeout => format!(
-                "{ep} did not answer in time (check the URL, {}, the network, a firewall or proxy)",
+                "{ep} did not answer: no connection within {} s or no response for {} s (--idle-timeout); check \
+                 the URL, {}, the network, a firewall or proxy",
+                CONNECT_TIMEOUT.as_secs(),
+                peer.idle.as_secs(),
                 peer.set_by
             ),
             Cause::Reset => format!("the connection to {ep} was cut (network or server trouble)"),
@@ -150,7 +158,12 @@ mod tests {
     }
 
     fn peer() -> Peer {
-        Peer { endpoint: "http://127.0.0.1:1".into(), set_by: "--endpoint-url", trust: "--ca-bundle" }
+        Peer {
+            endpoint: "http://127.0.0.1:1".into(),
+            set_by: "--endpoint-url",
+            trust: "--ca-bundle",
+            idle: std::time::Duration::from_secs(60),
+        }
     }
 
     #[test]

@@ -1,7 +1,5 @@
 //! S3 and S3-compatible storage through aws-sdk-s3, with the standard credential chain.
 
-use std::time::Duration;
-
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -31,7 +29,7 @@ impl S3Store {
         // Our own retry loop resumes at the byte reached; the SDK's would repeat whole requests underneath it
         // and multiply the attempts, so it is off.
         let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(net::CONNECT_TIMEOUT)
             .read_timeout(opts.retry.idle_timeout)
             .build();
         if let Some(name) = &opts.profile {
@@ -100,6 +98,7 @@ impl S3Store {
             }),
             set_by: "--endpoint-url or AWS_ENDPOINT_URL",
             trust: "--ca-bundle or AWS_CA_BUNDLE",
+            idle: opts.retry.idle_timeout,
         };
         Ok(S3Store { client: Client::from_conf(s3.build()), bucket: bucket.to_string(), peer })
     }
