@@ -446,6 +446,20 @@ mod tests {
     }
 
     #[test]
+    fn only_naming_model_ids_are_valid() {
+        let answer = json!([
+            {"backup_id": format!("{U}-1700000000000")},
+            {"backup_id": "x --endpoint-url http://evil"},
+            {"backup_id": format!("\u{1b}[2J{U}-1700000000001")},
+            {"backup_id": format!("{U}-1700000000002\n")},
+        ]);
+        let r = records(&answer);
+        let valid: Vec<_> = r.iter().filter(|r| r.valid()).map(|r| r.backup_id.as_str()).collect();
+        assert_eq!(valid, [format!("{U}-1700000000000")]);
+        assert!(r.iter().all(|r| !r.shown_id().contains('\u{1b}') && !r.shown_id().contains('\n')));
+    }
+
+    #[test]
     fn redacts_a_password_typed_into_the_url() {
         assert_eq!(redact_url("http://admin:hunter2@h:3000"), "http://admin:***@h:3000");
         assert_eq!(redact_url("http://admin@h:3000"), "http://admin@h:3000");

@@ -517,7 +517,12 @@ impl AzureStore {
             }
             return Failure::transient(format!("{what}: {} ({})", net::chain_text(&e), self.peer.endpoint));
         }
-        classify(e, what, &self.source)
+        let mut f = classify(e, what, &self.source);
+        if !f.transient {
+            // Which account the refusal or absence is about.
+            f.message = format!("{} (at {})", f.message, self.peer.endpoint);
+        }
+        f
     }
 }
 
@@ -554,7 +559,7 @@ pub fn classify(e: object_store::Error, what: &str, source: &str) -> Failure {
 
 fn not_found(what: &str, brief: &str) -> Failure {
     if brief.contains("ContainerNotFound") {
-        Failure::permanent(format!("{what}: no such container in this storage account"))
+        Failure::permanent(format!("{what}: no such container in this storage account (check the container name)"))
     } else {
         Failure::permanent(format!("{what}: not found ({brief})"))
     }

@@ -303,24 +303,35 @@ where
             };
             let text = super::one_line(&text);
             match (status, code.as_str()) {
-                (_, "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable" | "RequestTimeTooSkewed") => {
-                    Failure::transient(format!("{what}: {text} (HTTP {status})"))
-                }
+                (
+                    _,
+                    "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable" | "RequestTimeTooSkewed",
+                ) => Failure::transient(format!("{what}: {text} (HTTP {status})")),
                 (500..=599 | 429 | 408, _) => Failure::transient(format!("{what}: {text} (HTTP {status})")),
                 (0, _) => Failure::transient(format!("{what}: unreadable response: {text}")),
                 (
                     _,
-                    "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken"
+                    "InvalidAccessKeyId"
+                    | "SignatureDoesNotMatch"
+                    | "ExpiredToken"
+                    | "InvalidToken"
                     | "TokenRefreshRequired",
                 ) => Failure::permanent(format!(
                     "{what}: S3 rejected the credentials ({code}): check {CREDENTIAL_SOURCES}"
                 )),
                 (403, _) => Failure::permanent(format!(
-                    "{what}: access denied ({text}): the credentials found (from {CREDENTIAL_SOURCES}) may not read this bucket"
+                    "{what}: access denied by {} ({text}): check the key's permissions and the bucket policy \
+                     (credentials from {CREDENTIAL_SOURCES})",
+                    peer.endpoint
                 )),
-                (404, "NoSuchBucket") => Failure::permanent(format!("{what}: no such bucket (check the name and AWS_REGION)")),
+                (404, "NoSuchBucket") => Failure::permanent(format!(
+                    "{what}: no such bucket at {} (check the bucket name, --endpoint-url and AWS_REGION)",
+                    peer.endpoint
+                )),
                 (404, _) => Failure::permanent(format!("{what}: not found ({text})")),
-                (412, _) => Failure::permanent(format!("{what}: the object changed while being read (ETag differs): start again")),
+                (412, _) => Failure::permanent(format!(
+                    "{what}: the object changed while being read (ETag differs): start again"
+                )),
                 (301, _) => Failure::permanent(format!(
                     "{what}: the bucket is in another region: set AWS_REGION to the bucket's region ({text})"
                 )),
