@@ -13,6 +13,7 @@ use std::time::Duration;
 use a9s_core::error::{Error, Result};
 use a9s_core::io::human_bytes;
 use a9s_core::naming::{iso8601_from_millis, millis_from_iso8601, BackupId};
+use a9s_core::sanitize::{one_line, untrusted, MAX_QUOTED};
 use a9s_core::secret::{prompt_on_terminal, Secret};
 use serde_json::{json, Value};
 
@@ -63,6 +64,18 @@ impl Record {
             size,
             raw: Value::Object(o.clone()),
         })
+    }
+
+    /// Whether the backup id is one in the a9s naming model (`<instance-uuid>-<milliseconds>`): only such an id
+    /// is printed as an id; anything else the server sends (`x --endpoint-url http://evil`, escape sequences)
+    /// is reported, escaped, and never handed on.
+    pub fn valid(&self) -> bool {
+        BackupId::parse(&self.backup_id).is_some()
+    }
+
+    /// The backup id as it may be shown in a message.
+    pub fn shown_id(&self) -> String {
+        one_line(&self.backup_id, 100)
     }
 
     /// The Backup Manager instance id: the uuid the backup id starts with.
@@ -151,10 +164,10 @@ pub fn latest(records: &[Record]) -> Option<&Record> {
 /// `<backup-id>  <created UTC>  <status>  <size>`
 pub fn line(r: &Record) -> String {
     let created = r.created_ms.map(iso8601_from_millis_i64).unwrap_or_else(|| "-".into());
-    let status = r.status.clone().unwrap_or_else(|| "-".into());
+    let status = r.status.as_deref().map(|s| one_line(s, 40)).unwrap_or_else(|| "-".into());
     let size = match (r.size_bytes(), &r.size) {
         (Some(n), _) => format!("{n} bytes ({})", human_bytes(n)),
-        (None, Some(v)) => v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()),
+        (None, Some(v)) => one_line(&v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()), 40),
         (None, None) => "-".into(),
     };
     format!("{}  {created}  {status:<9}  {size}", r.backup_id)
@@ -214,6 +227,10 @@ pub fn run(req: &Request) -> Result<i32> {
     let path = format!("{}/instances/{}", url.base, req.guid);
     let shown = format!("{}{path}", url.display());
     let auth = std::str::from_utf8(authorization.expose()).expect("base64 is ASCII");
+    // An error page or a proxy may echo the request: whatever the server says is quoted with these hidden.
+    let password_text = String::from_utf8_lossy(password.expose());
+    let secrets = [&auth["Basic ".len()..], password_text.as_ref(), auth];
+    let quote = |text: &str, max: usize| untrusted(text, &secrets, max);
     let resp = http::get(&url, &path, Some(auth), req.timeout).map_err(|f| match f {
         http::Failure::Timeout => Error::unreachable(format!(
             "the Backup Manager at {} did not answer within {} s (--timeout); is it the right host and port?",
@@ -223,7 +240,7 @@ pub fn run(req: &Request) -> Result<i32> {
         http::Failure::Connect(e) => {
             Error::unreachable(format!("cannot reach the Backup Manager at {}: {e}", url.display()))
         }
-        http::Failure::Protocol(e) => Error::failure(format!("GET {shown}: {e}")),
+        http::Failure::Protocol(e) => Error::failure(format!("GET {shown}: {}", quote(&e, MAX_QUOTED))),
     })?;
     match resp.status {
         200..=299 => {}
@@ -250,17 +267,17 @@ pub fn run(req: &Request) -> Result<i32> {
             )))
         }
         s => {
-            let excerpt: String = String::from_utf8_lossy(&resp.body).split_whitespace().collect::<Vec<_>>().join(" ");
-            let excerpt: String = excerpt.chars().take(200).collect();
-            let location = resp.header("location").map(|l| format!(" (to {l})")).unwrap_or_default();
-            let message = format!("GET {shown}: HTTP {s} {}{location}: {excerpt}", resp.reason);
+            let excerpt = quote(&String::from_utf8_lossy(&resp.body), 300);
+            let location = resp.header("location").map(|l| format!(" (to {})", quote(l, 200))).unwrap_or_default();
+            let reason = quote(&resp.reason, 80);
+            let message = format!("GET {shown}: HTTP {s} {reason}{location}: {excerpt}");
             // A server error (a gateway, a restart) may be over at the next try; anything else says the same again.
             return Err(if s >= 500 { Error::unreachable(message) } else { Error::failure(message) });
         }
     }
     let answer: Value = serde_json::from_slice(&resp.body).map_err(|e| {
-        let start: String = String::from_utf8_lossy(&resp.body).chars().take(60).collect();
-        Error::failure(format!("GET {shown}: the answer is not JSON ({e}); it starts {start:?}"))
+        let start = quote(&String::from_utf8_lossy(&resp.body), 60);
+        Error::failure(format!("GET {shown}: the answer is not JSON ({e}); it starts \"{start}\""))
     })?;
     let found = records(&answer);
     if found.is_empty() {
@@ -273,6 +290,17 @@ pub fn run(req: &Request) -> Result<i32> {
     let mut instances: Vec<String> = found.iter().filter_map(Record::instance).collect();
     instances.sort();
     instances.dedup();
+    let bad: Vec<&Record> = found.iter().filter(|r| !r.valid()).collect();
+    let ignored = |bad: &[&Record]| {
+        let Some(first) = bad.first() else { return };
+        let n = bad.len();
+        eprintln!(
+            "{PROG}: ignoring {n} record{} whose backup_id is not an a9s backup id (<instance-uuid>-<milliseconds>), \
+             e.g. \"{}\"",
+            plural(n),
+            first.shown_id()
+        );
+    };
     let mut out = std::io::stdout().lock();
     if req.latest {
         let Some(best) = latest(&found) else {
@@ -282,28 +310,44 @@ pub fn run(req: &Request) -> Result<i32> {
                 req.guid
             )));
         };
-        for newer in found.iter().filter(|r| r.created_ms > best.created_ms) {
+        if !best.valid() {
+            return Err(Error::failure(format!(
+                "the newest usable backup the Backup Manager names, \"{}\", is not an a9s backup id \
+                 (<instance-uuid>-<milliseconds>): not printing it; check the Backup Manager",
+                best.shown_id()
+            )));
+        }
+        ignored(&bad);
+        for newer in found.iter().filter(|r| r.created_ms > best.created_ms && r.valid()) {
             eprintln!(
                 "{PROG}: skipping the newer backup {} (status {})",
                 newer.backup_id,
-                newer.unusable().unwrap_or("?")
+                one_line(newer.unusable().unwrap_or("?"), 40)
             );
         }
         writeln!(out, "{}", best.backup_id)?;
         out.flush()?;
         return Ok(0);
     }
+    ignored(&bad);
+    let good: Vec<&Record> = found.iter().filter(|r| r.valid()).collect();
+    if good.is_empty() {
+        return Err(Error::failure(format!(
+            "none of the {} backup records of service instance {} has an a9s backup id",
+            found.len(),
+            req.guid
+        )));
+    }
     if !req.json {
         let which = match instances.as_slice() {
-            [] => "no Backup Manager instance id (the backup ids are not <uuid>-<milliseconds>)".to_string(),
             [one] => {
                 format!("Backup Manager instance {one}: its backups are s3://BUCKET/{one}-… or az://CONTAINER/{one}-…")
             }
             many => format!("Backup Manager instances {}", many.join(", ")),
         };
-        eprintln!("{PROG}: service instance {}: {} backup{}, {which}", req.guid, found.len(), plural(found.len()));
+        eprintln!("{PROG}: service instance {}: {} backup{}, {which}", req.guid, good.len(), plural(good.len()));
     }
-    for r in &found {
+    for r in good {
         let l = if req.json { json_line(r, req.guid).to_string() } else { line(r) };
         writeln!(out, "{l}")?;
     }
@@ -401,6 +445,20 @@ mod tests {
             assert!(rec(Some(good)).unusable().is_none(), "{good}");
         }
         assert!(rec(None).unusable().is_none());
+    }
+
+    #[test]
+    fn only_naming_model_ids_are_valid() {
+        let answer = json!([
+            {"backup_id": format!("{U}-1700000000000")},
+            {"backup_id": "x --endpoint-url http://evil"},
+            {"backup_id": format!("\u{1b}[2J{U}-1700000000001")},
+            {"backup_id": format!("{U}-1700000000002\n")},
+        ]);
+        let r = records(&answer);
+        let valid: Vec<_> = r.iter().filter(|r| r.valid()).map(|r| r.backup_id.as_str()).collect();
+        assert_eq!(valid, [format!("{U}-1700000000000")]);
+        assert!(r.iter().all(|r| !r.shown_id().contains('\u{1b}') && !r.shown_id().contains('\n')));
     }
 
     #[test]

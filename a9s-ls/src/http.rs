@@ -196,8 +196,8 @@ fn head(buf: &[u8]) -> Result<Option<Head>, Failure> {
         (true, Ok(c)) if (100..600).contains(&c) => c,
         _ => {
             return Err(Failure::Protocol(format!(
-                "not an HTTP/1 answer: {:?}",
-                status_line.chars().take(60).collect::<String>()
+                "not an HTTP/1 answer: it starts \"{}\"",
+                a9s_core::sanitize::one_line(status_line, 60)
             )))
         }
     };
@@ -215,7 +215,9 @@ fn complete(buf: &[u8]) -> Result<Option<Response>, Failure> {
         return Ok(dechunk(body)?.map(|b| respond(h, b)));
     }
     if let Some(len) = get("content-length") {
-        let len: usize = len.parse().map_err(|_| Failure::Protocol(format!("bad Content-Length {len:?}")))?;
+        let len: usize = len
+            .parse()
+            .map_err(|_| Failure::Protocol(format!("bad Content-Length {}", a9s_core::sanitize::one_line(len, 40))))?;
         if len > MAX_BODY {
             return Err(Failure::Protocol(format!("the answer is larger than {} MiB", MAX_BODY >> 20)));
         }

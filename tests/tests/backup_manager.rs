@@ -228,3 +228,105 @@ fn the_password_never_goes_on_the_command_line() {
     assert!(stderr(&o).contains("set A9S_BACKUP_MANAGER_PASSWORD"), "{}", stderr(&o));
     assert!(s.requests().is_empty());
 }
+
+/// Nothing a server sent reaches the terminal raw, and neither the password nor its Basic form is repeated.
+fn clean(o: &Output) {
+    no_secret(o);
+    let all = [o.stdout.as_slice(), o.stderr.as_slice()].concat();
+    let text = String::from_utf8_lossy(&all);
+    let basic = base64(&format!("admin:{PASSWORD}"));
+    assert!(!text.contains(&basic), "the Basic credentials were printed: {text}");
+    assert!(!all.contains(&0x1b), "an ESC byte reached the output: {text}");
+    assert!(!text.contains('\u{9b}') && !text.contains('\u{7}'), "a control character reached the output: {text}");
+}
+
+#[test]
+fn an_error_page_echoing_the_request_repeats_no_secret_and_no_escape() {
+    // A proxy's error page quotes the request it got, headers and all, between terminal escapes; some even
+    // decode the Basic credentials. The same page as a 200 that is not JSON, and a redirect to a URL with
+    // the password in it.
+    let page = |req: &a9s_tests::http::Request| {
+        let mut b = format!("\u{1b}[2J\u{1b}]0;owned\u{7}<pre>{} {} HTTP/1.1\n", req.method, req.path);
+        for (k, v) in &req.headers {
+            b += &format!("{k}: {v}\n");
+        }
+        b += &format!("decoded: admin:{PASSWORD}\n\u{9b}31m</pre>");
+        b
+    };
+    let s = Server::start(move |req| response(502, "Bad \u{1b}[5mGateway", "text/html", page(req).as_bytes()));
+    let o = ls(&["--backup-manager", &url_of(&s), GUID], Some(PASSWORD));
+    assert_status(&o, 1);
+    clean(&o);
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("HTTP 502") && err.contains("Authorization: Basic ***"), "{err}");
+
+    let s = Server::start(move |req| {
+        let body = format!("Authorization: {}\n", req.header("authorization").unwrap_or(""));
+        response(200, "OK", "text/plain", body.as_bytes())
+    });
+    let o = ls(&["--backup-manager", &url_of(&s), GUID], Some(PASSWORD));
+    assert_status(&o, 1);
+    clean(&o);
+    assert!(stderr(&o).contains("the answer is not JSON"), "{}", stderr(&o));
+
+    let s = Server::start(|_| {
+        Reply::Bytes(
+            format!(
+                "HTTP/1.1 302 Found\u{1b}[1A\r\nLocation: http://admin:{PASSWORD}@elsewhere/?password={PASSWORD}\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .into_bytes(),
+        )
+    });
+    let o = ls(&["--backup-manager", &url_of(&s), GUID], Some(PASSWORD));
+    assert_status(&o, 1);
+    clean(&o);
+    assert!(stderr(&o).contains("HTTP 302"), "{}", stderr(&o));
+}
+
+#[test]
+fn hostile_backup_ids_are_never_printed_as_ids() {
+    let hostile = ["x --endpoint-url http://evil", "\u{1b}[2J\u{1b}[1;1H", "$(touch /tmp/a9s-pwned)"];
+    let newest = |bad: &str| {
+        serde_json::json!({"backups": [
+            {"backup_id": id(1548967947154), "created_at": "2019-01-31T20:52:27.154Z", "status": "done\u{1b}[8m"},
+            {"backup_id": bad, "created_at": "2030-01-01T00:00:00Z", "status": "done"},
+        ]})
+        .to_string()
+    };
+    for bad in hostile {
+        // The newest usable record has a hostile id: --latest refuses in one line and prints nothing.
+        let s = bm_server(newest(bad));
+        let o = ls(&["--backup-manager", &url_of(&s), "--latest", GUID], Some(PASSWORD));
+        assert_status(&o, 1);
+        clean(&o);
+        assert!(o.stdout.is_empty(), "{bad:?} printed: {}", String::from_utf8_lossy(&o.stdout));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("is not an a9s backup id"), "{err}");
+
+        // The listing prints the good record only, and says once what it left out.
+        let o = ls(&["--backup-manager", &url_of(&s), GUID], Some(PASSWORD));
+        assert_status(&o, 0);
+        clean(&o);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.starts_with(&id(1548967947154)), "{out}");
+        assert!(stderr(&o).contains("ignoring 1 record whose backup_id is not an a9s backup id"), "{}", stderr(&o));
+        let o = ls(&["--backup-manager", &url_of(&s), "--json", GUID], Some(PASSWORD));
+        assert_status(&o, 0);
+        clean(&o);
+        let ids: Vec<String> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids, [id(1548967947154)]);
+    }
+    // Only hostile ids, without times: the same refusal, never a guess.
+    let s = bm_server(serde_json::json!([{"backup_id": hostile[0]}]).to_string());
+    let o = ls(&["--backup-manager", &url_of(&s), "--latest", GUID], Some(PASSWORD));
+    assert_status(&o, 1);
+    assert!(o.stdout.is_empty());
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}

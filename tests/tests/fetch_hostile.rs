@@ -495,3 +495,75 @@ fn cat_parts_output_is_complete_or_absent() {
     assert!(std::fs::read(&out).unwrap() == want);
     assert_eq!(std::fs::symlink_metadata(&out).unwrap().mode() & 0o777, 0o600);
 }
+
+// --- 6. A store's words reach the terminal escaped, its echoes of our credentials hidden ----------------
+
+#[test]
+fn store_error_pages_print_no_escape_and_no_credential() {
+    use a9s_tests::http::{response, Server};
+    const KEY_ID: &str = "AKIDHOSTILETEST";
+    const SECRET_KEY: &str = "hostile-secret-access-key";
+    // Every request answered with an error whose code, message and reason hold terminal escapes and which
+    // quotes the request's Authorization header (an S3 signature, an Azure SharedKey signature) and more.
+    let server = Server::start(|req| {
+        let auth = req.header("authorization").unwrap_or("").to_string();
+        let body = format!(
+            "<?xml version=\"1.0\"?><Error><Code>Access\u{1b}[2JDenied</Code><Message>denied \u{1b}]0;owned\u{7} \
+             for Authorization: {auth} and \u{9b}1m x-amz-security-token: tok</Message></Error>"
+        );
+        // hyper refuses a reason phrase with controls outright; the body is where they get through.
+        response(403, "Forbidden", "application/xml", body.as_bytes())
+    });
+    let signature = |s: &Server| -> Vec<String> {
+        s.requests()
+            .iter()
+            .filter_map(|r| r.header("authorization").map(str::to_string))
+            .flat_map(|a| {
+                let sig = a.rsplit(['=', ':']).next().unwrap_or("").to_string();
+                [sig]
+            })
+            .filter(|s| s.len() >= 8)
+            .collect()
+    };
+    let s3_env: Vec<(String, String)> = [
+        ("AWS_ACCESS_KEY_ID", KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let az_env: Vec<(String, String)> = [
+        ("AZURE_STORAGE_ACCOUNT", a9s_tests::azure::ACCOUNT),
+        ("AZURE_STORAGE_KEY", a9s_tests::azure::KEY),
+        ("PATH", "/usr/bin:/bin"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let ep = server.url();
+    let blob = format!("{ep}/{}", a9s_tests::azure::ACCOUNT);
+    let s3_loc = format!("s3://{BUCKET}/{INSTANCE}-{MILLIS}");
+    let az_loc = format!("az://{BUCKET}/{INSTANCE}-{MILLIS}");
+    type Case<'a> = (&'a str, Vec<&'a str>, &'a [(String, String)]);
+    let cases: Vec<Case> = vec![
+        ("a9s-ls", vec!["--endpoint-url", &ep, &s3_loc], &s3_env),
+        ("a9s-fetch", vec!["--endpoint-url", &ep, &s3_loc, "-o", "-"], &s3_env),
+        ("a9s-ls", vec!["--blob-endpoint", &blob, &az_loc], &az_env),
+        ("a9s-fetch", vec!["--blob-endpoint", &blob, &az_loc, "-o", "-"], &az_env),
+    ];
+    for (prog, args, env) in cases {
+        let o = run(prog, &args, env);
+        assert_status(&o, 1);
+        let all = [o.stdout.as_slice(), o.stderr.as_slice()].concat();
+        let text = String::from_utf8_lossy(&all);
+        assert!(!all.contains(&0x1b) && !text.contains('\u{9b}') && !text.contains('\u{7}'), "{prog} {args:?}: {text}");
+        assert!(!text.contains(SECRET_KEY) && !text.contains(a9s_tests::azure::KEY), "{prog} {args:?}: {text}");
+        for sig in signature(&server) {
+            assert!(!text.contains(&sig), "{prog} {args:?}: the request's signature {sig} was printed: {text}");
+        }
+        assert!(!text.contains("tok<") && !text.contains(": tok"), "{prog} {args:?}: {text}");
+        assert_eq!(text.lines().count(), 1, "a refusal is not retried: {prog} {args:?}: {text}");
+    }
+}

@@ -535,6 +535,7 @@ fn s3_credentials_missing_is_one_clear_line() {
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.starts_with(&format!("{prog}: no AWS credentials found")), "{err}");
         assert!(err.contains("AWS_ACCESS_KEY_ID") && err.contains("AWS_PROFILE"), "{err}");
+        assert!(!err.contains("ProviderError") && !err.contains('{'), "no Debug text: {err}");
     }
 }
 

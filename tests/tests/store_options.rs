@@ -206,7 +206,8 @@ fn s3_ca_bundle_trusts_a_private_authority() {
     let o = run("a9s-ls", &["--latest", &loc], &env);
     assert_status(&o, 1);
     let err = stderr(&o);
-    assert!(err.contains("TLS certificate is not trusted (UnknownIssuer)") && err.contains("AWS_CA_BUNDLE"), "{err}");
+    assert!(err.contains("is not trusted (UnknownIssuer)") && err.contains("AWS_CA_BUNDLE"), "{err}");
+    assert!(err.contains(&endpoint), "the endpoint is named: {err}");
     assert_eq!(err.lines().count(), 1, "an untrusted certificate is not worth a retry: {err}");
 
     let mut with_ca = env.clone();
@@ -311,4 +312,47 @@ fn azure_account_key_sas_and_connection_string_flags() {
     );
     assert_status(&o, 1);
     assert!(stderr(&o).contains("rejected the credential"), "{}", stderr(&o));
+}
+
+/// What no message may hold: Rust's `Debug` forms of the clients' errors.
+fn plain(err: &str) {
+    for debug in
+        ["{", "DispatchFailure", "ConnectorError", "ProviderError", "hyper_util", "Os {", "Generic MicrosoftAzure"]
+    {
+        assert!(!err.contains(debug), "{debug:?} in the message: {err}");
+    }
+}
+
+#[test]
+fn an_endpoint_nobody_listens_on_is_two_plain_lines_within_30_s() {
+    let port = a9s_tests::free_port();
+    let s3 = format!("http://127.0.0.1:{port}");
+    let az = format!("http://127.0.0.1:{port}/{ACCOUNT}");
+    let loc_s3 = format!("s3://{BUCKET}/{INSTANCE}");
+    let loc_az = format!("az://{BUCKET}/{INSTANCE}");
+    let azure_env = [("AZURE_STORAGE_ACCOUNT", ACCOUNT), ("AZURE_STORAGE_KEY", KEY)];
+    type Case<'a> = (&'a str, Vec<&'a str>, &'a [(&'a str, &'a str)]);
+    let cases: [Case; 4] = [
+        ("a9s-ls", vec!["--endpoint-url", &s3, &loc_s3], &static_keys()),
+        // The default tries on a9s-ls; fewer on a9s-fetch, whose store code is the same, to keep the test short.
+        ("a9s-fetch", vec!["--endpoint-url", &s3, "--tries", "2", "--latest", &loc_s3, "-o", "-"], &static_keys()),
+        ("a9s-ls", vec!["--blob-endpoint", &az, &loc_az], &azure_env),
+        ("a9s-fetch", vec!["--blob-endpoint", &az, "--tries", "2", "--latest", &loc_az, "-o", "-"], &azure_env),
+    ];
+    for (prog, args, env) in &cases {
+        let start = std::time::Instant::now();
+        let o = run(prog, args, env);
+        let took = start.elapsed();
+        assert_status(&o, 1);
+        let err = stderr(&o);
+        assert!(took < std::time::Duration::from_secs(30), "{prog} {args:?}: took {took:?}");
+        assert!(err.lines().count() <= 2, "{prog} {args:?}: {err}");
+        plain(&err);
+        let endpoint = if args[0] == "--endpoint-url" { &s3 } else { &az };
+        let last = err.lines().last().unwrap_or("");
+        assert!(
+            last.contains(&format!("cannot connect to {endpoint}: connection refused")) && last.contains(args[0]),
+            "{prog} {args:?}: {err}"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! [`EXIT_BADCONN`], as psql's "connection lost"), or did one statement fail; and the one way to word it.
 
 use crate::error::{exit, Error};
+use crate::sanitize::one_line;
 
 /// Exit status for "cannot reach the server" / "connection lost" (psql's `EXIT_BADCONN`, which is 2 there):
 /// [`exit::UNREACHABLE`], kept apart from a usage error so a script can retry this one alone.
@@ -101,20 +102,27 @@ impl SqlError {
     pub fn describe(&self) -> String {
         match &self.server {
             Some(db) => {
-                let mut s = format!("{}: {} ({})", db.severity, db.message, db.code);
+                // The server's words may quote the data (a value, a name) and so hold any character: each
+                // field on one line, with controls escaped, before it reaches a terminal.
+                let field = |t: &str| one_line(t, FIELD_MAX);
+                let mut s = format!("{}: {} ({})", field(&db.severity), field(&db.message), field(&db.code));
                 if let Some(d) = &db.detail {
-                    s += &format!("; DETAIL: {d}");
+                    s += &format!("; DETAIL: {}", field(d));
                 }
                 if let Some(h) = &db.hint {
-                    s += &format!("; HINT: {h}");
+                    s += &format!("; HINT: {}", field(h));
                 }
                 s
             }
             None if self.text.is_empty() => "connection lost".to_string(),
-            None => format!("ERROR: {}", self.text),
+            None => format!("ERROR: {}", one_line(&self.text, FIELD_MAX)),
         }
     }
 }
+
+/// The bound of each of a server error's fields in [`SqlError::describe`]: generous, the message is the
+/// diagnosis.
+const FIELD_MAX: usize = 2000;
 
 impl std::fmt::Display for SqlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -271,6 +279,13 @@ mod tests {
         assert_eq!(e.sqlstate(), Some("23505"));
         assert_eq!(SqlError::broken("").describe(), "connection lost");
         assert_eq!(SqlError::broken("db error").describe(), "ERROR: db error");
+        // A value quoted by the server cannot reach the terminal as escapes or break the line.
+        let mut e = SqlError::server("ERROR", "22P02", "invalid input syntax for type integer: \"\u{1b}[2J\"");
+        e.server.as_mut().expect("server").detail = Some("line one\nline two\u{9b}".into());
+        assert_eq!(
+            e.describe(),
+            "ERROR: invalid input syntax for type integer: \"\\u{1b}[2J\" (22P02); DETAIL: line one line two\\u{9b}"
+        );
     }
 
     #[test]

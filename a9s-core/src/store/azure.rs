@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -19,6 +18,7 @@ use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig
 
 use crate::error::{Error, Result};
 
+use super::net::{self, Peer};
 use super::{Failure, Object, Options};
 
 /// Azurite's well-known development account and key (published by Microsoft; not a secret).
@@ -197,6 +197,7 @@ pub struct AzureStore {
     store: MicrosoftAzure,
     container: String,
     source: String,
+    peer: Peer,
     listed: Arc<Mutex<Listed>>,
 }
 
@@ -378,7 +379,7 @@ impl AzureStore {
         let s = settings(&opts.azure.over(&env), opts.blob_endpoint.as_deref())?;
         let client = ClientOptions::new()
             .with_timeout_disabled()
-            .with_connect_timeout(Duration::from_secs(10))
+            .with_connect_timeout(net::CONNECT_TIMEOUT)
             .with_allow_http(s.endpoint.starts_with("http://"));
         // Our own loop retries, resuming at the byte reached; object_store's would restart underneath it.
         let retry = RetryConfig { max_retries: 0, ..Default::default() };
@@ -412,7 +413,13 @@ impl AzureStore {
         let store = b.build().map_err(|e| {
             Error::failure(format!("Azure settings from {} are not usable: {}", s.source, redact(&e.to_string())))
         })?;
-        Ok(AzureStore { store, container: container.to_string(), source: s.source, listed })
+        let peer = Peer {
+            endpoint: crate::sanitize::one_line(&redact(&crate::sanitize::redact(&s.endpoint, &[])), 200),
+            set_by: "--blob-endpoint, the connection string's BlobEndpoint, or the account name",
+            trust: "the system's certificate authorities (SSL_CERT_FILE)",
+            idle: opts.retry.idle_timeout,
+        };
+        Ok(AzureStore { store, container: container.to_string(), source: s.source, peer, listed })
     }
 
     pub async fn list_page(&self, prefix: &str, token: Option<String>) -> std::result::Result<super::Page, Failure> {
@@ -421,11 +428,10 @@ impl AzureStore {
         // ask for one character less and filter here.
         let asked = &prefix[..prefix.len() - prefix.chars().next_back().map_or(0, char::len_utf8)];
         let prefix_opt = (!asked.is_empty()).then_some(asked);
-        let page = self
-            .store
-            .list_paginated(prefix_opt, opts)
-            .await
-            .map_err(|e| self.classify(e, &format!("listing az://{}/{prefix}", self.container)))?;
+        let page =
+            self.store.list_paginated(prefix_opt, opts).await.map_err(|e| {
+                self.classify(e, &format!("listing az://{}/{}", self.container, super::printable(prefix)))
+            })?;
         let (md5, dropped) = {
             let mut l = self.listed.lock().expect("lock");
             (std::mem::take(&mut l.md5), std::mem::take(&mut l.dropped))
@@ -451,7 +457,7 @@ impl AzureStore {
         start: u64,
         end: u64,
     ) -> std::result::Result<BoxStream<'static, object_store::Result<Bytes>>, Failure> {
-        let what = format!("az://{}/{}", self.container, obj.key);
+        let what = format!("az://{}/{}", self.container, super::printable(&obj.key));
         let path = Path::parse(&obj.key).unwrap_or_else(|_| Path::from(obj.key.as_str()));
         let opts = GetOptions {
             range: Some(GetRange::Bounded(start..end)),
@@ -483,7 +489,20 @@ impl AzureStore {
     }
 
     pub fn classify(&self, e: object_store::Error, what: &str) -> Failure {
-        classify(e, what, &self.source)
+        // object_store says only "error sending request"; the cause is further down its chain.
+        if has_http_error(&e) && status_in(&e.to_string()).is_none() {
+            if let Some(cause) = net::cause(&e) {
+                let line = format!("{what}: {}", cause.describe(&self.peer));
+                return if cause.transient() { Failure::transient(line) } else { Failure::permanent(line) };
+            }
+            return Failure::transient(format!("{what}: {} ({})", net::chain_text(&e), self.peer.endpoint));
+        }
+        let mut f = classify(e, what, &self.source);
+        if !f.transient {
+            // Which account the refusal or absence is about.
+            f.message = format!("{} (at {})", f.message, self.peer.endpoint);
+        }
+        f
     }
 }
 
@@ -520,7 +539,7 @@ pub fn classify(e: object_store::Error, what: &str, source: &str) -> Failure {
 
 fn not_found(what: &str, brief: &str) -> Failure {
     if brief.contains("ContainerNotFound") {
-        Failure::permanent(format!("{what}: no such container in this storage account"))
+        Failure::permanent(format!("{what}: no such container in this storage account (check the container name)"))
     } else {
         Failure::permanent(format!("{what}: not found ({brief})"))
     }
@@ -530,12 +549,12 @@ fn not_found(what: &str, brief: &str) -> Failure {
 fn code_in(text: &str) -> Option<String> {
     let i = text.find("<Code>")? + "<Code>".len();
     let j = text[i..].find("</Code>")? + i;
-    Some(text[i..j].to_string())
+    Some(crate::sanitize::one_line(&text[i..j], 80))
 }
 
 /// A failure while reading a body: worth a resumed request.
 pub fn body_failure(e: object_store::Error, what: &str) -> Failure {
-    Failure::transient(format!("{what}: {}", super::one_line(&redact(&e.to_string()))))
+    Failure::transient(format!("{}: {}", super::printable(what), net::chain_text(&e)))
 }
 
 fn has_http_error(e: &(dyn std::error::Error + 'static)) -> bool {

@@ -10,6 +10,7 @@ pub mod azure;
 pub mod inventory;
 pub mod local;
 pub mod location;
+pub mod net;
 pub mod s3;
 
 use std::time::Duration;
@@ -183,6 +184,7 @@ impl Store {
         let mut token: Option<String> = None;
         loop {
             let mut failures = 0;
+            let mut said = None;
             let page = loop {
                 let page = match self {
                     Store::S3(s) => bounded(policy, s.list_page(prefix, token.clone()), "listing").await,
@@ -193,7 +195,7 @@ impl Store {
                     Ok(p) => break p,
                     Err(f) => {
                         failures += 1;
-                        give_up_or_wait(policy, f, failures, "listing again").await?;
+                        give_up_or_wait(policy, f, failures, "listing again", &mut said).await?;
                     }
                 }
             };
@@ -217,7 +219,16 @@ impl Store {
 
     /// Reads bytes `start..end` of `obj`, resuming after transient failures.
     pub fn reader<'a>(&'a self, obj: &Object, start: u64, end: u64, policy: &RetryPolicy) -> RangeReader<'a> {
-        RangeReader { store: self, obj: obj.clone(), pos: start, end, body: None, failures: 0, policy: policy.clone() }
+        RangeReader {
+            store: self,
+            obj: obj.clone(),
+            pos: start,
+            end,
+            body: None,
+            failures: 0,
+            said: None,
+            policy: policy.clone(),
+        }
     }
 }
 
@@ -274,19 +285,7 @@ pub async fn inventory(store: &Store, loc: &Location, policy: &RetryPolicy) -> R
     Ok(s.backups)
 }
 
-/// A name as it may be printed on a terminal: control characters (ESC, newline, DEL, C1) escaped as `\u{1b}`
-/// and the like, so that a hostile key cannot move the cursor, rewrite a line or fake output.
-pub fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub use crate::sanitize::printable;
 
 /// A request's wait for its response bounded by the idle timeout: a server that accepts the connection and
 /// never answers is a transient failure like a reset, not a hang.
@@ -332,24 +331,33 @@ pub fn latest<'a>(backups: &'a [Backup], loc: &Location, text: &str) -> Result<&
     }
 }
 
-async fn give_up_or_wait(policy: &RetryPolicy, f: Failure, failures: u32, doing: &str) -> Result<()> {
+/// Gives up on a permanent failure or after the last try; otherwise waits the backoff. A failure is said once
+/// per run of consecutive failures (and again only if it changes), not once per try: a store that is down
+/// gives one warning and, when the tries are spent, one error.
+async fn give_up_or_wait(
+    policy: &RetryPolicy,
+    f: Failure,
+    failures: u32,
+    doing: &str,
+    said: &mut Option<String>,
+) -> Result<()> {
     if !f.transient {
         return Err(Error::failure(f.message));
     }
     if failures >= policy.tries {
+        let total: Duration = (1..failures).map(|n| policy.delay(n)).sum();
+        let tries = match failures {
+            1 => "1 try".to_string(),
+            n => format!("{n} tries over {:.1} s", total.as_secs_f64()),
+        };
         // Still failing after the retries: the store is unreachable for now, which a later run may find back.
-        return Err(Error::unreachable(format!("{} (gave up after {failures} tries)", f.message)));
+        return Err(Error::unreachable(format!("{} (gave up after {tries}; --tries)", f.message)));
     }
-    let delay = policy.delay(failures);
-    eprintln!(
-        "{}: {}; {doing} in {:.1} s (try {} of {})",
-        policy.prog,
-        f.message,
-        delay.as_secs_f64(),
-        failures + 1,
-        policy.tries
-    );
-    tokio::time::sleep(delay).await;
+    if failures == 1 || said.as_deref() != Some(f.message.as_str()) {
+        eprintln!("{}: {}; {doing} (up to {} tries)", policy.prog, f.message, policy.tries);
+        *said = Some(f.message);
+    }
+    tokio::time::sleep(policy.delay(failures)).await;
     Ok(())
 }
 
@@ -364,6 +372,8 @@ pub struct RangeReader<'a> {
     end: u64,
     body: Option<Body>,
     failures: u32,
+    /// The failure last said in this run of failures.
+    said: Option<String>,
     policy: RetryPolicy,
 }
 
@@ -380,7 +390,7 @@ impl RangeReader<'_> {
                 return Ok(None);
             }
             if self.body.is_none() {
-                let what = self.obj.key.clone();
+                let what = printable(&self.obj.key);
                 match bounded(&self.policy, self.store.open(&self.obj, self.pos, self.end), &what).await {
                     Ok(b) => self.body = Some(b),
                     Err(f) => {
@@ -395,7 +405,7 @@ impl RangeReader<'_> {
                 Err(_) => {
                     let f = Failure::transient(format!(
                         "{}: no data for {} s",
-                        self.obj.key,
+                        printable(&self.obj.key),
                         self.policy.idle_timeout.as_secs()
                     ));
                     self.fail(f).await?;
@@ -403,7 +413,9 @@ impl RangeReader<'_> {
                 Ok(None) => {
                     let f = Failure::transient(format!(
                         "{}: response ended at byte {} of {}",
-                        self.obj.key, self.pos, self.end
+                        printable(&self.obj.key),
+                        self.pos,
+                        self.end
                     ));
                     self.fail(f).await?;
                 }
@@ -416,11 +428,13 @@ impl RangeReader<'_> {
                     if bytes.len() as u64 > room {
                         return Err(Error::failure(format!(
                             "{}: the store sent more bytes than asked for (at byte {})",
-                            self.obj.key, self.pos
+                            printable(&self.obj.key),
+                            self.pos
                         )));
                     }
                     self.pos += bytes.len() as u64;
                     self.failures = 0;
+                    self.said = None;
                     return Ok(Some(bytes));
                 }
             }
@@ -431,8 +445,8 @@ impl RangeReader<'_> {
         self.body = None;
         self.failures += 1;
         let f = Failure { transient: f.transient, message: f.message };
-        let doing = format!("resuming {} at byte {}", self.obj.name(), self.pos);
-        give_up_or_wait(&self.policy, f, self.failures, &doing).await
+        let doing = format!("resuming {} at byte {}", printable(self.obj.name()), self.pos);
+        give_up_or_wait(&self.policy, f, self.failures, &doing, &mut self.said).await
     }
 }
 
@@ -469,19 +483,10 @@ mod tests {
     }
 }
 
-/// A service's error text as one line of at most 400 bytes: SDK errors carry newlines and whole XML bodies,
-/// and the operator gets one line.
+/// A service's error text as one line of at most [`MAX_QUOTED`](crate::sanitize::MAX_QUOTED) bytes, controls
+/// escaped and credentials hidden: SDK errors carry newlines, whole XML bodies and at times the request.
 pub(crate) fn one_line(s: &str) -> String {
-    let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if s.len() > 400 {
-        let mut end = 400;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}…", &s[..end])
-    } else {
-        s
-    }
+    crate::sanitize::untrusted(s, &[], crate::sanitize::MAX_QUOTED)
 }
 
 /// The retry and timeout options of every program that reads a store, for `#[command(flatten)]`.

@@ -1,17 +1,16 @@
 //! S3 and S3-compatible storage through aws-sdk-s3, with the standard credential chain.
 
-use std::time::Duration;
-
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 
 use crate::error::{Error, IoContext, Result};
 
+use super::net::{self, Peer};
 use super::{Failure, Object, Options};
 
 /// Where the SDK looks for credentials, named in the message when none is found or S3 refuses one.
@@ -22,6 +21,7 @@ the ECS container endpoint and EC2 instance metadata";
 pub struct S3Store {
     client: Client,
     bucket: String,
+    peer: Peer,
 }
 
 impl S3Store {
@@ -29,7 +29,7 @@ impl S3Store {
         // Our own retry loop resumes at the byte reached; the SDK's would repeat whole requests underneath it
         // and multiply the attempts, so it is off.
         let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(net::CONNECT_TIMEOUT)
             .read_timeout(opts.retry.idle_timeout)
             .build();
         if let Some(name) = &opts.profile {
@@ -72,9 +72,13 @@ impl S3Store {
             })?;
             use aws_sdk_s3::config::ProvideCredentials;
             if let Err(e) = provider.provide_credentials().await {
+                // The chain's last provider is EC2 instance metadata, whose refusal off EC2 says nothing useful.
                 let detail = match &e {
                     aws_credential_types::provider::error::CredentialsError::CredentialsNotLoaded(_) => String::new(),
-                    other => format!(" ({})", super::one_line(&DisplayErrorContext(other).to_string())),
+                    other => match net::chain_text(other) {
+                        t if t.contains("IMDS") || t.contains("instance metadata") => String::new(),
+                        t => format!(" ({t})"),
+                    },
                 };
                 return Err(Error::failure(format!(
                     "no AWS credentials found{detail}: looked at {CREDENTIAL_SOURCES}; set AWS_ACCESS_KEY_ID and \
@@ -87,7 +91,16 @@ impl S3Store {
             // S3-compatible servers (MinIO, Ceph, moto) rarely have per-bucket host names.
             s3 = s3.force_path_style(true);
         }
-        Ok(S3Store { client: Client::from_conf(s3.build()), bucket: bucket.to_string() })
+        let peer = Peer {
+            endpoint: endpoint.clone().unwrap_or_else(|| match config.region() {
+                Some(r) => format!("the AWS S3 endpoint of region {r}"),
+                None => "the AWS S3 endpoint".to_string(),
+            }),
+            set_by: "--endpoint-url or AWS_ENDPOINT_URL",
+            trust: "--ca-bundle or AWS_CA_BUNDLE",
+            idle: opts.retry.idle_timeout,
+        };
+        Ok(S3Store { client: Client::from_conf(s3.build()), bucket: bucket.to_string(), peer })
     }
 
     /// One page of a listing; `None` as the next token when it was the last. Keys come URL-encoded
@@ -103,7 +116,9 @@ impl S3Store {
             .set_continuation_token(token)
             .send()
             .await
-            .map_err(|e| classify(e, &format!("listing s3://{}/{prefix}", self.bucket)))?;
+            .map_err(|e| {
+                classify(e, &format!("listing s3://{}/{}", self.bucket, super::printable(prefix)), &self.peer)
+            })?;
         let mut objects = Vec::new();
         let mut unusable = Vec::new();
         for o in out.contents() {
@@ -128,14 +143,14 @@ impl S3Store {
     /// length asked for, and the listing's ETag (a store that ignores If-Match would otherwise hand over a
     /// changed object). Anything else is retried, then reported.
     pub async fn open(&self, obj: &Object, start: u64, end: u64) -> std::result::Result<ByteStream, Failure> {
-        let what = format!("s3://{}/{}", self.bucket, obj.key);
+        let what = format!("s3://{}/{}", self.bucket, super::printable(&obj.key));
         let mut req =
             self.client.get_object().bucket(&self.bucket).key(&obj.key).range(format!("bytes={start}-{}", end - 1));
         if let Some(etag) = &obj.etag {
             // A resumed or parallel ranged GET must read the same object version as the listing saw.
             req = req.if_match(format!("\"{etag}\""));
         }
-        let out = req.send().await.map_err(|e| classify(e, &what))?;
+        let out = req.send().await.map_err(|e| classify(e, &what, &self.peer))?;
         let want = format!("bytes {start}-{}/{}", end - 1, obj.size);
         match out.content_range() {
             Some(got) if got == want => {}
@@ -255,30 +270,26 @@ pub fn url_decode(s: &str) -> Option<String> {
 }
 
 /// Turns an SDK error into a transient or permanent failure with a message an operator can act on.
-fn classify<E, R>(e: SdkError<E, R>, what: &str) -> Failure
+fn classify<E, R>(e: SdkError<E, R>, what: &str, peer: &Peer) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + HasStatus,
+    R: std::fmt::Debug + HasStatus + 'static,
 {
     match &e {
-        SdkError::TimeoutError(_) => Failure::transient(format!("{what}: timed out")),
+        SdkError::TimeoutError(_) => Failure::transient(format!("{what}: {}", net::Cause::Timeout.describe(peer))),
         SdkError::DispatchFailure(d) => {
-            let detail = super::one_line(&DisplayErrorContext(&e).to_string());
-            if let Some(why) = untrusted_certificate(&detail) {
-                return Failure::permanent(format!(
-                    "{what}: the endpoint's TLS certificate is not trusted ({why}): give the authority that signed it \
-                     with --ca-bundle FILE or AWS_CA_BUNDLE"
-                ));
+            if let Some(cause) = net::cause(&e) {
+                let line = format!("{what}: {}", cause.describe(peer));
+                return if cause.transient() { Failure::transient(line) } else { Failure::permanent(line) };
             }
+            let detail = net::chain_text(&e);
             if d.is_user() {
                 Failure::permanent(format!("{what}: {detail}"))
             } else {
-                Failure::transient(format!("{what}: {detail}"))
+                Failure::transient(format!("{what}: {detail} ({})", peer.endpoint))
             }
         }
-        SdkError::ConstructionFailure(_) => {
-            Failure::permanent(format!("{what}: {}", super::one_line(&DisplayErrorContext(&e).to_string())))
-        }
+        SdkError::ConstructionFailure(_) => Failure::permanent(format!("{what}: {}", net::chain_text(&e))),
         SdkError::ResponseError(_) | SdkError::ServiceError(_) => {
             let status = e.raw_response().map(|r| r.status_code()).unwrap_or(0);
             let meta = e.as_service_error().map(|s| (s.code().map(str::to_string), s.message().map(str::to_string)));
@@ -292,39 +303,43 @@ where
             };
             let text = super::one_line(&text);
             match (status, code.as_str()) {
-                (_, "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable" | "RequestTimeTooSkewed") => {
-                    Failure::transient(format!("{what}: {text} (HTTP {status})"))
-                }
+                (
+                    _,
+                    "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable" | "RequestTimeTooSkewed",
+                ) => Failure::transient(format!("{what}: {text} (HTTP {status})")),
                 (500..=599 | 429 | 408, _) => Failure::transient(format!("{what}: {text} (HTTP {status})")),
                 (0, _) => Failure::transient(format!("{what}: unreadable response: {text}")),
                 (
                     _,
-                    "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken"
+                    "InvalidAccessKeyId"
+                    | "SignatureDoesNotMatch"
+                    | "ExpiredToken"
+                    | "InvalidToken"
                     | "TokenRefreshRequired",
                 ) => Failure::permanent(format!(
                     "{what}: S3 rejected the credentials ({code}): check {CREDENTIAL_SOURCES}"
                 )),
                 (403, _) => Failure::permanent(format!(
-                    "{what}: access denied ({text}): the credentials found (from {CREDENTIAL_SOURCES}) may not read this bucket"
+                    "{what}: access denied by {} ({text}): check the key's permissions and the bucket policy \
+                     (credentials from {CREDENTIAL_SOURCES})",
+                    peer.endpoint
                 )),
-                (404, "NoSuchBucket") => Failure::permanent(format!("{what}: no such bucket (check the name and AWS_REGION)")),
+                (404, "NoSuchBucket") => Failure::permanent(format!(
+                    "{what}: no such bucket at {} (check the bucket name, --endpoint-url and AWS_REGION)",
+                    peer.endpoint
+                )),
                 (404, _) => Failure::permanent(format!("{what}: not found ({text})")),
-                (412, _) => Failure::permanent(format!("{what}: the object changed while being read (ETag differs): start again")),
+                (412, _) => Failure::permanent(format!(
+                    "{what}: the object changed while being read (ETag differs): start again"
+                )),
                 (301, _) => Failure::permanent(format!(
                     "{what}: the bucket is in another region: set AWS_REGION to the bucket's region ({text})"
                 )),
                 _ => Failure::permanent(format!("{what}: {text} (HTTP {status})")),
             }
         }
-        _ => Failure::transient(format!("{what}: {}", super::one_line(&DisplayErrorContext(&e).to_string()))),
+        _ => Failure::transient(format!("{what}: {}", net::chain_text(&e))),
     }
-}
-
-/// rustls's reason when a handshake failed on the server's certificate: retrying cannot help, a CA bundle can.
-fn untrusted_certificate(detail: &str) -> Option<&str> {
-    let i = detail.find("invalid peer certificate: ")? + "invalid peer certificate: ".len();
-    let why = &detail[i..];
-    Some(&why[..why.find([' ', ')', ',']).unwrap_or(why.len())])
 }
 
 /// The status of a raw response, whatever its type.
@@ -339,8 +354,8 @@ impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
 }
 
 /// A failure while reading a response body: always worth a resumed request.
-pub fn body_failure(e: impl std::error::Error, key: &str) -> Failure {
-    Failure::transient(format!("{key}: {}", super::one_line(&DisplayErrorContext(&e).to_string())))
+pub fn body_failure(e: impl std::error::Error + 'static, key: &str) -> Failure {
+    Failure::transient(format!("{}: {}", super::printable(key), net::chain_text(&e)))
 }
 
 #[cfg(test)]
