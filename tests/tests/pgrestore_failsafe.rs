@@ -257,7 +257,8 @@ fn a_nul_byte_stops_the_restore_at_its_line_never_as_a_lost_connection() {
     assert!(stderr(&out).contains("line 4: a NUL byte (column 10)"), "{}", stderr(&out));
 
     // Should one ever reach the client library, its "embedded null" is the statement's error: the session goes on.
-    let mut client = postgres::Client::connect(&pg.conninfo("postgres"), postgres::NoTls).unwrap();
+    let args = a9s_core::pg::ConnArgs { dbname: Some(pg.conninfo("postgres")), ..Default::default() };
+    let mut client = a9s_core::pg::Target::resolve(&args, "a9s-tests").unwrap().connect().unwrap();
     let e = client.batch_execute("SELECT 'a\0b'").unwrap_err();
     let e = a9s_core::pg::error::SqlError::from(&e);
     assert!(!e.is_session_lost(client.is_closed()), "{e:?}");
