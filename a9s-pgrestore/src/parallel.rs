@@ -19,7 +19,7 @@
 //! are functions over values that unit tests drive; [`Pool`] holds the sessions and their threads.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -175,6 +175,16 @@ pub struct ExecDone<T> {
 
 type Settings = Arc<Vec<(String, String)>>;
 
+/// What the pool asks of a session that is none of its workers (the main session) while it waits for a COPY's
+/// sessions: whether one of them waits for a lock that none will release before the COPY ends.
+pub trait Watch {
+    /// Of the server processes `waiting`, those that wait for a lock held by one of `holding` or by the
+    /// watching session itself.
+    fn blocked_by(&mut self, waiting: &[i32], holding: &[i32]) -> std::result::Result<Vec<i32>, String>;
+    /// Cancels the statement that server process `pid` runs.
+    fn cancel(&mut self, pid: i32);
+}
+
 /// Opens one more session on the main session's server, user and database. The line it is given is where the
 /// session's notices are attributed: the worker sets it to the line of the statement it runs.
 pub type Connect = Arc<dyn Fn(Arc<AtomicU64>) -> a9s_core::Result<Session> + Send + Sync>;
@@ -219,6 +229,17 @@ enum Report {
 struct Worker {
     cmd: Option<Sender<Cmd>>,
     thread: Option<JoinHandle<()>>,
+    /// The server process of its session (0: not known), for the watch over lock waits.
+    pid: Arc<AtomicI32>,
+}
+
+/// What waiting for the workers brought.
+enum Event {
+    Report(Report),
+    /// Nothing for a while; every worker that owes a report is alive.
+    Tick,
+    /// A worker that owes a report is gone without sending it.
+    Gone,
 }
 
 /// N sessions on the current database, each served by its own thread. Opened on the first parallel job in a
@@ -235,8 +256,23 @@ pub struct Pool<T> {
 /// A chunk goes to the server in CopyData messages of this size.
 const SEND_PIECE: usize = 256 * 1024;
 
-/// How long to wait for a report before checking that the worker threads are alive.
+/// How long to wait for a report before checking that the worker threads are alive (and, in a COPY, that none
+/// waits on another session of the restore).
 const POLL: Duration = Duration::from_millis(500);
+
+/// The server process of a session just opened (0 if the server would not say).
+fn backend_pid(session: &mut Session) -> i32 {
+    session
+        .simple_query("SELECT pg_catalog.pg_backend_pid()")
+        .ok()
+        .and_then(|rows| {
+            rows.into_iter().find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+                _ => None,
+            })
+        })
+        .unwrap_or(0)
+}
 
 impl<T> Pool<T> {
     /// Opens `jobs` sessions on `dbname` with `connect` (same server and user as the main session). A session
@@ -251,16 +287,23 @@ impl<T> Pool<T> {
         let workers = sessions
             .into_iter()
             .enumerate()
-            .map(|(id, (client, line))| {
+            .map(|(id, (mut client, line))| {
                 let (cmd_tx, cmd_rx) = mpsc::channel();
-                let mut w =
-                    WorkerState { id, connect: connect.clone(), line, client: Some(client), applied: Vec::new() };
+                let pid = Arc::new(AtomicI32::new(backend_pid(&mut client)));
+                let mut w = WorkerState {
+                    id,
+                    connect: connect.clone(),
+                    line,
+                    client: Some(client),
+                    applied: Vec::new(),
+                    pid: pid.clone(),
+                };
                 let reports = report_tx.clone();
                 let thread = std::thread::Builder::new()
                     .name(format!("session-{id}"))
                     .spawn(move || w.serve(cmd_rx, reports))
                     .expect("spawn a worker thread");
-                Worker { cmd: Some(cmd_tx), thread: Some(thread) }
+                Worker { cmd: Some(cmd_tx), thread: Some(thread), pid }
             })
             .collect();
         Ok(Pool {
@@ -288,26 +331,58 @@ impl<T> Pool<T> {
     /// The next report; `None` if a worker that owes one is gone without sending it.
     fn next_report(&self, owing: &dyn Fn(usize) -> bool) -> Option<Report> {
         loop {
-            match self.reports.recv_timeout(POLL) {
-                Ok(r) => return Some(r),
-                Err(RecvTimeoutError::Timeout) => {
-                    let dead = self
-                        .workers
-                        .iter()
-                        .enumerate()
-                        .any(|(i, w)| owing(i) && w.thread.as_ref().is_none_or(|t| t.is_finished()));
-                    if dead {
-                        // A report sent just before the thread ended is still in the channel.
-                        return self.reports.try_recv().ok();
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => return None,
+            match self.next_event(owing) {
+                Event::Report(r) => return Some(r),
+                Event::Tick => {}
+                Event::Gone => return None,
             }
         }
     }
 
+    /// The next report, or a tick after [`POLL`] without one.
+    fn next_event(&self, owing: &dyn Fn(usize) -> bool) -> Event {
+        match self.reports.recv_timeout(POLL) {
+            Ok(r) => Event::Report(r),
+            Err(RecvTimeoutError::Timeout) => {
+                let dead = self
+                    .workers
+                    .iter()
+                    .enumerate()
+                    .any(|(i, w)| owing(i) && w.thread.as_ref().is_none_or(|t| t.is_finished()));
+                if dead {
+                    // A report sent just before the thread ended is still in the channel.
+                    return self.reports.try_recv().map_or(Event::Gone, Event::Report);
+                }
+                Event::Tick
+            }
+            Err(RecvTimeoutError::Disconnected) => Event::Gone,
+        }
+    }
+
+    /// Whether a worker that owes its verdict on a COPY waits for a lock that will not be released before the
+    /// COPY ends: one held by a worker whose share is loaded (its transaction stays open until every session
+    /// has reported) or by the watching main session (which waits for the COPY). The server sees no deadlock
+    /// there — the holder waits on the restore, not on a lock — so nothing else would end the wait. Returns
+    /// the waiting server processes.
+    fn stalled(&self, owing: &[bool], loaded: &[Option<u64>], watch: &mut dyn Watch) -> Vec<i32> {
+        let pids = |want: &dyn Fn(usize) -> bool| -> Vec<i32> {
+            (0..self.workers.len())
+                .filter(|&i| want(i))
+                .map(|i| self.workers[i].pid.load(Ordering::Relaxed))
+                .filter(|&p| p != 0)
+                .collect()
+        };
+        let waiting = pids(&|i| owing[i]);
+        if waiting.is_empty() {
+            return Vec::new();
+        }
+        // A failed check is not a stall: the next tick tries again.
+        watch.blocked_by(&waiting, &pids(&|i| loaded[i].is_some())).unwrap_or_default()
+    }
+
     /// Loads one COPY's data over every session: `first` and then what `feed` gives until [`Feed::End`].
-    /// All or nothing: the sessions commit only when all have accepted their share.
+    /// All or nothing: the sessions commit only when all have accepted their share. `watch` looks out for a
+    /// session that waits on another of the restore's sessions, which would otherwise wait for ever.
     pub fn copy(
         &mut self,
         sql: &str,
@@ -315,6 +390,7 @@ impl<T> Pool<T> {
         settings: &[(String, String)],
         first: Chunk,
         feed: &mut dyn FnMut() -> Feed,
+        watch: &mut dyn Watch,
     ) -> CopyResult {
         debug_assert!(self.running.iter().all(Option::is_none), "COPY only when all sessions are idle");
         let n = self.workers.len();
@@ -363,10 +439,41 @@ impl<T> Pool<T> {
         let mut failure: Option<(Failure, Option<u64>)> = None;
         let mut lost: Option<String> = None;
         let mut owing = started.clone();
+        // Set when a session waited on another of ours: the sessions whose share was loaded were rolled back
+        // at once (releasing what the others waited for).
+        let mut stalled: Option<String> = None;
+        // Sessions sent their ROLLBACK early, and whether its report is still to come.
+        let mut rolled_back = vec![false; n];
+        let mut rollback_owed = vec![false; n];
         while owing.iter().any(|o| *o) {
             let owing_now = owing.clone();
-            match self.next_report(&|i| owing_now[i]) {
-                Some(Report::Copy(i, r)) => {
+            match self.next_event(&|i| owing_now[i]) {
+                Event::Tick => {
+                    if stalled.is_some() {
+                        continue;
+                    }
+                    let waiting = self.stalled(&owing, &loaded, watch);
+                    if waiting.is_empty() {
+                        continue;
+                    }
+                    stalled = Some(format!(
+                        "server process {} waited for a lock held by another session of this restore, which \
+                         cannot release it before the COPY ends",
+                        waiting.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")
+                    ));
+                    abort.store(true, Ordering::Release);
+                    for (i, r) in rolled_back.iter_mut().enumerate() {
+                        if loaded[i].is_some() && self.send(i, Cmd::Decide { commit: false }) {
+                            *r = true;
+                            rollback_owed[i] = true;
+                        }
+                    }
+                    // The main session's locks stay: the waiting statements are cancelled instead.
+                    for pid in waiting {
+                        watch.cancel(pid);
+                    }
+                }
+                Event::Report(Report::Copy(i, r)) => {
                     owing[i] = false;
                     match r {
                         CopyReport::Idle | CopyReport::Cancelled => {}
@@ -388,8 +495,9 @@ impl<T> Pool<T> {
                         }
                     }
                 }
-                Some(_) => {}
-                None => {
+                Event::Report(Report::Decided(i, _)) => rollback_owed[i] = false,
+                Event::Report(_) => {}
+                Event::Gone => {
                     lost.get_or_insert_with(|| "a worker session's thread ended unexpectedly".to_string());
                     owing.iter_mut().for_each(|o| *o = false);
                 }
@@ -400,12 +508,15 @@ impl<T> Pool<T> {
             lost = Some("every worker session is gone".into());
         }
 
-        let commit = fed_to_end && failure.is_none() && lost.is_none() && stopped.is_none();
+        let commit = fed_to_end && failure.is_none() && lost.is_none() && stopped.is_none() && stalled.is_none();
         let mut decided_err: Option<String> = None;
         let mut committed = 0usize;
-        let mut owing: Vec<bool> = loaded.iter().map(Option::is_some).collect();
+        let mut owing: Vec<bool> = (0..n).map(|i| loaded[i].is_some() && !rolled_back[i]).collect();
         for (i, o) in owing.iter_mut().enumerate() {
-            if *o && !self.send(i, Cmd::Decide { commit }) {
+            if rollback_owed[i] {
+                // Its early ROLLBACK's report, so that none is left for the next job.
+                *o = true;
+            } else if *o && !self.send(i, Cmd::Decide { commit }) {
                 *o = false;
                 decided_err.get_or_insert_with(|| format!("worker session {i} is gone"));
             }
@@ -435,6 +546,8 @@ impl<T> Pool<T> {
 
         let outcome = if let Some(m) = lost {
             CopyOutcome::Lost(m)
+        } else if let Some(why) = stalled {
+            CopyOutcome::Stalled(why)
         } else if let Some(why) = stopped {
             CopyOutcome::Stopped(why)
         } else if let Some((Failure::Sql(error), row_line)) = failure {
@@ -552,6 +665,8 @@ struct WorkerState {
     /// for the next job.
     client: Option<Session>,
     applied: Vec<(String, String)>,
+    /// The server process of `client`, shared with the pool.
+    pid: Arc<AtomicI32>,
 }
 
 impl WorkerState {
@@ -583,7 +698,9 @@ impl WorkerState {
             Some(c) => c,
             None => {
                 self.applied.clear();
-                (self.connect)(self.line.clone()).map_err(|e| Failure::Lost(e.message))?
+                let mut client = (self.connect)(self.line.clone()).map_err(|e| Failure::Lost(e.message))?;
+                self.pid.store(backend_pid(&mut client), Ordering::Relaxed);
+                client
             }
         };
         let client = self.client.insert(client);

@@ -340,3 +340,141 @@ fn a_worker_session_lost_mid_copy_stops_with_2() {
     assert_eq!(pg.psql("postgres", "SELECT count(*) FROM lost"), "0");
     assert_eq!(pg.psql("postgres", "SELECT count(*) FROM pg_class WHERE relname = 'after_lost'"), "0");
 }
+
+/// Runs `c` with `input` on stdin; kills it and fails the test if it has not ended within `limit` (a restore
+/// whose sessions wait on each other would otherwise hang the suite).
+fn run_within(mut c: Command, input: &[u8], limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let reader = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().unwrap()));
+    let err = reader(Box::new(child.stderr.take().unwrap()));
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
+            panic!("a9s-pgrestore did not end within {limit:?}:\n{err}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = writer.join();
+    Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+}
+
+/// `script` through psql on database `by_psql` and through a9s-pgrestore `--jobs 2` (tiny chunks) on `by_ours`,
+/// each set up afresh with `setup`; a9s-pgrestore must end within 60 s. Returns its output and whether both
+/// databases ended alike.
+fn jobs_versus_psql(pg: &Cluster, setup: &str, script: &[u8]) -> (Output, bool) {
+    for db in ["by_psql", "by_ours"] {
+        pg.psql("postgres", &format!("DROP DATABASE IF EXISTS {db}"));
+        pg.psql("postgres", &format!("CREATE DATABASE {db}"));
+        pg.psql(db, setup);
+    }
+    a9s_tests::psql_diff::psql(pg, "by_psql", script);
+    let mut c = pgrestore();
+    c.args(pg.conn_args()).args(["-d", "by_ours", "--jobs", "2"]);
+    let out = run_within(c, script, std::time::Duration::from_secs(60));
+    let same = a9s_tests::psql_diff::state(pg, "by_ours") == a9s_tests::psql_diff::state(pg, "by_psql");
+    (out, same)
+}
+
+/// A COPY of 20 000 rows (many chunks) into `table`, with `extra` inserted after row `at`; then a statement
+/// that must run after it. The COPY is on line 2, so row `k` is on line `2 + k`.
+fn copy_script(table: &str, row: impl Fn(u32) -> String, at: u32, extra: &str) -> String {
+    let mut s = format!("SET lock_timeout = 0;\nCOPY {table} FROM stdin;\n");
+    for i in 1..=20_000 {
+        s += &row(i);
+        s.push('\n');
+        if i == at {
+            s += extra;
+            s.push('\n');
+        }
+    }
+    s += "\\.\nINSERT INTO after_copy VALUES (1);\n";
+    s
+}
+
+#[test]
+fn a_key_repeated_in_a_later_chunk_fails_as_under_psql_without_waiting() {
+    // The table already has its primary key: over two sessions, the second would wait for the first's
+    // uncommitted key while the first waits for the second to finish. It is loaded over one session instead.
+    let pg = Cluster::start();
+    let setup = "CREATE TABLE pk (id int PRIMARY KEY, pad text); CREATE TABLE after_copy (i int);";
+    let script = copy_script("pk (id, pad)", |i| format!("{i}\t{}", "x".repeat(20)), 15_000, "10\tdup");
+    let (out, same) = jobs_versus_psql(&pg, setup, script.as_bytes());
+    let err = stderr(&out);
+    assert_status(&out, 1);
+    assert!(same, "the database differs from psql's\n{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].starts_with("a9s-pgrestore: by_ours line 15003: ERROR: duplicate key value"), "{err}");
+    assert!(errors[0].contains("23505") && errors[0].contains("(id)=(10) already exists"), "{err}");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM pk"), "0");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM after_copy"), "1");
+}
+
+#[test]
+fn rows_referencing_rows_of_another_chunk_load_as_under_psql() {
+    // Each row's parent comes later in the data, most in another chunk: psql's one COPY checks the foreign key
+    // at its end, when all are there. Over separate sessions the parent would be invisible or locked.
+    let pg = Cluster::start();
+    let setup = "CREATE TABLE tree (id int PRIMARY KEY, parent int REFERENCES tree, pad text); \
+                 CREATE TABLE after_copy (i int);";
+    let script = copy_script(
+        "tree (id, parent, pad)",
+        |i| match i {
+            20_000 => format!("{i}\t\\N\troot"),
+            _ => format!("{i}\t{}\t{}", (i + 7_000).min(20_000), "x".repeat(20)),
+        },
+        0,
+        "",
+    );
+    let (out, same) = jobs_versus_psql(&pg, setup, script.as_bytes());
+    let err = stderr(&out);
+    assert_status(&out, 0);
+    assert!(same, "the database differs from psql's\n{err}");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM tree"), "20000");
+}
+
+#[test]
+fn sessions_waiting_on_each_other_stop_the_restore() {
+    // A check that takes a transaction-long lock: the catalog shows nothing that ties the chunks together,
+    // yet the second session waits for the first, which holds the lock until all have loaded. psql loads it;
+    // --jobs must not wait for ever: it stops (3) before the COPY, with every session rolled back.
+    let pg = Cluster::start();
+    let setup = "CREATE FUNCTION one_at_a_time(int) RETURNS boolean LANGUAGE plpgsql \
+                   AS $$BEGIN PERFORM pg_advisory_xact_lock(42); RETURN true; END$$; \
+                 CREATE TABLE serial_t (id int CHECK (one_at_a_time(id)), pad text); \
+                 CREATE TABLE after_copy (i int);";
+    let script = copy_script("serial_t (id, pad)", |i| format!("{i}\t{}", "x".repeat(20)), 0, "");
+    let (out, _) = jobs_versus_psql(&pg, setup, script.as_bytes());
+    let err = stderr(&out);
+    assert_status(&out, 3);
+    assert!(err.contains("by_ours line 2: COPY serial_t: two --jobs sessions waited on each other"), "{err}");
+    assert!(err.contains("run without --jobs for this script"), "{err}");
+    assert_eq!(pg.psql("by_psql", "SELECT count(*) FROM serial_t"), "20000");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM serial_t"), "0");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM after_copy"), "0");
+    // No session of the restore is left behind (the server ends them as the connections close).
+    let t0 = std::time::Instant::now();
+    while pg.psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = 'by_ours'") != "0" {
+        assert!(t0.elapsed().as_secs() < 10, "sessions of the restore are left");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
