@@ -173,9 +173,10 @@ impl Runner<'_> {
         let db = quote_conninfo_value(&target.dbname);
         let connect: parallel::Connect = Arc::new(move |line: Arc<AtomicU64>| {
             let db = db.clone();
-            target.connect_with_notices(Arc::new(move |n| {
+            let session = target.connect_with_notices(Arc::new(move |n| {
                 eprintln!("{}", notice_text(&db, line.load(Ordering::Relaxed), n))
-            }))
+            }))?;
+            Ok(Box::new(session) as Box<dyn Conn + Send>)
         });
         match Pool::open(connect, &self.target.dbname, self.opts.jobs) {
             Ok(pool) => {

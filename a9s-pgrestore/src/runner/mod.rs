@@ -24,7 +24,7 @@ use crate::lexer::{Item, Lexer};
 use crate::outcome::{CopyOutcome, CopyResult, FeedStop};
 use crate::parallel::{self, ChunkBuilder, Feed, Pool};
 
-mod conn;
+pub(crate) mod conn;
 mod copy;
 mod input;
 mod jobs;
