@@ -19,7 +19,7 @@
 //! are functions over values that unit tests drive; [`Pool`] holds the sessions and their threads.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -259,6 +259,16 @@ const SEND_PIECE: usize = 256 * 1024;
 /// waits on another session of the restore).
 const POLL: Duration = Duration::from_millis(500);
 
+/// Why a COPY's sessions stalled: the server processes that waited.
+fn stall_reason(waiting: &[i32]) -> String {
+    let pids = waiting.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
+    let who = if waiting.len() == 1 { "server process" } else { "server processes" };
+    format!(
+        "{who} {pids} waited for a lock held by another session of this restore, which cannot release it before \
+         the COPY ends"
+    )
+}
+
 /// The server process of a session just opened (0 if the server would not say).
 fn backend_pid(session: &mut dyn Conn) -> i32 {
     let rows = session.query_column("SELECT pg_catalog.pg_backend_pid()").unwrap_or_default();
@@ -410,9 +420,11 @@ impl<T> Pool<T> {
         // never blocks the dealing for good.
         let mut fed_to_end = false;
         let mut stopped: Option<FeedStop> = None;
+        // Set when a session waited on another of ours (see `stalled`).
+        let mut stalled: Option<String> = None;
         let mut next = Some(first);
         while let Some(chunk) = next.take() {
-            if abort.load(Ordering::Acquire) || tx.send(chunk).is_err() {
+            if abort.load(Ordering::Acquire) || !self.deal(&tx, chunk, &abort, &started, watch, &mut stalled) {
                 break;
             }
             match feed() {
@@ -431,9 +443,8 @@ impl<T> Pool<T> {
         let mut failure: Option<(Failure, Option<u64>)> = None;
         let mut lost: Option<String> = None;
         let mut owing = started.clone();
-        // Set when a session waited on another of ours: the sessions whose share was loaded were rolled back
-        // at once (releasing what the others waited for).
-        let mut stalled: Option<String> = None;
+        // Once a session waited on another of ours, the sessions whose share was loaded are rolled back at once
+        // (releasing what the others wait for).
         // Sessions sent their ROLLBACK early, and whether its report is still to come.
         let mut rolled_back = vec![false; n];
         let mut rollback_owed = vec![false; n];
@@ -448,11 +459,7 @@ impl<T> Pool<T> {
                     if waiting.is_empty() {
                         continue;
                     }
-                    stalled = Some(format!(
-                        "server process {} waited for a lock held by another session of this restore, which \
-                         cannot release it before the COPY ends",
-                        waiting.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")
-                    ));
+                    stalled = Some(stall_reason(&waiting));
                     abort.store(true, Ordering::Release);
                     for (i, r) in rolled_back.iter_mut().enumerate() {
                         if loaded[i].is_some() && self.send(i, Cmd::Decide { commit: false }) {
@@ -495,7 +502,7 @@ impl<T> Pool<T> {
                 }
             }
         }
-        if !fed_to_end && failure.is_none() && lost.is_none() && stopped.is_none() {
+        if !fed_to_end && failure.is_none() && lost.is_none() && stopped.is_none() && stalled.is_none() {
             // Every worker refused the channel: only possible when all are gone.
             lost = Some("every worker session is gone".into());
         }
@@ -556,6 +563,48 @@ impl<T> Pool<T> {
             CopyOutcome::Done { rows: loaded.iter().flatten().sum() }
         };
         CopyResult { outcome, data_left: !fed_to_end }
+    }
+
+    /// Queues `chunk` for the sessions; false if none will take it or they stalled. While the queue is full,
+    /// checks every [`POLL`] that the sessions do not wait on the main session, which holds what it locked for
+    /// the session (an advisory lock, say) while it waits here: then they are cancelled, and `stalled` says why.
+    fn deal(
+        &self,
+        tx: &SyncSender<Chunk>,
+        mut chunk: Chunk,
+        abort: &AtomicBool,
+        started: &[bool],
+        watch: &mut dyn Watch,
+        stalled: &mut Option<String>,
+    ) -> bool {
+        let mut pause = Duration::from_micros(100);
+        let mut waited = Duration::ZERO;
+        loop {
+            match tx.try_send(chunk) {
+                Ok(()) => return true,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(c)) => chunk = c,
+            }
+            if abort.load(Ordering::Acquire) {
+                return false;
+            }
+            // The queue holds a chunk per session, so this short wait never starves them.
+            std::thread::sleep(pause);
+            waited += pause;
+            pause = (pause * 2).min(Duration::from_millis(5));
+            if waited >= POLL {
+                waited = Duration::ZERO;
+                let waiting = self.stalled(started, &vec![None; started.len()], watch);
+                if !waiting.is_empty() {
+                    *stalled = Some(stall_reason(&waiting));
+                    abort.store(true, Ordering::Release);
+                    for pid in waiting {
+                        watch.cancel(pid);
+                    }
+                    return false;
+                }
+            }
+        }
     }
 
     /// Runs `sql` (an index build) on an idle session, waiting for one if all are busy. Its outcome comes

@@ -466,7 +466,7 @@ fn sessions_waiting_on_each_other_stop_the_restore() {
     let (out, _) = jobs_versus_psql(&pg, setup, script.as_bytes());
     let err = stderr(&out);
     assert_status(&out, 3);
-    assert!(err.contains("by_ours line 2: COPY serial_t: two --jobs sessions waited on each other"), "{err}");
+    assert!(err.contains("by_ours line 2: COPY serial_t: the sessions of this restore waited on each other"), "{err}");
     assert!(err.contains("run without --jobs for this script"), "{err}");
     assert_eq!(pg.psql("by_psql", "SELECT count(*) FROM serial_t"), "20000");
     assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM serial_t"), "0");
@@ -477,4 +477,28 @@ fn sessions_waiting_on_each_other_stop_the_restore() {
         assert!(t0.elapsed().as_secs() < 10, "sessions of the restore are left");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+#[test]
+fn sessions_waiting_on_the_main_session_stop_the_restore() {
+    // The script's own session holds an advisory lock for its life; psql takes it again for each row on that
+    // same session. Every --jobs session waits for it and none takes another chunk, while the main session
+    // waits for them to: a stop (3), not a hang.
+    let pg = Cluster::start();
+    let setup = "CREATE FUNCTION one_at_a_time(int) RETURNS boolean LANGUAGE plpgsql \
+                   AS $$BEGIN PERFORM pg_advisory_xact_lock(42); RETURN true; END$$; \
+                 CREATE TABLE serial_t (id int CHECK (one_at_a_time(id)), pad text); \
+                 CREATE TABLE after_copy (i int);";
+    let script = copy_script("serial_t (id, pad)", |i| format!("{i}\t{}", "x".repeat(20)), 0, "").replacen(
+        "SET lock_timeout = 0;",
+        "SELECT pg_advisory_lock(42);",
+        1,
+    );
+    let (out, _) = jobs_versus_psql(&pg, setup, script.as_bytes());
+    let err = stderr(&out);
+    assert_status(&out, 3);
+    assert!(err.contains("by_ours line 2: COPY serial_t: the sessions of this restore waited on each other"), "{err}");
+    assert_eq!(pg.psql("by_psql", "SELECT count(*) FROM serial_t"), "20000");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM serial_t"), "0");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM after_copy"), "0");
 }

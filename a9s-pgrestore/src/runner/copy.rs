@@ -118,8 +118,9 @@ impl Runner<'_> {
             CopyOutcome::Stalled(why) => {
                 self.summary.statements_failed += 1;
                 let msg = format!(
-                    "COPY {table}: two --jobs sessions waited on each other ({why}); rolled back on all {} sessions: \
-                     none of its rows were loaded — run without --jobs for this script; the restore stopped here",
+                    "COPY {table}: the sessions of this restore waited on each other ({why}); rolled back on all {} \
+                     --jobs sessions: none of its rows were loaded — run without --jobs for this script; the \
+                     restore stopped here",
                     jobs.unwrap_or(1)
                 );
                 return self.stop(line, msg, first.into());
