@@ -443,9 +443,8 @@ impl<T> Pool<T> {
         let mut failure: Option<(Failure, Option<u64>)> = None;
         let mut lost: Option<String> = None;
         let mut owing = started.clone();
-        // Once a session waited on another of ours, the sessions whose share was loaded are rolled back at once
-        // (releasing what the others wait for).
-        // Sessions sent their ROLLBACK early, and whether its report is still to come.
+        // Once a session waited on another of ours, the sessions whose share was loaded are rolled back at once,
+        // releasing what the others wait for: which were, and whether the report of that ROLLBACK is to come.
         let mut rolled_back = vec![false; n];
         let mut rollback_owed = vec![false; n];
         while owing.iter().any(|o| *o) {
