@@ -453,6 +453,26 @@ fn rows_referencing_rows_of_another_chunk_load_as_under_psql() {
 }
 
 #[test]
+fn a_temporary_table_is_loaded_on_the_session_that_made_it() {
+    // The main session's temporary table shadows a permanent one of the same name: other sessions would load
+    // the permanent one.
+    let pg = Cluster::start();
+    let setup = "CREATE TABLE t (id int, pad text); CREATE TABLE kept (id int, pad text); \
+                 CREATE TABLE after_copy (i int);";
+    let script = copy_script("t (id, pad)", |i| format!("{i}\t{}", "x".repeat(20)), 0, "").replacen(
+        "SET lock_timeout = 0;",
+        "CREATE TEMP TABLE t (id int, pad text);",
+        1,
+    ) + "INSERT INTO kept SELECT * FROM pg_temp.t;\n";
+    let (out, same) = jobs_versus_psql(&pg, setup, script.as_bytes());
+    let err = stderr(&out);
+    assert_status(&out, 0);
+    assert!(same, "the database differs from psql's\n{err}");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM kept"), "20000");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM public.t"), "0");
+}
+
+#[test]
 fn sessions_waiting_on_each_other_stop_the_restore() {
     // A check that takes a transaction-long lock: the catalog shows nothing that ties the chunks together,
     // yet the second session waits for the first, which holds the lock until all have loaded. psql loads it;

@@ -132,14 +132,16 @@ pub fn in_transaction_block(conn: &mut dyn Conn) -> std::result::Result<bool, Sq
 /// own, so a row whose insertion depends on rows of another chunk — a unique or exclusion index (the row waits
 /// for the other chunk's outcome: for ever, as that chunk waits for this one to commit), a foreign key (the
 /// referenced row is not visible yet), a trigger, a partitioned or otherwise special target — would wait on
-/// the restore itself or get another answer than psql's one COPY. pg_dump creates tables bare and adds these
-/// after the data, so a dump's tables keep their parallel loading.
+/// the restore itself or get another answer than psql's one COPY. A temporary table exists for the main
+/// session alone (the others would load a table of the same name elsewhere in the search_path, or none).
+/// pg_dump creates tables bare and adds these after the data, so a dump's tables keep their parallel loading.
 pub fn one_session_reason(conn: &mut dyn Conn, table: &str) -> std::result::Result<Option<String>, SqlError> {
     let sql = format!(
         "SELECT CASE \
            WHEN c.oid IS NULL THEN 'the server found no table of that name' \
            WHEN c.relkind = 'p' THEN 'the table is partitioned' \
            WHEN c.relkind <> 'r' THEN 'it is not a plain table' \
+           WHEN c.relpersistence = 't' THEN 'the table is a temporary table of the main session' \
            WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid \
                           AND (i.indisunique OR i.indisexclusion)) \
              THEN 'the table has a primary key, unique or exclusion index' \
