@@ -473,6 +473,19 @@ fn a_temporary_table_is_loaded_on_the_session_that_made_it() {
 }
 
 #[test]
+fn rows_that_draw_from_a_sequence_get_psqls_values() {
+    // The COPY leaves out a serial column: psql's one session numbers the rows in the script's order.
+    let pg = Cluster::start();
+    let setup = "CREATE TABLE seq_t (id serial, v text); CREATE TABLE after_copy (i int);";
+    let script = copy_script("seq_t (v)", |i| format!("row {i}"), 0, "");
+    let (out, same) = jobs_versus_psql(&pg, setup, script.as_bytes());
+    let err = stderr(&out);
+    assert_status(&out, 0);
+    assert!(same, "the database differs from psql's\n{err}");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM seq_t WHERE v <> 'row ' || id"), "0");
+}
+
+#[test]
 fn sessions_waiting_on_each_other_stop_the_restore() {
     // A check that takes a transaction-long lock: the catalog shows nothing that ties the chunks together,
     // yet the second session waits for the first, which holds the lock until all have loaded. psql loads it;

@@ -135,7 +135,28 @@ pub fn in_transaction_block(conn: &mut dyn Conn) -> std::result::Result<bool, Sq
 /// the restore itself or get another answer than psql's one COPY. A temporary table exists for the main
 /// session alone (the others would load a table of the same name elsewhere in the search_path, or none).
 /// pg_dump creates tables bare and adds these after the data, so a dump's tables keep their parallel loading.
-pub fn one_session_reason(conn: &mut dyn Conn, table: &str) -> std::result::Result<Option<String>, SqlError> {
+///
+/// `columns`: the COPY's column list, if it has one. A column left out of it with a default (a sequence, a
+/// clock) or an identity gets its values in the order the rows are inserted, which over several sessions is
+/// not the script's.
+pub fn one_session_reason(
+    conn: &mut dyn Conn,
+    table: &str,
+    columns: Option<&[String]>,
+) -> std::result::Result<Option<String>, SqlError> {
+    let defaults = match columns {
+        None => String::new(),
+        Some(listed) => format!(
+            // Through jsonb: attidentity and attgenerated do not exist on every server version.
+            "WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 \
+                            AND NOT a.attisdropped AND a.attname <> ALL (ARRAY[{}]::pg_catalog.name[]) \
+                            AND ((a.atthasdef \
+                                  AND COALESCE(pg_catalog.to_jsonb(a) ->> 'attgenerated', '') = '') \
+                                 OR COALESCE(pg_catalog.to_jsonb(a) ->> 'attidentity', '') <> '')) \
+               THEN 'the COPY leaves out a column whose default or identity gives each row its value' ",
+            listed.iter().map(|c| a9s_core::pg::admin::escape_literal(c)).collect::<Vec<_>>().join(", ")
+        ),
+    };
     let sql = format!(
         "SELECT CASE \
            WHEN c.oid IS NULL THEN 'the server found no table of that name' \
@@ -150,6 +171,7 @@ pub fn one_session_reason(conn: &mut dyn Conn, table: &str) -> std::result::Resu
            WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid \
                           AND (NOT t.tgisinternal OR t.tgconstraint = 0)) \
              THEN 'the table has a trigger' \
+           {defaults}\
            ELSE '' END \
          FROM (SELECT pg_catalog.to_regclass({}) AS oid) r LEFT JOIN pg_catalog.pg_class c ON c.oid = r.oid",
         a9s_core::pg::admin::escape_literal(table)

@@ -44,7 +44,11 @@ impl Runner<'_> {
         // (a key, a foreign key, a trigger…). Such a COPY stays on the main session, loaded as psql loads it,
         // as does one that cannot be checked.
         let one_session = match conn::in_transaction_block(&mut *self.conn) {
-            Ok(false) => conn::one_session_reason(&mut *self.conn, table).unwrap_or_else(|_| Some(String::new())),
+            Ok(false) => {
+                let columns = classify::copy_columns(sql.as_bytes());
+                conn::one_session_reason(&mut *self.conn, table, columns.as_deref())
+                    .unwrap_or_else(|_| Some(String::new()))
+            }
             _ => Some(String::new()),
         };
         if let Some(why) = one_session {
