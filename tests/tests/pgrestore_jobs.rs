@@ -1,7 +1,9 @@
 //! a9s-pgrestore --jobs N against a real PostgreSQL 15: restores over 2 and 4 sessions equal to sequential ones
 //! (per-table row counts and sorted-row checksums, schema dumps), a failing COPY chunk rolled back on every
 //! session and reported once with its script line, settings replayed on the worker sessions, parallel
-//! CREATE INDEX, and a worker session that cannot connect.
+//! CREATE INDEX, and a worker session that cannot connect. Tables whose rows depend on each other (a key, a
+//! foreign key, a temporary table, a sequence default) loaded as psql loads them, and sessions that wait on each
+//! other stopped within a minute instead of hanging.
 //!
 //! `A9S_PGRESTORE_CHUNK_BYTES` makes the chunks tiny so that test-sized tables are split into many.
 
