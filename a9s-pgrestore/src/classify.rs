@@ -186,6 +186,32 @@ pub fn copy_kind(stmt: &[u8]) -> Option<Copy> {
     }
 }
 
+/// The columns a `COPY <table> (<columns>) FROM STDIN` lists, as the server reads their names (bare words
+/// lower-cased, quoted ones as written); `None` without a list (every column). A list it cannot read comes back
+/// empty, which names no column.
+pub fn copy_columns(stmt: &[u8]) -> Option<Vec<String>> {
+    let mut t = Tokens::new(stmt);
+    if !is_word(t.next().as_ref(), "copy") {
+        return None;
+    }
+    loop {
+        match t.next()? {
+            Tok::Punct(b'(') => break,
+            Tok::Word(w) if w == "from" || w == "to" => return None,
+            _ => {}
+        }
+    }
+    let mut columns = Vec::new();
+    loop {
+        match t.next() {
+            Some(Tok::Word(c) | Tok::Ident(c)) => columns.push(c),
+            Some(Tok::Punct(b',')) => {}
+            Some(Tok::Punct(b')')) => return Some(columns),
+            _ => return Some(Vec::new()),
+        }
+    }
+}
+
 /// The value of `SET [SESSION|LOCAL] client_encoding {=|TO} value` or `RESET client_encoding`
 /// (`DEFAULT` for a reset).
 pub fn set_client_encoding(stmt: &[u8]) -> Option<String> {
@@ -518,6 +544,18 @@ mod tests {
         assert_eq!(copy_kind(b"COPY t FROM '/tmp/x';"), None);
         assert_eq!(copy_kind(b"COPY (SELECT 'from stdin') TO '/x';"), None);
         assert_eq!(copy_kind(b"SELECT 1;"), None);
+    }
+
+    #[test]
+    fn copy_column_list() {
+        let cols = |v: &[&str]| Some(v.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            copy_columns(b"COPY public.t (a, \"B c\", \"x,y\", Dd) FROM stdin;"),
+            cols(&["a", "B c", "x,y", "dd"])
+        );
+        assert_eq!(copy_columns(b"COPY t FROM stdin WITH (FORMAT csv);"), None);
+        assert_eq!(copy_columns(b"-- (x)\ncopy \"Odd Tbl\" /* ( */ (id) from STDIN"), cols(&["id"]));
+        assert_eq!(copy_columns(b"COPY t (a, 'b') FROM stdin;"), cols(&[]));
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub enum CopyOutcome {
     Stopped(FeedStop),
     /// A `--jobs` session is gone.
     Lost(String),
+    /// A `--jobs` session waited on another of the restore's sessions, which would have lasted for ever (why):
+    /// every session rolled back, nothing was loaded.
+    Stalled(String),
     /// `--jobs` sessions committed unevenly (a COMMIT failed after others succeeded): the table is partly
     /// loaded.
     Partial(String),

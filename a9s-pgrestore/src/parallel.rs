@@ -18,17 +18,16 @@
 //! The pure parts (chunking, the settings to replay, mapping a session's `COPY t, line N` back to the script)
 //! are functions over values that unit tests drive; [`Pool`] holds the sessions and their threads.
 
-use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use a9s_core::pg::error::{io_to_pg, SqlError};
-use a9s_core::pg::Session;
+use a9s_core::pg::error::SqlError;
 
 use crate::outcome::{CopyOutcome, CopyResult, FeedStop};
+use crate::runner::conn::{Conn, NoSession};
 
 /// Chunk size: large, so that each is one big write and the dealing costs nothing next to the server's work.
 pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
@@ -188,9 +187,19 @@ pub struct ExecDone<T> {
 
 type Settings = Arc<Vec<(String, String)>>;
 
+/// What the pool asks of a session that is none of its workers (the main session) while it waits for a COPY's
+/// sessions: whether one of them waits for a lock that none will release before the COPY ends.
+pub trait Watch {
+    /// Of the server processes `waiting`, those that wait for a lock held by one of `holding` or by the
+    /// watching session itself.
+    fn blocked_by(&mut self, waiting: &[i32], holding: &[i32]) -> std::result::Result<Vec<i32>, String>;
+    /// Cancels the statement that server process `pid` runs.
+    fn cancel(&mut self, pid: i32);
+}
+
 /// Opens one more session on the main session's server, user and database. The line it is given is where the
 /// session's notices are attributed: the worker sets it to the line of the statement it runs.
-pub type Connect = Arc<dyn Fn(Arc<AtomicU64>) -> a9s_core::Result<Session> + Send + Sync>;
+pub type Connect = Arc<dyn Fn(Arc<AtomicU64>) -> a9s_core::Result<Box<dyn Conn + Send>> + Send + Sync>;
 
 enum Cmd {
     Copy {
@@ -232,6 +241,17 @@ enum Report {
 struct Worker {
     cmd: Option<Sender<Cmd>>,
     thread: Option<JoinHandle<()>>,
+    /// The server process of its session (0: not known), for the watch over lock waits.
+    pid: Arc<AtomicI32>,
+}
+
+/// What waiting for the workers brought.
+enum Event {
+    Report(Report),
+    /// Nothing for a while; every worker that owes a report is alive.
+    Tick,
+    /// A worker that owes a report is gone without sending it.
+    Gone,
 }
 
 /// N sessions on the current database, each served by its own thread. Opened on the first parallel job in a
@@ -248,8 +268,25 @@ pub struct Pool<T> {
 /// A chunk goes to the server in CopyData messages of this size.
 const SEND_PIECE: usize = 256 * 1024;
 
-/// How long to wait for a report before checking that the worker threads are alive.
+/// How long to wait for a report before checking that the worker threads are alive (and, in a COPY, that none
+/// waits on another session of the restore).
 const POLL: Duration = Duration::from_millis(500);
+
+/// Why a COPY's sessions stalled: the server processes that waited.
+fn stall_reason(waiting: &[i32]) -> String {
+    let pids = waiting.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
+    let who = if waiting.len() == 1 { "server process" } else { "server processes" };
+    format!(
+        "{who} {pids} waited for a lock held by another session of this restore, which cannot release it before \
+         the COPY ends"
+    )
+}
+
+/// The server process of a session just opened (0 if the server would not say).
+fn backend_pid(session: &mut dyn Conn) -> i32 {
+    let rows = session.query_column("SELECT pg_catalog.pg_backend_pid()").unwrap_or_default();
+    rows.into_iter().flatten().find_map(|v| v.parse().ok()).unwrap_or(0)
+}
 
 impl<T> Pool<T> {
     /// Opens `jobs` sessions on `dbname` with `connect` (same server and user as the main session). A session
@@ -264,16 +301,24 @@ impl<T> Pool<T> {
         let workers = sessions
             .into_iter()
             .enumerate()
-            .map(|(id, (client, line))| {
+            .map(|(id, (mut client, line))| {
                 let (cmd_tx, cmd_rx) = mpsc::channel();
-                let mut w =
-                    WorkerState { id, connect: connect.clone(), line, client: Some(client), applied: Vec::new() };
+                let pid = Arc::new(AtomicI32::new(backend_pid(&mut *client)));
+                let mut w = WorkerState {
+                    id,
+                    connect: connect.clone(),
+                    line,
+                    client,
+                    reopen: false,
+                    applied: Vec::new(),
+                    pid: pid.clone(),
+                };
                 let reports = report_tx.clone();
                 let thread = std::thread::Builder::new()
                     .name(format!("session-{id}"))
                     .spawn(move || w.serve(cmd_rx, reports))
                     .expect("spawn a worker thread");
-                Worker { cmd: Some(cmd_tx), thread: Some(thread) }
+                Worker { cmd: Some(cmd_tx), thread: Some(thread), pid }
             })
             .collect();
         Ok(Pool {
@@ -301,26 +346,58 @@ impl<T> Pool<T> {
     /// The next report; `None` if a worker that owes one is gone without sending it.
     fn next_report(&self, owing: &dyn Fn(usize) -> bool) -> Option<Report> {
         loop {
-            match self.reports.recv_timeout(POLL) {
-                Ok(r) => return Some(r),
-                Err(RecvTimeoutError::Timeout) => {
-                    let dead = self
-                        .workers
-                        .iter()
-                        .enumerate()
-                        .any(|(i, w)| owing(i) && w.thread.as_ref().is_none_or(|t| t.is_finished()));
-                    if dead {
-                        // A report sent just before the thread ended is still in the channel.
-                        return self.reports.try_recv().ok();
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => return None,
+            match self.next_event(owing) {
+                Event::Report(r) => return Some(r),
+                Event::Tick => {}
+                Event::Gone => return None,
             }
         }
     }
 
+    /// The next report, or a tick after [`POLL`] without one.
+    fn next_event(&self, owing: &dyn Fn(usize) -> bool) -> Event {
+        match self.reports.recv_timeout(POLL) {
+            Ok(r) => Event::Report(r),
+            Err(RecvTimeoutError::Timeout) => {
+                let dead = self
+                    .workers
+                    .iter()
+                    .enumerate()
+                    .any(|(i, w)| owing(i) && w.thread.as_ref().is_none_or(|t| t.is_finished()));
+                if dead {
+                    // A report sent just before the thread ended is still in the channel.
+                    return self.reports.try_recv().map_or(Event::Gone, Event::Report);
+                }
+                Event::Tick
+            }
+            Err(RecvTimeoutError::Disconnected) => Event::Gone,
+        }
+    }
+
+    /// Whether a worker that owes its verdict on a COPY waits for a lock that will not be released before the
+    /// COPY ends: one held by a worker whose share is loaded (its transaction stays open until every session
+    /// has reported) or by the watching main session (which waits for the COPY). The server sees no deadlock
+    /// there — the holder waits on the restore, not on a lock — so nothing else would end the wait. Returns
+    /// the waiting server processes.
+    fn stalled(&self, owing: &[bool], loaded: &[Option<u64>], watch: &mut dyn Watch) -> Vec<i32> {
+        let pids = |want: &dyn Fn(usize) -> bool| -> Vec<i32> {
+            (0..self.workers.len())
+                .filter(|&i| want(i))
+                .map(|i| self.workers[i].pid.load(Ordering::Relaxed))
+                .filter(|&p| p != 0)
+                .collect()
+        };
+        let waiting = pids(&|i| owing[i]);
+        if waiting.is_empty() {
+            return Vec::new();
+        }
+        // A failed check is not a stall: the next tick tries again.
+        watch.blocked_by(&waiting, &pids(&|i| loaded[i].is_some())).unwrap_or_default()
+    }
+
     /// Loads one COPY's data over every session: `first` and then what `feed` gives until [`Feed::End`].
-    /// All or nothing: the sessions commit only when all have accepted their share.
+    /// All or nothing: the sessions commit only when all have accepted their share. `watch` looks out for a
+    /// session that waits on another of the restore's sessions, which would otherwise wait for ever.
     pub fn copy(
         &mut self,
         sql: &str,
@@ -328,6 +405,7 @@ impl<T> Pool<T> {
         settings: &[(String, String)],
         first: Chunk,
         feed: &mut dyn FnMut() -> Feed,
+        watch: &mut dyn Watch,
     ) -> CopyResult {
         debug_assert!(self.running.iter().all(Option::is_none), "COPY only when all sessions are idle");
         let n = self.workers.len();
@@ -355,9 +433,11 @@ impl<T> Pool<T> {
         // never blocks the dealing for good.
         let mut fed_to_end = false;
         let mut stopped: Option<FeedStop> = None;
+        // Set when a session waited on another of ours (see `stalled`).
+        let mut stalled: Option<String> = None;
         let mut next = Some(first);
         while let Some(chunk) = next.take() {
-            if abort.load(Ordering::Acquire) || tx.send(chunk).is_err() {
+            if abort.load(Ordering::Acquire) || !self.deal(&tx, chunk, &abort, &started, watch, &mut stalled) {
                 break;
             }
             match feed() {
@@ -376,10 +456,35 @@ impl<T> Pool<T> {
         let mut failure: Option<(Failure, Option<u64>)> = None;
         let mut lost: Option<String> = None;
         let mut owing = started.clone();
+        // Once a session waited on another of ours, the sessions whose share was loaded are rolled back at once,
+        // releasing what the others wait for: which were, and whether the report of that ROLLBACK is to come.
+        let mut rolled_back = vec![false; n];
+        let mut rollback_owed = vec![false; n];
         while owing.iter().any(|o| *o) {
             let owing_now = owing.clone();
-            match self.next_report(&|i| owing_now[i]) {
-                Some(Report::Copy(i, r)) => {
+            match self.next_event(&|i| owing_now[i]) {
+                Event::Tick => {
+                    if stalled.is_some() {
+                        continue;
+                    }
+                    let waiting = self.stalled(&owing, &loaded, watch);
+                    if waiting.is_empty() {
+                        continue;
+                    }
+                    stalled = Some(stall_reason(&waiting));
+                    abort.store(true, Ordering::Release);
+                    for (i, r) in rolled_back.iter_mut().enumerate() {
+                        if loaded[i].is_some() && self.send(i, Cmd::Decide { commit: false }) {
+                            *r = true;
+                            rollback_owed[i] = true;
+                        }
+                    }
+                    // The main session's locks stay: the waiting statements are cancelled instead.
+                    for pid in waiting {
+                        watch.cancel(pid);
+                    }
+                }
+                Event::Report(Report::Copy(i, r)) => {
                     owing[i] = false;
                     match r {
                         CopyReport::Idle | CopyReport::Cancelled => {}
@@ -401,24 +506,28 @@ impl<T> Pool<T> {
                         }
                     }
                 }
-                Some(_) => {}
-                None => {
+                Event::Report(Report::Decided(i, _)) => rollback_owed[i] = false,
+                Event::Report(_) => {}
+                Event::Gone => {
                     lost.get_or_insert_with(|| "a worker session's thread ended unexpectedly".to_string());
                     owing.iter_mut().for_each(|o| *o = false);
                 }
             }
         }
-        if !fed_to_end && failure.is_none() && lost.is_none() && stopped.is_none() {
+        if !fed_to_end && failure.is_none() && lost.is_none() && stopped.is_none() && stalled.is_none() {
             // Every worker refused the channel: only possible when all are gone.
             lost = Some("every worker session is gone".into());
         }
 
-        let commit = fed_to_end && failure.is_none() && lost.is_none() && stopped.is_none();
+        let commit = fed_to_end && failure.is_none() && lost.is_none() && stopped.is_none() && stalled.is_none();
         let mut decided_err: Option<String> = None;
         let mut committed = 0usize;
-        let mut owing: Vec<bool> = loaded.iter().map(Option::is_some).collect();
+        let mut owing: Vec<bool> = (0..n).map(|i| loaded[i].is_some() && !rolled_back[i]).collect();
         for (i, o) in owing.iter_mut().enumerate() {
-            if *o && !self.send(i, Cmd::Decide { commit }) {
+            if rollback_owed[i] {
+                // Its early ROLLBACK's report, so that none is left for the next job.
+                *o = true;
+            } else if *o && !self.send(i, Cmd::Decide { commit }) {
                 *o = false;
                 decided_err.get_or_insert_with(|| format!("worker session {i} is gone"));
             }
@@ -448,6 +557,8 @@ impl<T> Pool<T> {
 
         let outcome = if let Some(m) = lost {
             CopyOutcome::Lost(m)
+        } else if let Some(why) = stalled {
+            CopyOutcome::Stalled(why)
         } else if let Some(why) = stopped {
             CopyOutcome::Stopped(why)
         } else if let Some((Failure::Sql(error), row_line)) = failure {
@@ -464,6 +575,48 @@ impl<T> Pool<T> {
             CopyOutcome::Done { rows: loaded.iter().flatten().sum() }
         };
         CopyResult { outcome, data_left: !fed_to_end }
+    }
+
+    /// Queues `chunk` for the sessions; false if none will take it or they stalled. While the queue is full,
+    /// checks every [`POLL`] that the sessions do not wait on the main session, which holds what it locked for
+    /// the session (an advisory lock, say) while it waits here: then they are cancelled, and `stalled` says why.
+    fn deal(
+        &self,
+        tx: &SyncSender<Chunk>,
+        mut chunk: Chunk,
+        abort: &AtomicBool,
+        started: &[bool],
+        watch: &mut dyn Watch,
+        stalled: &mut Option<String>,
+    ) -> bool {
+        let mut pause = Duration::from_micros(100);
+        let mut waited = Duration::ZERO;
+        loop {
+            match tx.try_send(chunk) {
+                Ok(()) => return true,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(c)) => chunk = c,
+            }
+            if abort.load(Ordering::Acquire) {
+                return false;
+            }
+            // The queue holds a chunk per session, so this short wait never starves them.
+            std::thread::sleep(pause);
+            waited += pause;
+            pause = (pause * 2).min(Duration::from_millis(5));
+            if waited >= POLL {
+                waited = Duration::ZERO;
+                let waiting = self.stalled(started, &vec![None; started.len()], watch);
+                if !waiting.is_empty() {
+                    *stalled = Some(stall_reason(&waiting));
+                    abort.store(true, Ordering::Release);
+                    for pid in waiting {
+                        watch.cancel(pid);
+                    }
+                    return false;
+                }
+            }
+        }
     }
 
     /// Runs `sql` (an index build) on an idle session, waiting for one if all are busy. Its outcome comes
@@ -561,10 +714,13 @@ struct WorkerState {
     connect: Connect,
     /// The line of the statement running, for the session's notices.
     line: Arc<AtomicU64>,
-    /// `None` after the session had to be dropped (a COPY refused at its start leaves it out of step); reopened
-    /// for the next job.
-    client: Option<Session>,
+    /// Its session; [`NoSession`] after [`drop_session`](Self::drop_session), until the next job reopens one.
+    client: Box<dyn Conn + Send>,
+    /// The session was dropped on purpose and is reopened for the next job; one the server closed is lost.
+    reopen: bool,
     applied: Vec<(String, String)>,
+    /// The server process of `client`, shared with the pool.
+    pid: Arc<AtomicI32>,
 }
 
 impl WorkerState {
@@ -587,36 +743,36 @@ impl WorkerState {
         }
     }
 
+    /// Drops the session unused — the way out for one out of step (a COPY refused at its start, a COPY the
+    /// server found inside a statement) or that cannot roll back: the server rolls back what it had begun,
+    /// and the next job opens a new one.
+    fn drop_session(&mut self) {
+        self.client = Box::new(NoSession);
+        self.reopen = true;
+        self.pid.store(0, Ordering::Relaxed);
+    }
+
     /// The session, reopened if needed, with the script's settings applied.
-    fn session(&mut self, settings: &[(String, String)]) -> std::result::Result<&mut Session, Failure> {
-        if self.client.as_ref().is_some_and(|c| c.is_closed()) {
+    fn session(&mut self, settings: &[(String, String)]) -> std::result::Result<&mut (dyn Conn + Send), Failure> {
+        if self.reopen {
+            self.applied.clear();
+            self.client = (self.connect)(self.line.clone()).map_err(|e| Failure::Lost(e.message))?;
+            self.reopen = false;
+            self.pid.store(backend_pid(&mut *self.client), Ordering::Relaxed);
+        } else if self.client.is_closed() {
             return Err(Failure::Lost(format!("the connection of worker session {} was closed", self.id)));
         }
-        let client = match self.client.take() {
-            Some(c) => c,
-            None => {
-                self.applied.clear();
-                (self.connect)(self.line.clone()).map_err(|e| Failure::Lost(e.message))?
-            }
-        };
-        let client = self.client.insert(client);
-        let replay = settings_to_replay(&self.applied, settings);
-        for sql in &replay {
-            if let Err(e) = client.batch_execute(sql) {
-                let e = SqlError::from(e);
-                if e.is_session_lost(client.is_closed()) {
-                    return Err(Failure::Lost(e.describe()));
-                }
-                return Err(Failure::Sql(e));
+        for sql in &settings_to_replay(&self.applied, settings) {
+            if let Err(e) = self.client.batch_execute(sql) {
+                return Err(self.failure(e));
             }
         }
         self.applied = settings.to_vec();
-        Ok(client)
+        Ok(&mut *self.client)
     }
 
-    fn failure(&self, e: impl Into<SqlError>) -> Failure {
-        let e = e.into();
-        if e.is_session_lost(self.client.as_ref().is_none_or(|c| c.is_closed())) {
+    fn failure(&self, e: SqlError) -> Failure {
+        if e.is_session_lost(self.client.is_closed()) {
             Failure::Lost(e.describe())
         } else {
             Failure::Sql(e)
@@ -628,11 +784,10 @@ impl WorkerState {
         match client.batch_execute(sql) {
             Ok(()) => Ok(()),
             Err(e) => {
-                let e = SqlError::from(e);
                 if e.is_out_of_step() && !client.is_closed() {
                     // The server began a COPY inside the statement: the runner judges it as on the main session
                     // (a stop); this session, out of step, is dropped unused, which rolls the statement back.
-                    self.client = None;
+                    self.drop_session();
                     return Err(Failure::Sql(e));
                 }
                 Err(self.failure(e))
@@ -641,10 +796,10 @@ impl WorkerState {
     }
 
     fn decide(&mut self, commit: bool) -> std::result::Result<(), Failure> {
-        let Some(client) = self.client.as_mut() else {
+        if self.reopen {
             return Err(Failure::Lost(format!("worker session {} is gone", self.id)));
-        };
-        match client.batch_execute(if commit { "COMMIT" } else { "ROLLBACK" }) {
+        }
+        match self.client.batch_execute(if commit { "COMMIT" } else { "ROLLBACK" }) {
             Ok(()) => Ok(()),
             Err(e) => Err(self.failure(e)),
         }
@@ -687,17 +842,8 @@ impl WorkerState {
             fail(abort);
             return CopyReport::Failed(f, None);
         }
-        let statement = match client.prepare(sql) {
-            Ok(s) => s,
-            Err(e) => {
-                let f = self.failure(e);
-                let _ = self.rollback();
-                fail(abort);
-                return CopyReport::Failed(f, None);
-            }
-        };
         let mut received: Vec<(u64, u64)> = Vec::new();
-        let result = Self::stream(client, &statement, first, &next, abort, &mut received);
+        let result = Self::stream(client, sql, first, &next, abort, &mut received);
         match result {
             Streamed::Rows(rows) => CopyReport::Loaded(rows),
             Streamed::Aborted => {
@@ -717,9 +863,9 @@ impl WorkerState {
                 let line = e.copy_row().and_then(|n| script_line(&received, n));
                 let f = self.failure(e);
                 if at_start {
-                    // The session is out of step after a COPY refused at its start (see the runner's `reopen`):
-                    // a new one replaces it for the next job; dropping this one rolls its transaction back.
-                    self.client = None;
+                    // The session may be out of step after a COPY refused at its start (see the runner's
+                    // `reopen`): a new one replaces it; dropping this one rolls its transaction back.
+                    self.drop_session();
                 } else if let Err(lost) = self.rollback_or_drop() {
                     return CopyReport::Failed(lost, None);
                 }
@@ -730,16 +876,16 @@ impl WorkerState {
 
     /// Streams `first` and the chunks that follow into one COPY, recording what it sent in `received`.
     fn stream(
-        client: &mut Session,
-        statement: &tokio_postgres::Statement,
+        client: &mut (dyn Conn + Send),
+        sql: &str,
         first: Chunk,
         next: &dyn Fn() -> Option<Chunk>,
         abort: &AtomicBool,
         received: &mut Vec<(u64, u64)>,
     ) -> Streamed {
-        let mut writer = match client.copy_in(statement) {
+        let mut writer = match client.copy_in(sql) {
             Ok(w) => w,
-            Err(e) => return Streamed::Refused(e.into(), true),
+            Err(e) => return Streamed::Refused(e, true),
         };
         let mut chunk = Some(first);
         let mut open = false;
@@ -752,13 +898,13 @@ impl WorkerState {
             received.push((c.first_line, c.lines));
             // In pieces: the client library copies each into its own buffers, which would otherwise grow to a
             // whole chunk per session and stay that large.
-            let sent =
-                c.data.chunks(SEND_PIECE).try_for_each(|piece| writer.write_all(piece).and_then(|_| writer.flush()));
-            if let Err(e) = sent {
+            if let Err(e) = c.data.chunks(SEND_PIECE).try_for_each(|piece| writer.write_all(piece)) {
                 drop(writer);
-                return match io_to_pg(e) {
-                    Ok(e) => Streamed::Refused(e.into(), false),
-                    Err(msg) => Streamed::Io(msg),
+                // Writing failed without a server error (`io_to_sql`): the connection broke.
+                return if e.broken && e.server.is_none() {
+                    Streamed::Io(e.describe())
+                } else {
+                    Streamed::Refused(e, false)
                 };
             }
             drop(c);
@@ -770,7 +916,7 @@ impl WorkerState {
         }
         match writer.finish() {
             Ok(rows) => Streamed::Rows(rows),
-            Err(e) => Streamed::Refused(e.into(), false),
+            Err(e) => Streamed::Refused(e, false),
         }
     }
 
@@ -780,7 +926,7 @@ impl WorkerState {
             Ok(()) => Ok(()),
             Err(Failure::Lost(m)) => Err(Failure::Lost(m)),
             Err(Failure::Sql(_)) => {
-                self.client = None;
+                self.drop_session();
                 Ok(())
             }
         }
@@ -807,7 +953,7 @@ fn next_chunk<'q>(
 enum Streamed {
     Rows(u64),
     Aborted,
-    /// The server refused (at the COPY's start: the session is out of step).
+    /// The server refused (at the COPY's start: the session may be out of step).
     Refused(SqlError, bool),
     /// Writing failed without a server error.
     Io(String),
@@ -933,6 +1079,247 @@ mod tests {
             s("role", "SET ROLE app;"),
         ];
         assert_eq!(settings_to_replay(&b, &c), vec!["SET ROLE app;"]);
+    }
+
+    // ----- the pool over scripted sessions -----
+
+    use crate::runner::conn::CopySink;
+    use std::sync::Condvar;
+
+    /// What the scripted server saw, and how it answers; shared by every session of a test.
+    #[derive(Default)]
+    struct Server {
+        /// `pid: what` for everything sent, in order; `connect pid` for each session opened.
+        log: Vec<String>,
+        sessions: i32,
+        copies: usize,
+        /// A data row containing this text is refused at the COPY's end, as the server names it.
+        refuse: Option<&'static str>,
+        /// The second session to start a COPY waits at its end, as for a lock the first holds, until cancelled.
+        stall_second: bool,
+        waiting: Vec<i32>,
+        cancelled: bool,
+    }
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<(Mutex<Server>, Condvar)>);
+
+    impl Shared {
+        fn with<R>(&self, f: impl FnOnce(&mut Server) -> R) -> R {
+            let r = f(&mut self.0 .0.lock().unwrap());
+            self.0 .1.notify_all();
+            r
+        }
+        /// Waits (at most 5 s) until `ready` holds.
+        fn wait_for(&self, ready: impl Fn(&Server) -> bool) {
+            let guard = self.0 .0.lock().unwrap();
+            let _ = self.0 .1.wait_timeout_while(guard, Duration::from_secs(5), |s| !ready(s)).unwrap();
+        }
+        fn log(&self) -> Vec<String> {
+            self.with(|s| s.log.clone())
+        }
+        fn connect(&self) -> Connect {
+            let shared = self.clone();
+            Arc::new(move |_line| {
+                let pid = shared.with(|s| {
+                    s.sessions += 1;
+                    s.log.push(format!("connect {}", s.sessions));
+                    s.sessions
+                });
+                Ok(Box::new(Scripted { pid, shared: shared.clone() }) as Box<dyn Conn + Send>)
+            })
+        }
+    }
+
+    struct Scripted {
+        pid: i32,
+        shared: Shared,
+    }
+
+    impl Conn for Scripted {
+        fn parameter(&self, _: &str) -> Option<&str> {
+            None
+        }
+        fn is_closed(&self) -> bool {
+            false
+        }
+        fn batch_execute(&mut self, sql: &str) -> std::result::Result<(), SqlError> {
+            self.shared.with(|s| s.log.push(format!("{}: {sql}", self.pid)));
+            if sql.contains("OUT OF STEP") {
+                return Err(SqlError::client("unexpected message from server"));
+            }
+            Ok(())
+        }
+        fn query_column(&mut self, sql: &str) -> std::result::Result<Vec<Option<String>>, SqlError> {
+            assert!(sql.contains("pg_backend_pid"), "{sql}");
+            Ok(vec![Some(self.pid.to_string())])
+        }
+        fn copy_in(&mut self, sql: &str) -> std::result::Result<Box<dyn CopySink + '_>, SqlError> {
+            let (nth, stall) = self.shared.with(|s| {
+                s.log.push(format!("{}: {sql}", self.pid));
+                s.copies += 1;
+                (s.copies, s.stall_second)
+            });
+            Ok(Box::new(ScriptedCopy { pid: self.pid, shared: self.shared.clone(), data: Vec::new(), nth, stall }))
+        }
+        fn copy_out(&mut self, _: &str) -> std::result::Result<u64, SqlError> {
+            unreachable!("no COPY TO on a worker")
+        }
+        fn session(&mut self) -> Option<&mut a9s_core::pg::Session> {
+            None
+        }
+    }
+
+    struct ScriptedCopy {
+        pid: i32,
+        shared: Shared,
+        data: Vec<u8>,
+        /// This COPY began as the nth of the test.
+        nth: usize,
+        stall: bool,
+    }
+
+    impl CopySink for ScriptedCopy {
+        fn write_all(&mut self, data: &[u8]) -> std::result::Result<(), SqlError> {
+            if self.stall && self.nth == 1 {
+                // Holds its first rows until the other session has begun, so that both take part.
+                self.shared.wait_for(|s| s.copies >= 2);
+            }
+            self.data.extend_from_slice(data);
+            Ok(())
+        }
+        fn finish(self: Box<Self>) -> std::result::Result<u64, SqlError> {
+            let pid = self.pid;
+            if self.stall && self.nth == 2 {
+                self.shared.with(|s| s.waiting.push(pid));
+                self.shared.wait_for(|s| s.cancelled);
+                return Err(SqlError::server("ERROR", "57014", "canceling statement due to user request"));
+            }
+            let text = String::from_utf8_lossy(&self.data).into_owned();
+            let refuse = self.shared.with(|s| s.refuse);
+            if let Some(n) = refuse.and_then(|r| text.lines().position(|l| l.contains(r))) {
+                let mut e = SqlError::server("ERROR", "22P02", "invalid input syntax for type integer");
+                e.server.as_mut().unwrap().context = Some(format!("COPY t, line {}", n + 1));
+                return Err(e);
+            }
+            let rows = text.lines().count() as u64;
+            self.shared.with(|s| s.log.push(format!("{pid}: {rows} rows")));
+            Ok(rows)
+        }
+    }
+
+    /// The main session's view of the scripted server's lock waits.
+    struct ScriptedWatch(Shared);
+
+    impl Watch for ScriptedWatch {
+        fn blocked_by(&mut self, waiting: &[i32], holding: &[i32]) -> std::result::Result<Vec<i32>, String> {
+            Ok(self
+                .0
+                .with(|s| s.waiting.iter().copied().filter(|p| waiting.contains(p) && !holding.is_empty()).collect()))
+        }
+        fn cancel(&mut self, pid: i32) {
+            self.0.with(|s| {
+                s.log.push(format!("cancel {pid}"));
+                s.cancelled = true;
+            });
+        }
+    }
+
+    /// `chunks` chunks of `rows` rows each, as script lines from 100 on; `bad` replaces one row's text.
+    fn chunks(chunks: u64, rows: u64, bad: Option<(u64, &str)>) -> Vec<Chunk> {
+        (0..chunks)
+            .map(|c| {
+                let first_line = 100 + c * rows;
+                let data = (first_line..first_line + rows)
+                    .map(|l| match bad {
+                        Some((at, text)) if at == l => format!("{text}\n"),
+                        _ => format!("{l}\n"),
+                    })
+                    .collect::<String>();
+                Chunk { data: data.into_bytes(), first_line, lines: rows }
+            })
+            .collect()
+    }
+
+    fn copy_over(pool: &mut Pool<()>, shared: &Shared, mut all: Vec<Chunk>) -> CopyResult {
+        let first = all.remove(0);
+        let mut rest = all.into_iter();
+        let mut feed = || rest.next().map_or(Feed::End, Feed::Chunk);
+        pool.copy("COPY t FROM stdin", 1, &[], first, &mut feed, &mut ScriptedWatch(shared.clone()))
+    }
+
+    fn count(log: &[String], what: &str) -> usize {
+        log.iter().filter(|l| l.ends_with(what)).count()
+    }
+
+    #[test]
+    fn a_copy_over_two_sessions_commits_when_all_are_loaded() {
+        let shared = Shared::default();
+        let mut pool: Pool<()> = Pool::open(shared.connect(), "db", 2).unwrap();
+        let result = copy_over(&mut pool, &shared, chunks(6, 10, None));
+        assert!(matches!(result.outcome, CopyOutcome::Done { rows: 60 }), "{result:?}");
+        assert!(!result.data_left);
+        let log = shared.log();
+        // Every session that began a transaction commits it, and none rolls back.
+        assert_eq!(count(&log, ": BEGIN"), count(&log, ": COMMIT"), "{log:?}");
+        assert_eq!(count(&log, ": ROLLBACK"), 0, "{log:?}");
+    }
+
+    #[test]
+    fn a_refused_row_rolls_every_session_back_and_names_its_script_line() {
+        let shared = Shared::default();
+        shared.with(|s| s.refuse = Some("bad"));
+        let mut pool: Pool<()> = Pool::open(shared.connect(), "db", 2).unwrap();
+        let result = copy_over(&mut pool, &shared, chunks(6, 10, Some((137, "bad"))));
+        match result.outcome {
+            CopyOutcome::Failed { error, row_line } => {
+                assert_eq!(error.sqlstate(), Some("22P02"));
+                assert_eq!(row_line, Some(137));
+            }
+            other => panic!("{other:?}"),
+        }
+        let log = shared.log();
+        assert_eq!(count(&log, ": COMMIT"), 0, "{log:?}");
+        assert_eq!(count(&log, ": BEGIN"), count(&log, ": ROLLBACK"), "{log:?}");
+    }
+
+    #[test]
+    fn a_session_waiting_on_another_of_the_pool_stops_the_copy() {
+        let shared = Shared::default();
+        shared.with(|s| s.stall_second = true);
+        let mut pool: Pool<()> = Pool::open(shared.connect(), "db", 2).unwrap();
+        let result = copy_over(&mut pool, &shared, chunks(6, 10, None));
+        // Whichever session began its COPY second waited.
+        let waiter = shared.with(|s| s.waiting.clone());
+        assert_eq!(waiter.len(), 1, "{waiter:?}");
+        let (waiter, holder) = (waiter[0], 3 - waiter[0]);
+        match &result.outcome {
+            CopyOutcome::Stalled(why) => assert!(why.contains(&format!("server process {waiter} ")), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let log = shared.log();
+        // The loaded session rolled back, the waiting one was cancelled; nothing committed.
+        assert_eq!(count(&log, ": COMMIT"), 0, "{log:?}");
+        assert!(log.contains(&format!("{holder}: ROLLBACK")), "{log:?}");
+        assert!(log.contains(&format!("cancel {waiter}")), "{log:?}");
+        // The pool is usable again, each early report accounted for.
+        let result = copy_over(&mut pool, &Shared::default(), chunks(1, 5, None));
+        assert!(matches!(result.outcome, CopyOutcome::Done { rows: 5 }), "{result:?}");
+    }
+
+    #[test]
+    fn a_session_out_of_step_is_dropped_and_reopened_for_the_next_job() {
+        let shared = Shared::default();
+        let mut pool: Pool<u64> = Pool::open(shared.connect(), "db", 1).unwrap();
+        pool.exec("CREATE INDEX a OUT OF STEP".into(), &[], 10, 10);
+        pool.exec("CREATE INDEX b".into(), &[("k".into(), "SET k = 1;".into())], 11, 11);
+        let done = pool.wait_idle();
+        assert!(matches!(&done[0].result, Err(Failure::Sql(e)) if e.is_out_of_step()), "{done:?}");
+        assert!(done[1].result.is_ok(), "{done:?}");
+        assert_eq!(
+            shared.log(),
+            ["connect 1", "1: CREATE INDEX a OUT OF STEP", "connect 2", "2: SET k = 1;", "2: CREATE INDEX b"]
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! a9s-pgrestore --jobs N against a real PostgreSQL 15: restores over 2 and 4 sessions equal to sequential ones
 //! (per-table row counts and sorted-row checksums, schema dumps), a failing COPY chunk rolled back on every
 //! session and reported once with its script line, settings replayed on the worker sessions, parallel
-//! CREATE INDEX, and a worker session that cannot connect.
+//! CREATE INDEX, and a worker session that cannot connect. Tables whose rows depend on each other (a key, a
+//! foreign key, a temporary table, a sequence default) loaded as psql loads them, and sessions that wait on each
+//! other stopped within a minute instead of hanging.
 //!
 //! `A9S_PGRESTORE_CHUNK_BYTES` makes the chunks tiny so that test-sized tables are split into many.
 
@@ -339,4 +341,199 @@ fn a_worker_session_lost_mid_copy_stops_with_4() {
     assert_eq!(summary["status"].as_str(), Some("connection_lost"), "{summary}");
     assert_eq!(pg.psql("postgres", "SELECT count(*) FROM lost"), "0");
     assert_eq!(pg.psql("postgres", "SELECT count(*) FROM pg_class WHERE relname = 'after_lost'"), "0");
+}
+
+/// Runs `c` with `input` on stdin; kills it and fails the test if it has not ended within `limit` (a restore
+/// whose sessions wait on each other would otherwise hang the suite).
+fn run_within(mut c: Command, input: &[u8], limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let reader = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().unwrap()));
+    let err = reader(Box::new(child.stderr.take().unwrap()));
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
+            panic!("a9s-pgrestore did not end within {limit:?}:\n{err}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = writer.join();
+    Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+}
+
+/// `script` through psql on database `by_psql` and through a9s-pgrestore `--jobs 2` (tiny chunks) on `by_ours`,
+/// each set up afresh with `setup`; a9s-pgrestore must end within 60 s. Returns its output and whether both
+/// databases ended alike.
+fn jobs_versus_psql(pg: &Cluster, setup: &str, script: &[u8]) -> (Output, bool) {
+    for db in ["by_psql", "by_ours"] {
+        pg.psql("postgres", &format!("DROP DATABASE IF EXISTS {db}"));
+        pg.psql("postgres", &format!("CREATE DATABASE {db}"));
+        pg.psql(db, setup);
+    }
+    a9s_tests::psql_diff::psql(pg, "by_psql", script);
+    let mut c = pgrestore();
+    c.args(pg.conn_args()).args(["-d", "by_ours", "--jobs", "2"]);
+    let out = run_within(c, script, std::time::Duration::from_secs(60));
+    let same = a9s_tests::psql_diff::state(pg, "by_ours") == a9s_tests::psql_diff::state(pg, "by_psql");
+    (out, same)
+}
+
+/// A COPY of 20 000 rows (many chunks) into `table`, with `extra` inserted after row `at`; then a statement
+/// that must run after it. The COPY is on line 2, so row `k` is on line `2 + k`.
+fn copy_script(table: &str, row: impl Fn(u32) -> String, at: u32, extra: &str) -> String {
+    let mut s = format!("SET lock_timeout = 0;\nCOPY {table} FROM stdin;\n");
+    for i in 1..=20_000 {
+        s += &row(i);
+        s.push('\n');
+        if i == at {
+            s += extra;
+            s.push('\n');
+        }
+    }
+    s += "\\.\nINSERT INTO after_copy VALUES (1);\n";
+    s
+}
+
+#[test]
+fn a_key_repeated_in_a_later_chunk_fails_as_under_psql_without_waiting() {
+    // The table already has its primary key: over two sessions, the second would wait for the first's
+    // uncommitted key while the first waits for the second to finish. It is loaded over one session instead.
+    let pg = Cluster::start();
+    let setup = "CREATE TABLE pk (id int PRIMARY KEY, pad text); CREATE TABLE after_copy (i int);";
+    let script = copy_script("pk (id, pad)", |i| format!("{i}\t{}", "x".repeat(20)), 15_000, "10\tdup");
+    let (out, same) = jobs_versus_psql(&pg, setup, script.as_bytes());
+    let err = stderr(&out);
+    assert_status(&out, 1);
+    assert!(same, "the database differs from psql's\n{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].starts_with("a9s-pgrestore: by_ours line 15003: ERROR: duplicate key value"), "{err}");
+    assert!(errors[0].contains("23505") && errors[0].contains("(id)=(10) already exists"), "{err}");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM pk"), "0");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM after_copy"), "1");
+}
+
+#[test]
+fn rows_referencing_rows_of_another_chunk_load_as_under_psql() {
+    // Each row's parent comes later in the data, most in another chunk: psql's one COPY checks the foreign key
+    // at its end, when all are there. Over separate sessions the parent would be invisible or locked.
+    let pg = Cluster::start();
+    let setup = "CREATE TABLE tree (id int PRIMARY KEY, parent int REFERENCES tree, pad text); \
+                 CREATE TABLE after_copy (i int);";
+    let script = copy_script(
+        "tree (id, parent, pad)",
+        |i| match i {
+            20_000 => format!("{i}\t\\N\troot"),
+            _ => format!("{i}\t{}\t{}", (i + 7_000).min(20_000), "x".repeat(20)),
+        },
+        0,
+        "",
+    );
+    let (out, same) = jobs_versus_psql(&pg, setup, script.as_bytes());
+    let err = stderr(&out);
+    assert_status(&out, 0);
+    assert!(same, "the database differs from psql's\n{err}");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM tree"), "20000");
+}
+
+#[test]
+fn a_temporary_table_is_loaded_on_the_session_that_made_it() {
+    // The main session's temporary table shadows a permanent one of the same name: other sessions would load
+    // the permanent one.
+    let pg = Cluster::start();
+    let setup = "CREATE TABLE t (id int, pad text); CREATE TABLE kept (id int, pad text); \
+                 CREATE TABLE after_copy (i int);";
+    let script = copy_script("t (id, pad)", |i| format!("{i}\t{}", "x".repeat(20)), 0, "").replacen(
+        "SET lock_timeout = 0;",
+        "CREATE TEMP TABLE t (id int, pad text);",
+        1,
+    ) + "INSERT INTO kept SELECT * FROM pg_temp.t;\n";
+    let (out, same) = jobs_versus_psql(&pg, setup, script.as_bytes());
+    let err = stderr(&out);
+    assert_status(&out, 0);
+    assert!(same, "the database differs from psql's\n{err}");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM kept"), "20000");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM public.t"), "0");
+}
+
+#[test]
+fn rows_that_draw_from_a_sequence_get_psqls_values() {
+    // The COPY leaves out a serial column: psql's one session numbers the rows in the script's order.
+    let pg = Cluster::start();
+    let setup = "CREATE TABLE seq_t (id serial, v text); CREATE TABLE after_copy (i int);";
+    let script = copy_script("seq_t (v)", |i| format!("row {i}"), 0, "");
+    let (out, same) = jobs_versus_psql(&pg, setup, script.as_bytes());
+    let err = stderr(&out);
+    assert_status(&out, 0);
+    assert!(same, "the database differs from psql's\n{err}");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM seq_t WHERE v <> 'row ' || id"), "0");
+}
+
+#[test]
+fn sessions_waiting_on_each_other_stop_the_restore() {
+    // A check that takes a transaction-long lock: the catalog shows nothing that ties the chunks together,
+    // yet the second session waits for the first, which holds the lock until all have loaded. psql loads it;
+    // --jobs must not wait for ever: it stops (3) before the COPY, with every session rolled back.
+    let pg = Cluster::start();
+    let setup = "CREATE FUNCTION one_at_a_time(int) RETURNS boolean LANGUAGE plpgsql \
+                   AS $$BEGIN PERFORM pg_advisory_xact_lock(42); RETURN true; END$$; \
+                 CREATE TABLE serial_t (id int CHECK (one_at_a_time(id)), pad text); \
+                 CREATE TABLE after_copy (i int);";
+    let script = copy_script("serial_t (id, pad)", |i| format!("{i}\t{}", "x".repeat(20)), 0, "");
+    let (out, _) = jobs_versus_psql(&pg, setup, script.as_bytes());
+    let err = stderr(&out);
+    assert_status(&out, 3);
+    assert!(err.contains("by_ours line 2: COPY serial_t: the sessions of this restore waited on each other"), "{err}");
+    assert!(err.contains("run without --jobs for this script"), "{err}");
+    assert_eq!(pg.psql("by_psql", "SELECT count(*) FROM serial_t"), "20000");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM serial_t"), "0");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM after_copy"), "0");
+    // No session of the restore is left behind (the server ends them as the connections close).
+    let t0 = std::time::Instant::now();
+    while pg.psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = 'by_ours'") != "0" {
+        assert!(t0.elapsed().as_secs() < 10, "sessions of the restore are left");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sessions_waiting_on_the_main_session_stop_the_restore() {
+    // The script's own session holds an advisory lock for its life; psql takes it again for each row on that
+    // same session. Every --jobs session waits for it and none takes another chunk, while the main session
+    // waits for them to: a stop (3), not a hang.
+    let pg = Cluster::start();
+    let setup = "CREATE FUNCTION one_at_a_time(int) RETURNS boolean LANGUAGE plpgsql \
+                   AS $$BEGIN PERFORM pg_advisory_xact_lock(42); RETURN true; END$$; \
+                 CREATE TABLE serial_t (id int CHECK (one_at_a_time(id)), pad text); \
+                 CREATE TABLE after_copy (i int);";
+    let script = copy_script("serial_t (id, pad)", |i| format!("{i}\t{}", "x".repeat(20)), 0, "").replacen(
+        "SET lock_timeout = 0;",
+        "SELECT pg_advisory_lock(42);",
+        1,
+    );
+    let (out, _) = jobs_versus_psql(&pg, setup, script.as_bytes());
+    let err = stderr(&out);
+    assert_status(&out, 3);
+    assert!(err.contains("by_ours line 2: COPY serial_t: the sessions of this restore waited on each other"), "{err}");
+    assert_eq!(pg.psql("by_psql", "SELECT count(*) FROM serial_t"), "20000");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM serial_t"), "0");
+    assert_eq!(pg.psql("by_ours", "SELECT count(*) FROM after_copy"), "0");
 }

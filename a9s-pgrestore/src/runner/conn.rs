@@ -125,3 +125,78 @@ pub fn in_transaction_block(conn: &mut dyn Conn) -> std::result::Result<bool, Sq
     let rows = conn.query_column("SELECT pg_catalog.now() <> pg_catalog.statement_timestamp()")?;
     Ok(rows.last().is_some_and(|v| v.as_deref() == Some("t")))
 }
+
+/// Why the rows of a `COPY` into `table` (as written in the statement, resolved as the server resolves it with
+/// the session's search_path) must all go over one session, as psql sends them; `None` when chunks of them can
+/// go to separate `--jobs` sessions. Over several sessions each chunk is an uncommitted transaction of its
+/// own, so a row whose insertion depends on rows of another chunk — a unique or exclusion index (the row waits
+/// for the other chunk's outcome: for ever, as that chunk waits for this one to commit), a foreign key (the
+/// referenced row is not visible yet), a trigger, a partitioned or otherwise special target — would wait on
+/// the restore itself or get another answer than psql's one COPY. A temporary table exists for the main
+/// session alone (the others would load a table of the same name elsewhere in the search_path, or none).
+/// pg_dump creates tables bare and adds these after the data, so a dump's tables keep their parallel loading.
+///
+/// `columns`: the COPY's column list, if it has one. A column left out of it with a default (a sequence, a
+/// clock) or an identity gets its values in the order the rows are inserted, which over several sessions is
+/// not the script's.
+pub fn one_session_reason(
+    conn: &mut dyn Conn,
+    table: &str,
+    columns: Option<&[String]>,
+) -> std::result::Result<Option<String>, SqlError> {
+    let defaults = match columns {
+        None => String::new(),
+        Some(listed) => format!(
+            // Through jsonb: attidentity and attgenerated do not exist on every server version.
+            "WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 \
+                            AND NOT a.attisdropped AND a.attname <> ALL (ARRAY[{}]::pg_catalog.name[]) \
+                            AND ((a.atthasdef \
+                                  AND COALESCE(pg_catalog.to_jsonb(a) ->> 'attgenerated', '') = '') \
+                                 OR COALESCE(pg_catalog.to_jsonb(a) ->> 'attidentity', '') <> '')) \
+               THEN 'the COPY leaves out a column whose default or identity gives each row its value' ",
+            listed.iter().map(|c| a9s_core::pg::admin::escape_literal(c)).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let sql = format!(
+        "SELECT CASE \
+           WHEN c.oid IS NULL THEN 'the server found no table of that name' \
+           WHEN c.relkind = 'p' THEN 'the table is partitioned' \
+           WHEN c.relkind <> 'r' THEN 'it is not a plain table' \
+           WHEN c.relpersistence = 't' THEN 'the table is a temporary table of the main session' \
+           WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid \
+                          AND (i.indisunique OR i.indisexclusion)) \
+             THEN 'the table has a primary key, unique or exclusion index' \
+           WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'f') \
+             THEN 'the table has a foreign key' \
+           WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid \
+                          AND (NOT t.tgisinternal OR t.tgconstraint = 0)) \
+             THEN 'the table has a trigger' \
+           {defaults}\
+           ELSE '' END \
+         FROM (SELECT pg_catalog.to_regclass({}) AS oid) r LEFT JOIN pg_catalog.pg_class c ON c.oid = r.oid",
+        a9s_core::pg::admin::escape_literal(table)
+    );
+    let rows = conn.query_column(&sql)?;
+    Ok(match rows.last() {
+        Some(Some(why)) if why.is_empty() => None,
+        Some(Some(why)) => Some(why.clone()),
+        _ => Some("the server could not tell what the table has".into()),
+    })
+}
+
+/// Of the server processes `waiting`, those waiting for a lock that one of `holding` or this session holds.
+pub fn blocked_by(conn: &mut dyn Conn, waiting: &[i32], holding: &[i32]) -> std::result::Result<Vec<i32>, SqlError> {
+    let list = |pids: &[i32]| pids.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+    let sql = format!(
+        "SELECT w FROM pg_catalog.unnest('{{{}}}'::int[]) AS w \
+         WHERE pg_catalog.pg_blocking_pids(w) && ('{{{}}}'::int[] || pg_catalog.pg_backend_pid())",
+        list(waiting),
+        list(holding)
+    );
+    Ok(conn.query_column(&sql)?.into_iter().flatten().filter_map(|p| p.parse().ok()).collect())
+}
+
+/// Asks the server to cancel the statement server process `pid` runs (one of this restore's sessions).
+pub fn cancel_backend(conn: &mut dyn Conn, pid: i32) -> std::result::Result<(), SqlError> {
+    conn.query_column(&format!("SELECT pg_catalog.pg_cancel_backend({pid})")).map(drop)
+}

@@ -122,6 +122,16 @@ impl Runner<'_> {
                 );
                 return Flow::Stop(exit::CONNECTION);
             }
+            CopyOutcome::Stalled(why) => {
+                self.summary.statements_failed += 1;
+                let msg = format!(
+                    "COPY {table}: the sessions of this restore waited on each other ({why}); rolled back on all {} \
+                     --jobs sessions: none of its rows were loaded — run without --jobs for this script; the \
+                     restore stopped here",
+                    jobs.unwrap_or(1)
+                );
+                return self.stop(line, msg, first.into());
+            }
             CopyOutcome::Partial(message) => {
                 let msg = format!(
                     "COPY {table}: COMMIT failed on a --jobs session after others had committed ({message}): the \

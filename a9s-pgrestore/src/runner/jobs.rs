@@ -45,8 +45,21 @@ impl Runner<'_> {
             }
         }
         // Other sessions would not see a table created in the main session's open transaction block (and
-        // would wait for its locks): such a COPY stays on the main session, as does one that cannot be checked.
-        if !matches!(conn::in_transaction_block(&mut *self.conn), Ok(false)) {
+        // would wait for its locks); and chunks in separate transactions must not depend on each other's rows
+        // (a key, a foreign key, a trigger…). Such a COPY stays on the main session, loaded as psql loads it,
+        // as does one that cannot be checked.
+        let one_session = match conn::in_transaction_block(&mut *self.conn) {
+            Ok(false) => {
+                let columns = classify::copy_columns(sql.as_bytes());
+                conn::one_session_reason(&mut *self.conn, table, columns.as_deref())
+                    .unwrap_or_else(|_| Some(String::new()))
+            }
+            _ => Some(String::new()),
+        };
+        if let Some(why) = one_session {
+            if !why.is_empty() {
+                self.progress.event(format!("COPY {table} (line {line}) on one session: {why}"));
+            }
             return Err(Prefetched { data: chunks.take().map(|c| c.data).unwrap_or_default(), complete: false });
         }
         if let Flow::Stop(code) = self.ensure_pool(line) {
@@ -58,6 +71,8 @@ impl Runner<'_> {
         let settings = self.settings.clone();
         let first_chunk = chunks.take().expect("a full chunk");
         let mut ended = false;
+        // The main session watches over the workers' lock waits; out of `self` while the feed borrows it.
+        let mut main = std::mem::replace(&mut self.conn, Box::new(NoSession));
         let result = {
             let mut feed = || -> Feed {
                 if ended {
@@ -101,8 +116,9 @@ impl Runner<'_> {
                     }
                 }
             };
-            pool.copy(sql, line, &settings, first_chunk, &mut feed)
+            pool.copy(sql, line, &settings, first_chunk, &mut feed, &mut MainWatch(&mut *main))
         };
+        self.conn = main;
         self.pool = Some(pool);
         self.progress.set_detail(format!("database {}", self.target.dbname));
         let copy = CopyStatement { text: sql.as_bytes(), table, line, first, started_at };
@@ -179,7 +195,7 @@ impl Runner<'_> {
             }))?;
             // A signal cancels what the --jobs sessions run too, or the restore would wait for their index builds.
             signals::watch_worker(&target, session.cancel_token());
-            Ok(session)
+            Ok(Box::new(session) as Box<dyn Conn + Send>)
         });
         match Pool::open(connect, &self.target.dbname, self.opts.jobs) {
             Ok(pool) => {
@@ -198,6 +214,19 @@ impl Runner<'_> {
                 Flow::Stop(e.code)
             }
         }
+    }
+}
+
+/// The main session as the pool's [`parallel::Watch`].
+struct MainWatch<'a>(&'a mut dyn Conn);
+
+impl parallel::Watch for MainWatch<'_> {
+    fn blocked_by(&mut self, waiting: &[i32], holding: &[i32]) -> std::result::Result<Vec<i32>, String> {
+        conn::blocked_by(self.0, waiting, holding).map_err(|e| e.describe())
+    }
+    fn cancel(&mut self, pid: i32) {
+        // If the server refuses, rolling back the sessions that hold the locks still ends the wait.
+        let _ = conn::cancel_backend(self.0, pid);
     }
 }
 

@@ -25,7 +25,7 @@ use crate::lines;
 use crate::outcome::{CopyOutcome, CopyResult, FeedStop};
 use crate::parallel::{self, ChunkBuilder, Feed, Pool};
 
-mod conn;
+pub(crate) mod conn;
 mod copy;
 mod input;
 mod jobs;
