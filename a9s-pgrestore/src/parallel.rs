@@ -1236,7 +1236,7 @@ mod tests {
                         _ => format!("{l}\n"),
                     })
                     .collect::<String>();
-                Chunk { data: data.into_bytes(), first_line, lines: rows }
+                Chunk { data: data.into_bytes(), first_line, lines: rows, open: false }
             })
             .collect()
     }
