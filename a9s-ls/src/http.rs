@@ -130,7 +130,7 @@ pub fn get(url: &Url, path: &str, authorization: Option<&str>, timeout: Duration
                 break;
             }
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => last = Failure::Timeout,
-            Err(e) => last = Failure::Connect(a9s_core::error::describe_io(&e)),
+            Err(e) => last = Failure::Connect(a9s_core::error::io_message(format_args!("connecting to {a}"), &e)),
         }
     }
     let mut s = stream.ok_or(last)?;
@@ -169,7 +169,7 @@ pub fn get(url: &Url, path: &str, authorization: Option<&str>, timeout: Duration
 fn io(e: std::io::Error) -> Failure {
     match e.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Failure::Timeout,
-        _ => Failure::Connect(a9s_core::error::describe_io(&e)),
+        _ => Failure::Connect(a9s_core::error::io_message("the connection", &e)),
     }
 }
 
