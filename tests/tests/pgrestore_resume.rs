@@ -499,7 +499,14 @@ fn sigint_cancels_the_jobs_sessions_too() {
     let copying = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY slow%' AND state = 'active'";
     let t0 = std::time::Instant::now();
     while pg.psql("postgres", copying) != "2" {
-        assert!(t0.elapsed().as_secs() < 30, "the --jobs sessions did not start their COPY");
+        assert!(
+            t0.elapsed().as_secs() < 30,
+            "the --jobs sessions did not start their COPY: {}",
+            pg.psql(
+                "postgres",
+                "SELECT string_agg(coalesce(state, '-') || ':' || left(query, 60), ' | ') FROM pg_stat_activity"
+            )
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let signalled = std::time::Instant::now();
