@@ -61,6 +61,17 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// A progress line as a program writes it into a log: `^YYYY-MM-DDTHH:MM:SSZ program: `.
+pub fn is_log_line(l: &str, program: &str) -> bool {
+    let b = l.as_bytes();
+    l.len() > 21
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && b[19] == b'Z'
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && l[21..].starts_with(&format!("{program}: "))
+}
+
 /// Panics with both streams when a command did not exit as expected.
 pub fn assert_status(o: &Output, code: i32) {
     assert_eq!(

@@ -255,17 +255,6 @@ fn exactly_one_progress_line_on_a_terminal() {
     assert_eq!(drawers(&screen), ["a9s-cat-parts"], "{screen:?}");
 }
 
-/// `^YYYY-MM-DDTHH:MM:SSZ program: `
-fn is_log_line(l: &str, program: &str) -> bool {
-    let b = l.as_bytes();
-    l.len() > 21
-        && b[4] == b'-'
-        && b[10] == b'T'
-        && b[19] == b'Z'
-        && b[..4].iter().all(u8::is_ascii_digit)
-        && l[21..].starts_with(&format!("{program}: "))
-}
-
 #[test]
 fn a_log_shows_life_and_quiet_means_quiet() {
     let d = Dir::new();
@@ -280,7 +269,7 @@ fn a_log_shows_life_and_quiet_means_quiet() {
     assert!(!text.contains('\r') && !text.contains('\x1b'), "terminal codes in a log: {text:?}");
     let lines: Vec<&str> = text.lines().collect();
     assert!(
-        lines.iter().all(|l| is_log_line(l, "a9s-pgrestore")),
+        lines.iter().all(|l| a9s_tests::is_log_line(l, "a9s-pgrestore")),
         "only timestamped lines of the last program: {text}"
     );
     assert!(lines.iter().any(|l| l.ends_with("database postgres begins at line 6")), "{text}");
@@ -312,7 +301,8 @@ fn fetch_to_a_directory_logs_each_finished_object() {
         .unwrap();
     assert_status(&o, 0);
     let e = stderr(&o);
-    let done: Vec<&str> = e.lines().filter(|l| is_log_line(l, "a9s-fetch") && l.contains(" complete, ")).collect();
+    let done: Vec<&str> =
+        e.lines().filter(|l| a9s_tests::is_log_line(l, "a9s-fetch") && l.contains(" complete, ")).collect();
     assert_eq!(done.len(), parts.len() + 1, "one line per part and the metadata: {e}");
     assert!(done.iter().any(|l| l.ends_with(&format!("{} of {} files", parts.len() + 1, parts.len() + 1))), "{e}");
     // With -o - its stdout is the pipe to a9s-decrypt: it stays quiet, also in a log.

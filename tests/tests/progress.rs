@@ -16,17 +16,6 @@ use a9s_tests::{assert_status, bin};
 
 const SECRET: &str = "NYHD8MVmA55HEqoaYHpQaxfwEMcQ1wkI";
 
-/// `^YYYY-MM-DDTHH:MM:SSZ a9s-pgrestore: `
-fn is_log_line(l: &str) -> bool {
-    let b = l.as_bytes();
-    l.len() > 21
-        && b[4] == b'-'
-        && b[10] == b'T'
-        && b[19] == b'Z'
-        && b[..4].iter().all(u8::is_ascii_digit)
-        && l[21..].starts_with("a9s-pgrestore: ")
-}
-
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
@@ -70,7 +59,7 @@ fn a_long_statement_is_named_in_the_log_at_the_interval() {
     assert_eq!(code, Some(0), "{log}");
     assert!(t.elapsed().as_secs_f64() >= 9.0);
     let named: Vec<&str> = log.lines().filter(|l| l.contains("still running line 3: SELECT pg_sleep(7); (")).collect();
-    assert!(named.iter().all(|l| is_log_line(l)), "timestamped: {log}");
+    assert!(named.iter().all(|l| a9s_tests::is_log_line(l, "a9s-pgrestore")), "timestamped: {log}");
     assert!((5..=8).contains(&named.len()), "about one line a second for 7 seconds: {log}");
     // The elapsed time counts up, and the figures follow.
     assert!(named.iter().any(|l| l.contains("(3s); ")) && named.iter().any(|l| l.contains("(5s); ")), "{log}");
@@ -166,7 +155,8 @@ fn the_pipe_log_gives_the_share_of_the_backup_and_an_eta() {
         pg.psql("postgres", "SELECT count(*) FROM big").trim(),
         (10 * text_bytes(2 << 20).iter().filter(|&&b| b == b'\n').count()).to_string()
     );
-    let figures: Vec<&str> = log.lines().filter(|l| is_log_line(l) && l.contains(" read, ")).collect();
+    let figures: Vec<&str> =
+        log.lines().filter(|l| a9s_tests::is_log_line(l, "a9s-pgrestore") && l.contains(" read, ")).collect();
     assert!(figures.len() >= 2, "a line a second: {log}");
     let total = format!("of {:.1} MiB", enc.len() as f64 / (1 << 20) as f64);
     assert!(figures.iter().all(|l| l.contains("; backup ") && l.contains(&total)), "the backup's share: {log}");
@@ -184,6 +174,9 @@ fn the_pipe_log_gives_the_share_of_the_backup_and_an_eta() {
     let pipe = format!("cat {} | a9s-pgrestore {} -d postgres", quote(plain.to_str().unwrap()), conn(&pg));
     let (code, log) = logged(&pg, d.path(), &pipe);
     assert_eq!(code, Some(0), "{log}");
-    let lines: Vec<&str> = log.lines().filter(|l| is_log_line(l) && l.contains("still running line 1")).collect();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| a9s_tests::is_log_line(l, "a9s-pgrestore") && l.contains("still running line 1"))
+        .collect();
     assert!(!lines.is_empty() && lines.iter().all(|l| l.contains("total unknown") && !l.contains('%')), "{log}");
 }
