@@ -135,8 +135,9 @@ pub struct Runner<'o> {
     ending: Ending,
 }
 
-/// What the script set on the current session, which a `--jobs` session or a resumed one must be given to
-/// read the script the same way. A `\connect` begins it anew (but for `scs_changed_at`).
+/// What the script set that decides how its rest is read and run: a `--jobs` session is given the settings,
+/// and `--checkpoint` records them and the `\restrict` state for a resumed session. The settings begin anew
+/// with each session; `\restrict` is psql's own state and lasts across `\connect`.
 #[derive(Default)]
 struct SessionTrack {
     /// Session settings made by the script on the current session: replayed on the `--jobs` sessions, and
