@@ -7,20 +7,13 @@ use crate::lines;
 impl Runner<'_> {
     /// A log line for a large table once it is loaded (stderr not a terminal): shows life in a long restore.
     pub(super) fn table_loaded(&mut self, table: &str, rows: u64, started_at: u64) {
-        let bytes = self.progress.done().saturating_sub(started_at);
+        let bytes = self.script.bytes().saturating_sub(started_at);
         if bytes >= crate::framing::LARGE_TABLE {
             self.progress.event(format!("table {table} loaded: {rows} rows, {}", human_bytes(bytes)));
         }
     }
 
-    pub(super) fn copy_in<R: BufRead>(
-        &mut self,
-        text: &[u8],
-        table: &str,
-        line: u64,
-        first: &str,
-        input: &mut R,
-    ) -> Flow {
+    pub(super) fn copy_in(&mut self, text: &[u8], table: &str, line: u64, first: &str) -> Flow {
         let Ok(sql) = std::str::from_utf8(text) else {
             // The server would refuse it, and psql would run the data lines as SQL.
             let msg = "the COPY statement is not valid UTF-8: the server would refuse it and psql would run its data \
@@ -37,8 +30,8 @@ impl Runner<'_> {
         if let Flow::Stop(code) = self.check_copy_in_flight(table, line, first) {
             return Flow::Stop(code);
         }
-        self.notice_line.store(line, Ordering::Relaxed);
-        let started_at = self.progress.done();
+        self.notices.line.store(line, Ordering::Relaxed);
+        let started_at = self.script.bytes();
         let mut prefix = Prefetched::default();
         if self.opts.jobs > 1 && classify::is_text_copy(text) {
             // The sessions of --jobs would each be refused; find out first, on the main session, with a COPY
@@ -46,7 +39,7 @@ impl Runner<'_> {
             if let Err(e) = self.probe_copy(sql) {
                 return self.copy_refused(&e, line, first);
             }
-            match self.parallel_copy(sql, table, line, first, input) {
+            match self.parallel_copy(sql, table, line, first) {
                 Ok(flow) => return flow,
                 Err(p) => prefix = p,
             }
@@ -54,7 +47,7 @@ impl Runner<'_> {
         self.progress.set_detail(format!("database {}, COPY {table}", self.target.dbname));
         // Out of `self` while the writer borrows it, so lines can be read meanwhile.
         let mut conn = std::mem::replace(&mut self.conn, Box::new(NoSession));
-        let mut result = self.stream_copy(&mut *conn, sql, table, line, input, prefix);
+        let mut result = self.stream_copy(&mut *conn, sql, table, line, prefix);
         self.conn = conn;
         self.progress.set_detail(format!("database {}", self.target.dbname));
         if let CopyOutcome::Failed { error, row_line } = &mut result.outcome {
@@ -63,18 +56,12 @@ impl Runner<'_> {
             *row_line = error.copy_row().map(|n| line + text.iter().filter(|&&b| b == b'\n').count() as u64 + n);
         }
         let copy = CopyStatement { text, table, line, first, started_at };
-        self.copy_finished(result, &copy, None, input)
+        self.copy_finished(result, &copy, None)
     }
 
     /// Reports what a COPY came to, on the main session (`jobs` None) or over the `--jobs` sessions, and skips
     /// the data lines it left unread, so none is ever run as SQL.
-    pub(super) fn copy_finished<R: BufRead>(
-        &mut self,
-        result: CopyResult,
-        c: &CopyStatement,
-        jobs: Option<usize>,
-        input: &mut R,
-    ) -> Flow {
+    pub(super) fn copy_finished(&mut self, result: CopyResult, c: &CopyStatement, jobs: Option<usize>) -> Flow {
         let (table, line, first) = (c.table, c.line, c.first);
         let mut data_left = result.data_left;
         let flow = match result.outcome {
@@ -117,7 +104,7 @@ impl Runner<'_> {
                     "{PROG}: a --jobs session to {} was lost during COPY {table} (started at line {line}; last line \
                      read: {}): {m}; the restore is incomplete — {}",
                     self.target.describe(),
-                    self.line,
+                    self.script.line(),
                     self.loss_advice()
                 );
                 return Flow::Stop(exit::CONNECTION);
@@ -141,7 +128,7 @@ impl Runner<'_> {
             }
         };
         if data_left {
-            self.after_failed_copy(flow, input)
+            self.after_failed_copy(flow)
         } else {
             flow
         }
@@ -165,20 +152,24 @@ impl Runner<'_> {
 
     /// After a COPY that failed: its data lines are skipped up to `\.`, never run as SQL; a piece at a time, so
     /// a long row is never held.
-    pub(super) fn after_failed_copy<R: BufRead>(&mut self, flow: Flow, input: &mut R) -> Flow {
+    pub(super) fn after_failed_copy(&mut self, flow: Flow) -> Flow {
         if let Flow::Stop(code) = flow {
             return Flow::Stop(code);
         }
         let mut buf = Vec::with_capacity(lines::PIECE);
         loop {
             buf.clear();
-            match self.copy_data_piece(input, &mut buf, "") {
+            match self.copy_data_piece(&mut buf, "") {
                 DataPiece::End | DataPiece::Eof => return Flow::Go,
                 // Not sent: whether it converts does not matter.
                 DataPiece::Data { .. } | DataPiece::Bad(_) => {}
                 // psql would no longer see the `\.` line after it and run the rest of the script as COPY data.
                 DataPiece::Nul(column) => {
-                    return self.stop_at_nul(self.line, column, "the data of the failed COPY is not skipped further")
+                    return self.stop_at_nul(
+                        self.script.line(),
+                        column,
+                        "the data of the failed COPY is not skipped further",
+                    )
                 }
                 DataPiece::Input(code) => return Flow::Stop(code),
             }
@@ -193,13 +184,12 @@ impl Runner<'_> {
         Ok(())
     }
 
-    pub(super) fn stream_copy<R: BufRead>(
+    pub(super) fn stream_copy(
         &mut self,
         conn: &mut dyn Conn,
         sql: &str,
         table: &str,
         line: u64,
-        input: &mut R,
         prefix: Prefetched,
     ) -> CopyResult {
         let stopped = |message: String, data_left: bool| CopyResult {
@@ -217,17 +207,17 @@ impl Runner<'_> {
         };
         let mut chunk: Vec<u8> = prefix.data;
         if prefix.complete {
-            chunk.extend_from_slice(&self.copy_end);
+            chunk.extend_from_slice(self.script.copy_end());
         }
         // Read straight into the chunk, a piece at a time: a row of any size streams through it.
         chunk.reserve((COPY_CHUNK + lines::PIECE).saturating_sub(chunk.len()));
         while data_left {
-            match self.copy_data_piece(input, &mut chunk, table) {
+            match self.copy_data_piece(&mut chunk, table) {
                 DataPiece::Data { .. } => {}
                 DataPiece::End => {
                     // psql sends the end marker too: the server checks it (a `\.` ending in CR after rows ending
                     // in LF is an error there) and ignores anything after it.
-                    chunk.extend_from_slice(&self.copy_end);
+                    chunk.extend_from_slice(self.script.copy_end());
                     data_left = false;
                 }
                 DataPiece::Eof => {
@@ -271,60 +261,6 @@ impl Runner<'_> {
             Err(error) => failed(error, false),
         }
     }
-
-    /// Reads the next piece of COPY data (at most [`lines::PIECE`] bytes of a row, never more than one row)
-    /// onto the end of `out`, converted to UTF-8. Only a piece that is a whole line can be the `\.` end marker.
-    pub(super) fn copy_data_piece<R: BufRead>(&mut self, input: &mut R, out: &mut Vec<u8>, table: &str) -> DataPiece {
-        let start = out.len();
-        let row_start = !self.mid_line;
-        let piece = match self.read_piece(input, out) {
-            Ok(p) if p.len == 0 => return DataPiece::Eof,
-            Ok(p) => p,
-            Err(code) => return DataPiece::Input(code),
-        };
-        if row_start && classify::is_copy_data_end(&out[start..]) {
-            self.copy_end.clear();
-            self.copy_end.extend_from_slice(&out[start..]);
-            out.truncate(start);
-            return DataPiece::End;
-        }
-        if let Some(at) = lines::find_nul(&out[start..]) {
-            out.truncate(start);
-            return DataPiece::Nul(self.line_at + at as u64 + 1);
-        }
-        let bad = match self.enc.clone() {
-            // Single-byte encodings convert byte by byte: a piece boundary splits nothing.
-            Ok(e) => match e.to_utf8(&out[start..], &mut self.conv) {
-                Ok(false) => None,
-                Ok(true) => {
-                    out.truncate(start);
-                    out.extend_from_slice(&self.conv);
-                    None
-                }
-                Err(at) => Some(format!(
-                    "COPY {table} aborted at line {}: byte 0x{:02X} at column {} has no Unicode equivalent in \
-                     encoding {}",
-                    self.line,
-                    out[start + at],
-                    self.line_at + at as u64 + 1,
-                    e.name()
-                )),
-            },
-            Err(name) if !out[start..].is_ascii() => Some(format!(
-                "COPY {table} aborted at line {}: non-ASCII data in encoding {name}, which a9s-pgrestore cannot \
-                 convert",
-                self.line
-            )),
-            Err(_) => None,
-        };
-        match bad {
-            None => DataPiece::Data { row_start, row_end: piece.ends_line },
-            Some(msg) => {
-                out.truncate(start);
-                DataPiece::Bad(msg)
-            }
-        }
-    }
 }
 
 /// COPY data goes to the server in chunks of about this size: few, large CopyData messages.
@@ -337,22 +273,6 @@ pub(super) struct Prefetched {
     pub(super) data: Vec<u8>,
     /// The `\.` line came: `data` is all of it.
     pub(super) complete: bool,
-}
-
-/// One piece of COPY data read by [`Runner::copy_data_piece`].
-pub(super) enum DataPiece {
-    /// Appended, converted to UTF-8: `row_start`, it begins a row (the line being read); `row_end`, it ends it.
-    Data { row_start: bool, row_end: bool },
-    /// The `\.` line (in `copy_end`).
-    End,
-    /// The input ended.
-    Eof,
-    /// A piece that cannot be converted: the message.
-    Bad(String),
-    /// A NUL byte at this column of the line being read (see [`lines::nul_reason`]); nothing appended.
-    Nul(u64),
-    /// The input could not be read (reported): the exit status.
-    Input(i32),
 }
 
 /// The COPY statement being run, for its report.

@@ -6,21 +6,20 @@ use super::*;
 impl Runner<'_> {
     /// Loads a COPY whose data is larger than one chunk over the `--jobs` sessions, all or nothing. A smaller
     /// one, or one inside a transaction block, stays on the main session: then its data read so far comes back.
-    pub(super) fn parallel_copy<R: BufRead>(
+    pub(super) fn parallel_copy(
         &mut self,
         sql: &str,
         table: &str,
         line: u64,
         first: &str,
-        input: &mut R,
     ) -> std::result::Result<Flow, Prefetched> {
-        let started_at = self.progress.done();
+        let started_at = self.script.bytes();
         let limit = if self.opts.chunk_bytes == 0 { parallel::DEFAULT_CHUNK_BYTES } else { self.opts.chunk_bytes };
         let mut chunks = ChunkBuilder::new(limit);
         loop {
-            match self.copy_data_piece(input, chunks.buffer(), table) {
+            match self.copy_data_piece(chunks.buffer(), table) {
                 DataPiece::Data { row_start, row_end } => {
-                    chunks.pushed_piece(self.line, row_start, row_end);
+                    chunks.pushed_piece(self.script.line(), row_start, row_end);
                     if chunks.is_full() {
                         break;
                     }
@@ -34,7 +33,7 @@ impl Runner<'_> {
                 }
                 DataPiece::Bad(msg) => {
                     let flow = self.fail(line, None, msg, first.into());
-                    return Ok(self.after_failed_copy(flow, input));
+                    return Ok(self.after_failed_copy(flow));
                 }
                 // Nothing of the COPY was sent yet (the probe was abandoned).
                 DataPiece::Nul(column) => {
@@ -68,7 +67,7 @@ impl Runner<'_> {
         let mut pool = self.pool.take().expect("sessions open");
         let jobs = pool.jobs();
         self.progress.set_detail(format!("database {}, COPY {table} over {jobs} sessions", self.target.dbname));
-        let settings = self.settings.clone();
+        let settings = self.session.settings.clone();
         let first_chunk = chunks.take().expect("a full chunk");
         let mut ended = false;
         // The main session watches over the workers' lock waits; out of `self` while the feed borrows it.
@@ -79,9 +78,9 @@ impl Runner<'_> {
                     return Feed::End;
                 }
                 loop {
-                    match self.copy_data_piece(input, chunks.buffer(), table) {
+                    match self.copy_data_piece(chunks.buffer(), table) {
                         DataPiece::Data { row_start, row_end } => {
-                            chunks.pushed_piece(self.line, row_start, row_end);
+                            chunks.pushed_piece(self.script.line(), row_start, row_end);
                             if chunks.is_full() {
                                 // Possibly in the middle of a row longer than a chunk: the chunk is marked open
                                 // and the session that takes it takes the rest of the row too (see
@@ -89,13 +88,13 @@ impl Runner<'_> {
                                 return Feed::Chunk(chunks.take().expect("a full chunk"));
                             }
                         }
-                        DataPiece::End if self.copy_end != b"\\.\n" => {
+                        DataPiece::End if self.script.copy_end() != b"\\.\n" => {
                             // The server would check this marker against the rows' line ends in one stream; over
                             // several sessions it cannot. Rare outside hand-made scripts.
                             let msg = format!(
                                 "COPY {table}: the end-of-data line at line {} is not the `\\.` with a plain newline \
                                  that pg_dump writes; run without --jobs to have the server judge it as under psql",
-                                self.line
+                                self.script.line()
                             );
                             return Feed::Stop(FeedStop::Message { message: msg, data_left: false });
                         }
@@ -122,7 +121,7 @@ impl Runner<'_> {
         self.pool = Some(pool);
         self.progress.set_detail(format!("database {}", self.target.dbname));
         let copy = CopyStatement { text: sql.as_bytes(), table, line, first, started_at };
-        Ok(self.copy_finished(result, &copy, Some(jobs), input))
+        Ok(self.copy_finished(result, &copy, Some(jobs)))
     }
 
     /// Runs an index build on a `--jobs` session; `None` when it must run on the main session, after the
@@ -131,7 +130,7 @@ impl Runner<'_> {
         // Part of this statement was split with a standard_conforming_strings that changed since; the server
         // reads all of it with the new one and may find more in it than the lexer did (a COPY, whose data psql
         // would stream): only the main session stops there before anything after it has run.
-        if self.scs_changed_at >= line || !matches!(conn::in_transaction_block(&mut *self.conn), Ok(false)) {
+        if self.session.scs_changed_at >= line || !matches!(conn::in_transaction_block(&mut *self.conn), Ok(false)) {
             return match self.barrier() {
                 Flow::Go => None,
                 stop => Some(stop),
@@ -140,7 +139,7 @@ impl Runner<'_> {
         if let Flow::Stop(code) = self.ensure_pool(line) {
             return Some(Flow::Stop(code));
         }
-        let settings = self.settings.clone();
+        let settings = self.session.settings.clone();
         let pending = PendingIndex { first: first.to_string(), text: text.to_vec() };
         self.pool.as_mut().expect("sessions open").exec(sql.to_string(), &settings, line, pending);
         // Running now; named if the script waits for it (the next build waits for a session, or the barrier).
@@ -155,7 +154,7 @@ impl Runner<'_> {
         let finished = pool.wait_idle();
         self.progress.statement_ended();
         for done in finished {
-            self.notice_line.store(done.line, Ordering::Relaxed);
+            self.notices.line.store(done.line, Ordering::Relaxed);
             match done.result {
                 Ok(()) => self.summary.statements += 1,
                 Err(parallel::Failure::Sql(e)) => {
@@ -170,7 +169,7 @@ impl Runner<'_> {
                          is incomplete — {}",
                         self.target.describe(),
                         done.line,
-                        self.line,
+                        self.script.line(),
                         self.loss_advice()
                     );
                     return Flow::Stop(exit::CONNECTION);
@@ -204,7 +203,7 @@ impl Runner<'_> {
             }
             Err(e) => {
                 self.progress.finish();
-                self.connect_failed = true;
+                self.ending.connect_failed = true;
                 eprintln!(
                     "{PROG}: {} line {line}: cannot open the {} sessions of --jobs: {}; the restore stopped here",
                     self.db(),

@@ -8,7 +8,7 @@ impl Runner<'_> {
     /// before it (exit 3): nothing after it runs.
     pub(super) fn meta(&mut self, name: &str, args: &[String], line: u64) -> Flow {
         let shown = meta_text(name, args);
-        if self.restrict.is_some() && name != "unrestrict" {
+        if self.session.restrict.is_some() && name != "unrestrict" {
             // psql: an error, the rest of the line thrown away, and the script goes on.
             self.error(
                 line,
@@ -35,15 +35,15 @@ impl Runner<'_> {
             "restrict" => match args.first().filter(|k| !k.is_empty()) {
                 None => self.meta_error(line, "\\restrict: missing required argument", shown),
                 Some(key) => {
-                    self.restrict = Some(key.clone());
+                    self.session.restrict = Some(key.clone());
                     Flow::Go
                 }
             },
-            "unrestrict" => match (args.first().filter(|k| !k.is_empty()), &self.restrict) {
+            "unrestrict" => match (args.first().filter(|k| !k.is_empty()), &self.session.restrict) {
                 (None, _) => self.meta_error(line, "\\unrestrict: missing required argument", shown),
                 (Some(_), None) => self.meta_error(line, "\\unrestrict: not currently in restricted mode", shown),
                 (Some(k), Some(key)) if k == key => {
-                    self.restrict = None;
+                    self.session.restrict = None;
                     Flow::Go
                 }
                 _ => self.meta_error(line, "\\unrestrict: wrong key (meta-commands stay refused)", shown),
@@ -79,7 +79,7 @@ impl Runner<'_> {
     /// that a9s-pgrestore cannot convert is a stop, since lines in it would be read differently.
     pub(super) fn encoding_command(&mut self, name: &str, line: u64, shown: String) -> Flow {
         if let Some(enc) = Encoding::parse(name) {
-            self.enc = Ok(enc);
+            self.script.set_encoding(Ok(enc));
             return Flow::Go;
         }
         match self.server_knows_encoding(name) {
@@ -110,7 +110,7 @@ impl Runner<'_> {
         let sql = format!("SELECT pg_catalog.pg_char_to_encoding({}) >= 0", a9s_core::pg::admin::escape_literal(name));
         match self.conn.query_column(&sql) {
             Ok(rows) => Ok(rows.first().is_some_and(|v| v.as_deref() == Some("t"))),
-            Err(e) => Err(self.lost(&e, self.line)),
+            Err(e) => Err(self.lost(&e, self.script.line())),
         }
     }
 
@@ -124,7 +124,7 @@ impl Runner<'_> {
             Err(e) => return self.meta_error(line, &format!("\\connect: {}", e.message), shown),
         };
         let refuse = |me: &mut Self, e: a9s_core::Error| {
-            me.connect_failed = true;
+            me.ending.connect_failed = true;
             me.error(line, None, format!("\\connect failed: {}; the restore stopped here", e.message), shown.clone());
             // The server out of reach (retry) or its refusal (a database that does not exist: fails again).
             Flow::Stop(e.code)
@@ -152,7 +152,7 @@ impl Runner<'_> {
             value.to_string()
         };
         if let Some(e) = Encoding::parse(&name) {
-            self.enc = Ok(e);
+            self.script.set_encoding(Ok(e));
             self.summary.statements += 1;
             return Flow::Go;
         }

@@ -27,21 +27,21 @@ use crate::parallel::{self, ChunkBuilder, Feed, Pool};
 
 pub(crate) mod conn;
 mod copy;
-mod input;
 mod jobs;
 mod meta;
 mod report;
 mod resume;
+mod script;
 mod signals;
 #[cfg(test)]
 mod tests;
 
 use conn::{Conn, Connector, NoSession};
-use copy::{CopyStatement, DataPiece, Prefetched};
-use input::DumpFraming;
+use copy::{CopyStatement, Prefetched};
 use jobs::PendingIndex;
 pub use report::{exit, ErrorRecord, ResumeReport, Summary};
 use report::{notice_text, MAX_ERROR_RECORDS};
+use script::{DataPiece, Script};
 
 const PROG: &str = "a9s-pgrestore";
 
@@ -103,6 +103,9 @@ enum Flow {
 /// The input's encoding: supported, or a name we cannot transcode (only ASCII lines then pass).
 type InputEncoding = std::result::Result<Encoding, String>;
 
+/// A restore under way. Its state is grouped by concern: where a new piece of state goes is named by the
+/// group's doc comment (the script's reading in [`Script`], the script's session settings in
+/// [`SessionTrack`], how the restore ended in [`Ending`]).
 pub struct Runner<'o> {
     opts: &'o Options,
     /// The first session's target; `\connect` keeps its server and user.
@@ -112,43 +115,59 @@ pub struct Runner<'o> {
     conn: Box<dyn Conn>,
     /// How sessions are opened: to the server, or in unit tests a scripted double.
     connector: Connector,
+    /// The script being read (given to [`run`](Self::run)): its input, line and byte counts, encoding.
+    script: Script<'o>,
     lexer: Lexer,
-    enc: InputEncoding,
-    restrict: Option<String>,
-    line: u64,
+    /// A line of the statement being collected could not be transcoded: (line, reason).
+    poisoned: Option<(u64, String)>,
+    /// What the script set on the current session.
+    session: SessionTrack,
     summary: Summary,
     progress: Progress,
     start: Instant,
-    conv: Vec<u8>,
-    /// A line of the statement being collected could not be transcoded: (line, reason).
-    poisoned: Option<(u64, String)>,
-    framing: DumpFraming,
+    /// Where the server's notices are attributed.
+    notices: Notices,
+    /// `--jobs`: the other sessions on the current database, opened at its first parallel step.
+    pool: Option<Pool<PendingIndex>>,
+    /// `--checkpoint`: the committed point, recorded as the restore goes.
+    ckpt: Option<Box<resume::Ckpt>>,
+    /// How the restore ended, for its status and the advice given.
+    ending: Ending,
+}
+
+/// What the script set that decides how its rest is read and run: a `--jobs` session is given the settings,
+/// and `--checkpoint` records them and the `\restrict` state for a resumed session. The settings begin anew
+/// with each session; `\restrict` is psql's own state and lasts across `\connect`.
+#[derive(Default)]
+struct SessionTrack {
     /// Session settings made by the script on the current session: replayed on the `--jobs` sessions, and
     /// recorded by `--checkpoint` for a resumed session.
     settings: Vec<(String, String)>,
-    /// Where the server's notices are attributed: the line of the statement running, the database.
-    notice_line: Arc<AtomicU64>,
-    notice_db: Arc<Mutex<String>>,
-    /// The first connection or a `\connect` failed (rather than a session being lost).
-    connect_failed: bool,
-    /// `--jobs`: the other sessions on the current database, opened at its first parallel step.
-    pool: Option<Pool<PendingIndex>>,
-    /// The last COPY's end-of-data line as it came (`\.` and its line end), sent to the server as psql does.
-    copy_end: Vec<u8>,
-    /// `--checkpoint`: the committed point, recorded as the restore goes.
-    ckpt: Option<Box<resume::Ckpt>>,
-    /// The script was read to its end, its closing line there if it has a header.
-    ran_to_end: bool,
+    /// `\restrict`: its key while meta-commands are refused.
+    restrict: Option<String>,
     /// The last line at whose end standard_conforming_strings had changed: a statement begun on or before it
     /// was split in part with the old value.
     scs_changed_at: u64,
+}
+
+/// Where the server's notices are attributed (shared with the notice callback of each session).
+#[derive(Default)]
+struct Notices {
+    /// The line of the statement running.
+    line: Arc<AtomicU64>,
+    /// The database, as messages name it.
+    db: Arc<Mutex<String>>,
+}
+
+/// How the restore ended, beyond its exit status: the summary's status and the advice at the end follow it.
+#[derive(Default)]
+struct Ending {
+    /// The first connection or a `\connect` failed (rather than a session being lost).
+    connect_failed: bool,
+    /// The script was read to its end, its closing line there if it has a header.
+    ran_to_end: bool,
     /// A signal's stop was said (once).
     signal_reported: bool,
-    /// COPY data is read in pieces ([`lines::PIECE`]): the last piece did not end its line.
-    mid_line: bool,
-    /// Where the last piece began in its line, and its length.
-    line_at: u64,
-    last_piece: usize,
     /// The restore stopped at something in the script itself (a NUL byte): a resume would stop there again.
     dead_end: bool,
 }
@@ -161,30 +180,18 @@ impl<'o> Runner<'o> {
             target,
             conn: Box::new(NoSession),
             connector: conn::server_connector(),
+            // The input comes with `run`.
+            script: Script::new(Box::new(std::io::empty())),
             lexer: Lexer::new(),
-            enc: Ok(Encoding::Utf8),
-            restrict: None,
-            line: 0,
+            poisoned: None,
+            session: SessionTrack::default(),
             summary: Summary::default(),
             progress: Progress::with_mode(PROG, opts.total_bytes, opts.progress).follow_stdin(opts.follow_stdin),
             start: Instant::now(),
-            conv: Vec::new(),
-            poisoned: None,
-            framing: DumpFraming::default(),
-            settings: Vec::new(),
-            notice_line: Arc::new(AtomicU64::new(0)),
-            notice_db: Arc::new(Mutex::new(String::new())),
-            connect_failed: false,
+            notices: Notices::default(),
             pool: None,
-            copy_end: Vec::new(),
             ckpt: None,
-            ran_to_end: false,
-            scs_changed_at: 0,
-            signal_reported: false,
-            mid_line: false,
-            line_at: 0,
-            last_piece: 0,
-            dead_end: false,
+            ending: Ending::default(),
         }
     }
 
@@ -199,16 +206,16 @@ impl<'o> Runner<'o> {
     /// `SELECT pg_catalog.set_config(…, false)`; the last per setting): what another session of the same
     /// database must replay to read the script the same way.
     pub fn session_settings(&self) -> impl Iterator<Item = &str> {
-        self.settings.iter().map(|(_, sql)| sql.as_str())
+        self.session.settings.iter().map(|(_, sql)| sql.as_str())
     }
 
     /// Runs the whole script; every message is printed on the way. The summary carries the exit status.
-    pub fn run<R: BufRead>(mut self, input: &mut R, hooks: &mut dyn Hooks) -> Summary {
-        let input = &mut signals::Interruptible(input);
+    pub fn run<R: BufRead>(mut self, input: &'o mut R, hooks: &mut dyn Hooks) -> Summary {
+        self.script = Script::new(Box::new(signals::Interruptible(input)));
         let mut code = match self.opts.checkpoint.clone() {
-            None => self.run_script(input, hooks),
-            Some(path) => match self.open_checkpoint(&path, input) {
-                Ok(resume::Opened::Run(head)) => resume::with_head(head, input, |input| self.run_script(input, hooks)),
+            None => self.run_script(hooks),
+            Some(path) => match self.open_checkpoint(&path) {
+                Ok(resume::Opened::Run) => self.run_script(hooks),
                 Ok(resume::Opened::Complete(code)) => {
                     self.summary.exit_code = code;
                     self.summary.status = "already_complete".into();
@@ -223,12 +230,12 @@ impl<'o> Runner<'o> {
                 }
             },
         };
-        code = self.close_checkpoint(code, self.ran_to_end);
+        code = self.close_checkpoint(code, self.ending.ran_to_end);
         self.progress.finish();
         self.summary.exit_code = code;
-        self.summary.last_line = self.line;
-        self.summary.lines_read = self.line;
-        self.summary.bytes_read = self.progress.done();
+        self.summary.last_line = self.script.line();
+        self.summary.lines_read = self.script.line();
+        self.summary.bytes_read = self.script.bytes();
         self.summary.elapsed_seconds = self.start.elapsed().as_secs_f64();
         self.pool = None;
         self.conn = Box::new(NoSession);
@@ -241,7 +248,7 @@ impl<'o> Runner<'o> {
         self.summary.exit_code = code;
         self.summary.status = match code {
             exit::OK => "ok",
-            _ if self.connect_failed => "connection_failed",
+            _ if self.ending.connect_failed => "connection_failed",
             _ if self.checkpoint_refused() => "failed",
             exit::ERRORS if self.summary.errors > 0 => "errors",
             exit::CONNECTION => "connection_lost",
@@ -262,13 +269,13 @@ impl<'o> Runner<'o> {
         self.summary
     }
 
-    fn run_script<R: BufRead>(&mut self, input: &mut R, hooks: &mut dyn Hooks) -> i32 {
+    fn run_script(&mut self, hooks: &mut dyn Hooks) -> i32 {
         let target = self.base.clone();
         match self.open(&target) {
             Ok(conn) => self.adopt(conn, target),
             Err(e) => {
                 eprintln!("{PROG}: {}", e.message);
-                self.connect_failed = true;
+                self.ending.connect_failed = true;
                 return e.code;
             }
         }
@@ -277,7 +284,7 @@ impl<'o> Runner<'o> {
             // A standby takes no writes: refuse before reading a byte of the script, not statement by statement.
             if let Err(e) = a9s_core::pg::admin::refuse_if_in_recovery(session, PROG, exit::ERRORS) {
                 eprintln!("{PROG}: {}", e.message);
-                self.connect_failed = true;
+                self.ending.connect_failed = true;
                 return e.code;
             }
             if let Err(e) = hooks.before_restore(session, &self.base) {
@@ -285,7 +292,7 @@ impl<'o> Runner<'o> {
                 return e.code;
             }
         }
-        if let Flow::Stop(code) = self.start_checkpoint(input) {
+        if let Flow::Stop(code) = self.start_checkpoint() {
             return code;
         }
 
@@ -293,7 +300,7 @@ impl<'o> Runner<'o> {
         let mut items = Vec::new();
         loop {
             line.clear();
-            match self.read_line(input, &mut line) {
+            match self.read_line(&mut line) {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(code) => return code,
@@ -304,26 +311,21 @@ impl<'o> Runner<'o> {
                     return code;
                 }
                 self.stop_at_nul(
-                    self.line,
+                    self.script.line(),
                     at as u64 + 1,
                     "nothing of this line, nor of a statement it ends, was sent",
                 );
                 return exit::STOPPED;
             }
-            if self.line == 1 && line.starts_with(b"\xEF\xBB\xBF") {
-                line.drain(..3);
-            }
-            self.check_framing(&line);
-            if self.transcode(&line) {
-                // Both buffers keep their capacity: no allocation per converted line.
-                std::mem::swap(&mut line, &mut self.conv);
+            if let Some(reason) = self.script.decode(&mut line) {
+                self.poisoned.get_or_insert((self.script.line(), reason));
             }
             let mut from = 0;
             loop {
                 let next = self.lexer.push_part(&line, from, &mut items);
                 let mut skip_rest = false;
                 for item in items.drain(..) {
-                    match self.handle(item, input) {
+                    match self.handle(item) {
                         Flow::Go => {}
                         Flow::SkipRestOfLine => skip_rest = true,
                         Flow::Stop(code) => return code,
@@ -339,7 +341,7 @@ impl<'o> Runner<'o> {
                 return code;
             }
             // COPY data lines bypass the lexer; it must still count them for its line numbers.
-            let lag = self.line.saturating_sub(self.lexer.line_number());
+            let lag = self.script.line().saturating_sub(self.lexer.line_number());
             if lag > 0 {
                 self.lexer.skip_lines(lag);
             }
@@ -349,22 +351,22 @@ impl<'o> Runner<'o> {
         }
         self.lexer.finish(&mut items);
         for item in items.drain(..) {
-            if let Flow::Stop(code) = self.handle(item, input) {
+            if let Flow::Stop(code) = self.handle(item) {
                 return code;
             }
         }
         if let Flow::Stop(code) = self.barrier() {
             return code;
         }
-        self.ran_to_end = self.framing.trailer.is_none() || self.framing.seen_trailer;
-        if let (Some(trailer), false) = (self.framing.trailer, self.framing.seen_trailer) {
+        self.ending.ran_to_end = self.script.missing_trailer().is_none();
+        if let Some(trailer) = self.script.missing_trailer() {
             let msg = format!(
                 "input ended at line {} before the dump's last line \"{}\": the dump is truncated (did the program \
                  feeding the pipe fail?); the restore is incomplete",
-                self.line,
+                self.script.line(),
                 String::from_utf8_lossy(trailer)
             );
-            self.error(self.line, None, msg, String::new());
+            self.error(self.script.line(), None, msg, String::new());
             if self.opts.on_error_stop {
                 return exit::STOPPED;
             }
@@ -392,9 +394,9 @@ impl<'o> Runner<'o> {
                     "the script changed client_encoding to {e} in a way a9s-pgrestore does not follow (only SET \
                      client_encoding and \\encoding are followed); the restore stopped here, nothing after line {} \
                      ran",
-                    self.line
+                    self.script.line()
                 );
-                self.stop(self.line, msg, String::new())
+                self.stop(self.script.line(), msg, String::new())
             }
             _ => Flow::Go,
         }
@@ -404,7 +406,7 @@ impl<'o> Runner<'o> {
     /// (see `scs_changed_at`).
     fn split_strings_as(&mut self, on: bool) {
         if on != self.lexer.standard_conforming_strings() {
-            self.scs_changed_at = self.line;
+            self.session.scs_changed_at = self.script.line();
         }
         self.lexer.set_standard_conforming_strings(on);
     }
@@ -418,8 +420,8 @@ impl<'o> Runner<'o> {
     /// Connects to `target`, printing the server's notices and warnings as psql does (on stderr, with the
     /// line of the statement that caused them).
     fn open(&mut self, target: &Target) -> Result<Box<dyn Conn>> {
-        *self.notice_db.lock().expect("notice db") = quote_conninfo_value(&target.dbname);
-        let (line, db, out) = (self.notice_line.clone(), self.notice_db.clone(), self.progress.printer());
+        *self.notices.db.lock().expect("notice db") = quote_conninfo_value(&target.dbname);
+        let (line, db, out) = (self.notices.line.clone(), self.notices.db.clone(), self.progress.printer());
         (self.connector)(
             target,
             Arc::new(move |n| {
@@ -438,21 +440,21 @@ impl<'o> Runner<'o> {
         // Both are reported by the server at start-up (ParameterStatus).
         let server_encoding = client.parameter("server_encoding").unwrap_or_default().to_string();
         let scs = client.parameter("standard_conforming_strings") == Some("on");
-        self.enc = match self.opts.client_encoding {
+        self.script.set_encoding(match self.opts.client_encoding {
             Some(e) => Ok(e),
             None => Encoding::parse(&server_encoding).ok_or(server_encoding),
-        };
+        });
         self.split_strings_as(scs);
-        self.progress.event(format!("database {} begins at line {}", target.dbname, self.line + 1));
+        self.progress.event(format!("database {} begins at line {}", target.dbname, self.script.line() + 1));
         self.summary.databases.push(target.dbname.clone());
         self.progress.set_detail(format!("database {}", target.dbname));
         self.conn = client;
         self.target = target;
-        self.settings.clear();
+        self.session.settings.clear();
         self.checkpoint_new_session();
     }
 
-    fn handle<R: BufRead>(&mut self, item: Item, input: &mut R) -> Flow {
+    fn handle(&mut self, item: Item) -> Flow {
         if let Some(code) = self.signalled() {
             return Flow::Stop(code);
         }
@@ -481,7 +483,7 @@ impl<'o> Runner<'o> {
             }
             Item::Sql { text, first_line, variable: None } => {
                 self.enter_statement(&text, first_line);
-                self.statement(&text, first_line, input)
+                self.statement(&text, first_line)
             }
         }
     }
@@ -538,12 +540,12 @@ impl<'o> Runner<'o> {
     /// SIGINT or SIGTERM was caught: said once, with the line reached; the status to stop with.
     fn signalled(&mut self) -> Option<i32> {
         let (name, code) = signals::describe(signals::caught()?);
-        if !self.signal_reported {
-            self.signal_reported = true;
+        if !self.ending.signal_reported {
+            self.ending.signal_reported = true;
             self.progress.finish();
             eprintln!(
                 "{PROG}: {name} received at line {} of the input; the restore stopped there and is incomplete",
-                self.line
+                self.script.line()
             );
         }
         Some(code)
@@ -554,7 +556,7 @@ impl<'o> Runner<'o> {
         eprintln!(
             "{PROG}: connection to {} lost at line {line} (last line read: {}): {}; the restore is incomplete — {}",
             self.target.describe(),
-            self.line,
+            self.script.line(),
             e.describe(),
             self.loss_advice()
         );
@@ -602,7 +604,7 @@ impl<'o> Runner<'o> {
 
     // ----- statements -----
 
-    fn statement<R: BufRead>(&mut self, text: &[u8], first_line: u64, input: &mut R) -> Flow {
+    fn statement(&mut self, text: &[u8], first_line: u64) -> Flow {
         let (skipped, first) = classify::first_line(text, 100);
         let line = first_line + skipped;
         if let Some((bad, reason)) = self.poisoned.take() {
@@ -623,7 +625,7 @@ impl<'o> Runner<'o> {
             return self.stop(line, msg, first);
         }
         match classify::copy_kind(text) {
-            Some(Copy::FromStdin(table)) => return self.copy_in(text, &table, line, &first, input),
+            Some(Copy::FromStdin(table)) => return self.copy_in(text, &table, line, &first),
             Some(Copy::ToStdout) => return self.copy_out(text, line, first),
             None => {}
         }
@@ -632,7 +634,8 @@ impl<'o> Runner<'o> {
             return self.set_input_encoding(&value, line, first, text);
         }
         let Ok(sql) = std::str::from_utf8(text) else {
-            let msg = format!("not executed: the statement is not valid UTF-8 (input encoding {})", self.enc_name());
+            let msg =
+                format!("not executed: the statement is not valid UTF-8 (input encoding {})", self.script.enc_name());
             return self.fail(line, None, msg, first);
         };
         if self.opts.jobs > 1 && classify::is_index_build(text) {
@@ -640,7 +643,7 @@ impl<'o> Runner<'o> {
                 return flow;
             }
         }
-        self.notice_line.store(line, Ordering::Relaxed);
+        self.notices.line.store(line, Ordering::Relaxed);
         self.progress.statement_started(line, text);
         let result = self.conn.batch_execute(sql);
         self.progress.statement_ended();
@@ -652,8 +655,8 @@ impl<'o> Runner<'o> {
             Ok(()) => {
                 self.summary.statements += 1;
                 if let Some(key) = classify::session_setting(text) {
-                    self.settings.retain(|(k, _)| *k != key);
-                    self.settings.push((key, sql.to_string()));
+                    self.session.settings.retain(|(k, _)| *k != key);
+                    self.session.settings.push((key, sql.to_string()));
                 }
                 Flow::Go
             }
@@ -667,7 +670,7 @@ impl<'o> Runner<'o> {
         let Ok(sql) = std::str::from_utf8(text) else {
             return self.fail(line, None, "not executed: the statement is not valid UTF-8".into(), first);
         };
-        self.notice_line.store(line, Ordering::Relaxed);
+        self.notices.line.store(line, Ordering::Relaxed);
         self.progress.statement_started(line, text);
         let copied = self.conn.copy_out(sql);
         self.progress.statement_ended();

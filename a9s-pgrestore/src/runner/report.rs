@@ -35,7 +35,7 @@ impl Runner<'_> {
         }
         t += match s.exit_code {
             exit::OK => " — restore complete",
-            exit::ERRORS if self.ran_to_end => " — ran to the end with errors",
+            exit::ERRORS if self.ending.ran_to_end => " — ran to the end with errors",
             exit::ERRORS => " — failed: incomplete",
             exit::INTERRUPTED => " — interrupted (SIGINT): incomplete",
             exit::TERMINATED => " — interrupted (SIGTERM): incomplete",

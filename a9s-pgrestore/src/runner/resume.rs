@@ -7,12 +7,10 @@
 //! Statements after it may have run before the restore died (the server committed them, the answer was lost):
 //! they run again, and if that meets what they create ("already exists") they count as done.
 
-use std::io::Read;
-
 use a9s_core::error::io_message;
 
 use super::*;
-use crate::checkpoint::{self, Checkpoint, HeadHash, InFlight, Position, PrefixHash, SessionState, State};
+use crate::checkpoint::{self, Checkpoint, HeadHash, InFlight, Position, SessionState, State};
 
 /// How long a checkpoint may stay in the page cache only. A COPY or a `\connect` is synced at once; other
 /// statements at most this late, so a crash of the machine running a9s-pgrestore (not the server's) may leave
@@ -23,10 +21,6 @@ const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 pub(super) struct Ckpt {
     store: checkpoint::CheckpointFile,
     file: Checkpoint,
-    /// SHA-256 of every byte of the script read so far.
-    hash: PrefixHash,
-    /// The script's identity, from its first MiB as it streams by.
-    head: HeadHash,
     /// The main session is inside a transaction block, as the server last said.
     in_block: bool,
     /// Something ran since the last write.
@@ -42,18 +36,11 @@ pub(super) struct Ckpt {
     refused: bool,
 }
 
-impl Ckpt {
-    /// Bytes of the script read (run or skipped): they name it.
-    pub(super) fn read(&mut self, bytes: &[u8]) {
-        self.hash.update(bytes);
-        self.head.update(bytes);
-    }
-}
-
 /// What `--checkpoint FILE` says before the script is run.
 pub(super) enum Opened {
-    /// Restore (from the start or from the point); the script's first bytes, read to name it, come first.
-    Run(Vec<u8>),
+    /// Restore (from the start or from the point); the script's first bytes, read to name it, are read
+    /// again.
+    Run,
     /// FILE says this script's restore is complete: the exit status it ended with. Nothing is done.
     Complete(i32),
 }
@@ -61,15 +48,11 @@ pub(super) enum Opened {
 impl Runner<'_> {
     /// Takes the lock, reads FILE and the script's first MiB, and refuses a checkpoint of another script before
     /// anything is connected to or run.
-    pub(super) fn open_checkpoint<R: BufRead>(
-        &mut self,
-        path: &std::path::Path,
-        input: &mut R,
-    ) -> a9s_core::Result<Opened> {
+    pub(super) fn open_checkpoint(&mut self, path: &std::path::Path) -> a9s_core::Result<Opened> {
         let (store, existing) = checkpoint::CheckpointFile::open(path)?;
         // A first run begins at once; a resume first reads as much of the script as names it.
         let n = existing.as_ref().map_or(0, |c| c.script.head_bytes);
-        let head = checkpoint::read_head(input, n).map_err(|e| {
+        let head = self.script.read_head(n).map_err(|e| {
             a9s_core::Error::new(exit::ERRORS, format!("{}; nothing was run", io_message("cannot read the input", &e)))
         })?;
         if let Some(c) = &existing {
@@ -105,8 +88,6 @@ impl Runner<'_> {
         self.ckpt = Some(Box::new(Ckpt {
             store,
             file,
-            hash: PrefixHash::default(),
-            head: HeadHash::default(),
             in_block: false,
             dirty: false,
             sync_next: false,
@@ -115,7 +96,8 @@ impl Runner<'_> {
             resumed_from,
             refused: false,
         }));
-        Ok(Opened::Run(head))
+        self.script.start_hashing();
+        Ok(Opened::Run)
     }
 
     /// FILE belongs to another script or cluster: nothing is run and FILE is left as it is; exit 1, since
@@ -128,7 +110,7 @@ impl Runner<'_> {
 
     /// On the first session, before the script: a first run writes its checkpoint (so FILE is known to be
     /// writable before anything is run); a resume skips to the point and sets the session up as it was there.
-    pub(super) fn start_checkpoint<R: BufRead>(&mut self, input: &mut R) -> Flow {
+    pub(super) fn start_checkpoint(&mut self) -> Flow {
         let Some(c) = self.ckpt.as_ref() else { return Flow::Go };
         let (recorded, path) = (c.file.system_identifier.clone(), c.store.path().display().to_string());
         let here = self.system_identifier();
@@ -148,7 +130,7 @@ impl Runner<'_> {
         let Some(from) = c.resumed_from.clone() else {
             return self.write_checkpoint(true);
         };
-        if let Flow::Stop(code) = self.skip_to(input, &from.position) {
+        if let Flow::Stop(code) = self.skip_to(&from.position) {
             return Flow::Stop(code);
         }
         if let Flow::Stop(code) = self.restore_session(&from.session) {
@@ -186,7 +168,7 @@ impl Runner<'_> {
 
     /// Reads the script up to the point without running anything, and checks that its bytes are the ones the
     /// checkpoint was written after.
-    fn skip_to<R: BufRead>(&mut self, input: &mut R, to: &Position) -> Flow {
+    fn skip_to(&mut self, to: &Position) -> Flow {
         let started = Instant::now();
         self.progress.set_detail(format!("skipping to line {} (restored before)", to.line));
         self.progress.event(format!("resuming: skipping the {} lines restored before", to.line));
@@ -197,44 +179,49 @@ impl Runner<'_> {
                 "{why}: this is not the script --checkpoint {path} was written for; nothing was run — give the same \
                  backup, or remove the file to restore from the start into a fresh cluster"
             );
-            me.refuse_checkpoint(me.line, msg)
+            me.refuse_checkpoint(me.script.line(), msg)
         };
         // The header's lines one by one (they hold the dump's framing, which the end of the restore checks), the
         // rest in whole blocks: reading and hashing only, as fast as the pipe delivers.
-        while self.line < to.line && self.line < crate::framing::HEADER_LINES {
+        while self.script.line() < to.line && self.script.line() < crate::framing::HEADER_LINES {
             buf.clear();
-            match self.read_line(input, &mut buf) {
+            match self.read_line(&mut buf) {
                 Ok(0) => {
-                    let why =
-                        format!("the script ends at line {}, before the checkpoint's line {}", self.line, to.line);
+                    let why = format!(
+                        "the script ends at line {}, before the checkpoint's line {}",
+                        self.script.line(),
+                        to.line
+                    );
                     return differs(self, why);
                 }
                 Ok(_) => {}
                 Err(code) => return Flow::Stop(code),
             }
-            let line = if self.line == 1 { buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buf) } else { &buf };
-            let line = line.to_vec();
-            self.check_framing(&line);
+            let line = if self.script.line() == 1 { buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buf) } else { &buf };
+            self.script.check_framing(line);
         }
         let mut partial = false;
-        while self.line < to.line {
-            match self.skip_block(input, to.line - self.line) {
+        while self.script.line() < to.line {
+            match self.skip_block(to.line - self.script.line()) {
                 // A last line without its newline is a line too, as read_line counts it.
                 Ok((0, _)) if partial => {
-                    self.line += 1;
+                    self.script.count_unended_line();
                     partial = false;
                 }
                 Ok((0, _)) => {
-                    let why =
-                        format!("the script ends at line {}, before the checkpoint's line {}", self.line, to.line);
+                    let why = format!(
+                        "the script ends at line {}, before the checkpoint's line {}",
+                        self.script.line(),
+                        to.line
+                    );
                     return differs(self, why);
                 }
                 Ok((_, p)) => partial = p,
                 Err(code) => return Flow::Stop(code),
             }
         }
-        let hash = self.ckpt.as_ref().expect("checkpoint").hash.hex();
-        if self.progress.done() != to.offset || hash != to.prefix_sha256 {
+        let (hash, _) = self.script.hashes();
+        if self.script.bytes() != to.offset || hash != to.prefix_sha256 {
             let why = format!("its first {} lines differ from those the checkpoint recorded", to.line);
             return differs(self, why);
         }
@@ -256,29 +243,6 @@ impl Runner<'_> {
         Flow::Go
     }
 
-    /// Reads past the next block of the input, up to `lines` whole lines: hashed and counted, nothing else.
-    /// Returns the bytes skipped (0 at the end of the input) and whether they end inside a line.
-    fn skip_block<R: BufRead>(&mut self, input: &mut R, lines: u64) -> std::result::Result<(usize, bool), i32> {
-        let block = match input.fill_buf() {
-            Ok(b) => b,
-            Err(e) => return Err(self.read_failed(&e)),
-        };
-        let (mut take, mut seen) = (block.len(), 0);
-        for at in memchr::memchr_iter(b'\n', block) {
-            seen += 1;
-            if seen == lines {
-                take = at + 1;
-                break;
-            }
-        }
-        self.ckpt.as_mut().expect("checkpoint").read(&block[..take]);
-        let partial = take > 0 && block[take - 1] != b'\n';
-        self.line += seen.min(lines);
-        input.consume(take);
-        self.progress.add(take as u64);
-        Ok((take, partial))
-    }
-
     /// Opens the session the script had at the point: its database and user, its settings replayed, its input
     /// encoding and `\restrict` state; and checks that the server reads strings as it did then.
     fn restore_session(&mut self, s: &SessionState) -> Flow {
@@ -292,7 +256,7 @@ impl Runner<'_> {
             let target = match Reconnect::parse(&args).and_then(|r| self.target.reconnect(&r, PROG, &env)) {
                 Ok(t) => t,
                 Err(e) => {
-                    self.connect_failed = true;
+                    self.ending.connect_failed = true;
                     eprintln!("{PROG}: cannot resume in database {}: {}", s.dbname, e.message);
                     return Flow::Stop(exit::CONNECTION);
                 }
@@ -301,28 +265,28 @@ impl Runner<'_> {
             match self.open(&target) {
                 Ok(conn) => self.adopt(conn, target),
                 Err(e) => {
-                    self.connect_failed = true;
+                    self.ending.connect_failed = true;
                     eprintln!("{PROG}: cannot resume in database {}: {}", s.dbname, e.message);
                     return Flow::Stop(e.code);
                 }
             }
         }
-        self.enc = Encoding::parse(&s.input_encoding).ok_or_else(|| s.input_encoding.clone());
-        self.restrict = s.restrict.clone();
+        self.script.set_encoding(Encoding::parse(&s.input_encoding).ok_or_else(|| s.input_encoding.clone()));
+        self.session.restrict = s.restrict.clone();
         for (_, sql) in &s.settings {
             if let Err(e) = self.conn.batch_execute(sql) {
                 if self.is_lost(&e) {
-                    return self.lost(&e, self.line);
+                    return self.lost(&e, self.script.line());
                 }
                 let msg = format!(
                     "cannot give the resumed session the script's setting \"{sql}\": {}; nothing after line {} ran",
                     e.describe(),
-                    self.line
+                    self.script.line()
                 );
-                return self.stop(self.line, msg, String::new());
+                return self.stop(self.script.line(), msg, String::new());
             }
         }
-        self.settings = s.settings.clone();
+        self.session.settings = s.settings.clone();
         let scs = self.conn.parameter("standard_conforming_strings") == Some("on");
         if scs != s.standard_conforming_strings {
             let msg = format!(
@@ -330,10 +294,10 @@ impl Runner<'_> {
                  way a9s-pgrestore cannot replay): it would read the rest differently; nothing after line {} ran",
                 on_off(scs),
                 on_off(s.standard_conforming_strings),
-                self.line,
-                self.line
+                self.script.line(),
+                self.script.line()
             );
-            return self.stop(self.line, msg, String::new());
+            return self.stop(self.script.line(), msg, String::new());
         }
         self.split_strings_as(scs);
         Flow::Go
@@ -353,11 +317,11 @@ impl Runner<'_> {
     /// Records the point: the current line end, the session.
     fn write_checkpoint(&mut self, sync: bool) -> Flow {
         let session = self.session_state();
-        let (line, offset) = (self.line, self.progress.done());
+        let (line, offset) = (self.script.line(), self.script.bytes());
+        let (prefix_sha256, head) = self.script.hashes();
         let c = self.ckpt.as_mut().expect("checkpoint");
-        c.file.position = Position { line, offset, prefix_sha256: c.hash.hex() };
+        c.file.position = Position { line, offset, prefix_sha256 };
         // A resume names the script by what the interrupted run had read of it; never by less.
-        let head = c.head.identity();
         if head.head_bytes >= c.file.script.head_bytes {
             c.file.script = head;
         }
@@ -377,7 +341,7 @@ impl Runner<'_> {
                      FILE, then run again: it resumes from the last point written",
                     io_message(format_args!("cannot write --checkpoint {}", c.store.path().display()), &e)
                 );
-                self.stop(self.line, msg, String::new())
+                self.stop(self.script.line(), msg, String::new())
             }
         }
     }
@@ -388,16 +352,16 @@ impl Runner<'_> {
             user: self.target.user.clone(),
             host: self.target.hosts.join(","),
             port: ports(&self.target),
-            settings: self.settings.clone(),
-            input_encoding: self.enc_name(),
-            restrict: self.restrict.clone(),
+            settings: self.session.settings.clone(),
+            input_encoding: self.script.enc_name(),
+            restrict: self.session.restrict.clone(),
             standard_conforming_strings: self.conn.parameter("standard_conforming_strings") == Some("on"),
         }
     }
 
     /// The restore ended: FILE says whether it is complete (ran to the end of the script) or where it stopped.
     pub(super) fn close_checkpoint(&mut self, code: i32, ran_to_end: bool) -> i32 {
-        let (line, dead_end) = (self.line, self.dead_end);
+        let (line, dead_end) = (self.script.line(), self.ending.dead_end);
         let Some(c) = self.ckpt.as_mut().filter(|c| !c.refused) else { return code };
         if ran_to_end && (code == exit::OK || code == exit::ERRORS) {
             c.file.state = State::Complete;
@@ -564,14 +528,4 @@ fn on_off(b: bool) -> &'static str {
     } else {
         "off"
     }
-}
-
-/// Runs `run` over the script with its first bytes (read to name it) put back in front.
-pub(super) fn with_head<R: BufRead, T>(
-    head: Vec<u8>,
-    input: &mut R,
-    run: impl FnOnce(&mut std::io::Chain<std::io::Cursor<Vec<u8>>, &mut R>) -> T,
-) -> T {
-    let mut chained = std::io::Cursor::new(head).chain(input);
-    run(&mut chained)
 }

@@ -1,0 +1,379 @@
+//! Reading the script: [`Script`] owns the input and everything that follows it as it is read (the line and
+//! byte counts, the `--checkpoint` hash, the BOM, the dump's framing, the input encoding, COPY data's end
+//! marker); the runner's calls into it below add what reading means to a restore (a signal's stop, the
+//! progress line, the error said when the input fails).
+
+use std::io::{BufRead, Read};
+
+use super::*;
+use crate::checkpoint::{HeadHash, Identity, PrefixHash};
+use crate::lines;
+
+/// The script being read, and where the reading is.
+pub(super) struct Script<'i> {
+    input: Box<dyn BufRead + 'i>,
+    /// The last line read (counted at its first byte): what every message names.
+    line: u64,
+    /// Bytes read: the `--checkpoint` offset and the summary's `bytes_read`.
+    bytes: u64,
+    /// `--checkpoint`: the hashes that name what was read.
+    hash: Option<ReadHash>,
+    /// What the script's bytes are in: set by the session's server encoding, `PGCLIENTENCODING`,
+    /// `\encoding` and `SET client_encoding`.
+    enc: InputEncoding,
+    /// A line converted to UTF-8 (kept for its capacity: no allocation per converted line).
+    conv: Vec<u8>,
+    framing: DumpFraming,
+    /// COPY data is read in pieces ([`lines::PIECE`]): the last piece did not end its line.
+    mid_line: bool,
+    /// Where the last piece began in its line, and its length.
+    line_at: u64,
+    last_piece: usize,
+    /// The last COPY's end-of-data line as it came (`\.` and its line end), sent to the server as psql does.
+    copy_end: Vec<u8>,
+}
+
+/// With `--checkpoint`: the hashes of the bytes read so far, which name the script and the point.
+struct ReadHash {
+    /// SHA-256 of every byte of the script read so far.
+    prefix: PrefixHash,
+    /// The script's identity, from its first MiB as it streams by.
+    head: HeadHash,
+}
+
+impl<'i> Script<'i> {
+    pub(super) fn new(input: Box<dyn BufRead + 'i>) -> Self {
+        Script {
+            input,
+            line: 0,
+            bytes: 0,
+            hash: None,
+            enc: Ok(Encoding::Utf8),
+            conv: Vec::new(),
+            framing: DumpFraming::default(),
+            mid_line: false,
+            line_at: 0,
+            last_piece: 0,
+            copy_end: Vec::new(),
+        }
+    }
+
+    /// The last line read (from 1; 0 before the first).
+    pub(super) fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// Bytes read so far.
+    pub(super) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    pub(super) fn set_encoding(&mut self, enc: InputEncoding) {
+        self.enc = enc;
+    }
+
+    pub(super) fn enc_name(&self) -> String {
+        match &self.enc {
+            Ok(e) => e.name().to_string(),
+            Err(n) => n.clone(),
+        }
+    }
+
+    /// The end-of-data line of the last COPY, as it came.
+    pub(super) fn copy_end(&self) -> &[u8] {
+        &self.copy_end
+    }
+
+    /// The dump's closing line, when its header was seen and the closing line has not come (yet).
+    pub(super) fn missing_trailer(&self) -> Option<&'static [u8]> {
+        self.framing.trailer.filter(|_| !self.framing.seen_trailer)
+    }
+
+    /// Reads the first `n` bytes (to name the script before anything is run) and puts them back in front: they
+    /// are read again, counted and hashed as the rest.
+    pub(super) fn read_head(&mut self, n: u64) -> std::io::Result<Vec<u8>> {
+        let head = crate::checkpoint::read_head(&mut self.input, n)?;
+        let rest = std::mem::replace(&mut self.input, Box::new(std::io::empty()));
+        self.input = Box::new(std::io::Cursor::new(head.clone()).chain(rest));
+        Ok(head)
+    }
+
+    /// From now on every byte read is hashed (`--checkpoint`).
+    pub(super) fn start_hashing(&mut self) {
+        self.hash = Some(ReadHash { prefix: PrefixHash::default(), head: HeadHash::default() });
+    }
+
+    /// The hash of everything read (hex), and the script's identity from its first MiB.
+    pub(super) fn hashes(&self) -> (String, Identity) {
+        let h = self.hash.as_ref().expect("hashing");
+        (h.prefix.hex(), h.head.identity())
+    }
+
+    /// Bytes read (run or skipped): they name the script.
+    fn hash(&mut self, bytes: &[u8]) {
+        if let Some(h) = self.hash.as_mut() {
+            h.update(bytes);
+        }
+    }
+
+    /// Reads one line (with its `\n`) onto the end of `buf`; returns its length, 0 at the end.
+    pub(super) fn read_line(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        let n = self.input.read_until(b'\n', buf)?;
+        if n > 0 {
+            self.line += 1;
+            self.bytes += n as u64;
+            self.hash(&buf[buf.len() - n..]);
+        }
+        Ok(n)
+    }
+
+    /// Makes a line just read (a SQL line) ready for the lexer: its BOM dropped (line 1), the dump's framing
+    /// noted, converted to UTF-8. A byte that cannot be converted gives the reason, for the statement it
+    /// belongs to is then reported, not run.
+    pub(super) fn decode(&mut self, line: &mut Vec<u8>) -> Option<String> {
+        if self.line == 1 && line.starts_with(b"\xEF\xBB\xBF") {
+            line.drain(..3);
+        }
+        self.check_framing(line);
+        let (converted, bad) = self.transcode(line);
+        if converted {
+            // Both buffers keep their capacity: no allocation per converted line.
+            std::mem::swap(line, &mut self.conv);
+        }
+        bad
+    }
+
+    /// Converts the line to UTF-8 into `self.conv` when the input encoding needs it (true then; false: use the
+    /// line as it is), and why it cannot be, if so.
+    fn transcode(&mut self, line: &[u8]) -> (bool, Option<String>) {
+        match &self.enc {
+            Ok(enc) => match enc.to_utf8(line, &mut self.conv) {
+                Ok(converted) => (converted, None),
+                Err(at) => {
+                    let reason = format!(
+                        "byte 0x{:02X} at column {} has no Unicode equivalent in encoding {}",
+                        line[at],
+                        at + 1,
+                        enc.name()
+                    );
+                    (true, Some(reason))
+                }
+            },
+            Err(name) => {
+                if !line.is_ascii() {
+                    (false, Some(format!("non-ASCII text in encoding {name}, which a9s-pgrestore cannot convert")))
+                } else {
+                    (false, None)
+                }
+            }
+        }
+    }
+
+    /// Notes a pg_dump or pg_dumpall header among the first lines, and its closing line.
+    pub(super) fn check_framing(&mut self, line: &[u8]) {
+        if !line.starts_with(b"-- PostgreSQL database") {
+            return;
+        }
+        let l = line.strip_suffix(b"\n").unwrap_or(line);
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        for (_, head, tail) in crate::framing::FRAMINGS {
+            if l == head.as_bytes() && self.line <= crate::framing::HEADER_LINES && self.framing.trailer.is_none() {
+                self.framing.trailer = Some(tail);
+            } else if Some(l) == self.framing.trailer {
+                self.framing.seen_trailer = true;
+            }
+        }
+    }
+
+    /// Reads past the next block of the input, up to `lines` whole lines: hashed and counted, nothing else.
+    /// Returns the bytes skipped (0 at the end of the input) and whether they end inside a line.
+    pub(super) fn skip_block(&mut self, lines: u64) -> std::io::Result<(usize, bool)> {
+        let block = self.input.fill_buf()?;
+        let (mut take, mut seen) = (block.len(), 0);
+        for at in memchr::memchr_iter(b'\n', block) {
+            seen += 1;
+            if seen == lines {
+                take = at + 1;
+                break;
+            }
+        }
+        if let Some(h) = self.hash.as_mut() {
+            h.update(&block[..take]);
+        }
+        let partial = take > 0 && block[take - 1] != b'\n';
+        self.line += seen.min(lines);
+        self.input.consume(take);
+        self.bytes += take as u64;
+        Ok((take, partial))
+    }
+
+    /// The input ended after a last line without its newline, skipped by [`skip_block`](Self::skip_block):
+    /// it counts as a line, as [`read_line`](Self::read_line) counts it.
+    pub(super) fn count_unended_line(&mut self) {
+        self.line += 1;
+    }
+
+    /// Reads the next piece of COPY data (at most [`lines::PIECE`] bytes of a row, never more than one row)
+    /// onto the end of `out`, converted to UTF-8. Only a piece that is a whole line can be the `\.` end marker.
+    /// Counts the line at its first piece, so `line()` is the line being read.
+    pub(super) fn copy_piece(&mut self, out: &mut Vec<u8>, table: &str) -> std::io::Result<DataPiece> {
+        let start = out.len();
+        let row_start = !self.mid_line;
+        let piece = lines::read_piece(&mut self.input, out, lines::PIECE)?;
+        if piece.len == 0 {
+            return Ok(DataPiece::Eof);
+        }
+        if self.mid_line {
+            self.line_at += self.last_piece as u64;
+        } else {
+            self.line += 1;
+            self.line_at = 0;
+        }
+        self.last_piece = piece.len;
+        self.mid_line = !piece.ends_line;
+        self.bytes += piece.len as u64;
+        self.hash(&out[start..]);
+        if row_start && classify::is_copy_data_end(&out[start..]) {
+            self.copy_end.clear();
+            self.copy_end.extend_from_slice(&out[start..]);
+            out.truncate(start);
+            return Ok(DataPiece::End);
+        }
+        if let Some(at) = lines::find_nul(&out[start..]) {
+            out.truncate(start);
+            return Ok(DataPiece::Nul(self.line_at + at as u64 + 1));
+        }
+        let bad = match &self.enc {
+            // Single-byte encodings convert byte by byte: a piece boundary splits nothing.
+            Ok(e) => match e.to_utf8(&out[start..], &mut self.conv) {
+                Ok(false) => None,
+                Ok(true) => {
+                    out.truncate(start);
+                    out.extend_from_slice(&self.conv);
+                    None
+                }
+                Err(at) => Some(format!(
+                    "COPY {table} aborted at line {}: byte 0x{:02X} at column {} has no Unicode equivalent in \
+                     encoding {}",
+                    self.line,
+                    out[start + at],
+                    self.line_at + at as u64 + 1,
+                    e.name()
+                )),
+            },
+            Err(name) if !out[start..].is_ascii() => Some(format!(
+                "COPY {table} aborted at line {}: non-ASCII data in encoding {name}, which a9s-pgrestore cannot \
+                 convert",
+                self.line
+            )),
+            Err(_) => None,
+        };
+        Ok(match bad {
+            None => DataPiece::Data { row_start, row_end: piece.ends_line },
+            Some(msg) => {
+                out.truncate(start);
+                DataPiece::Bad(msg)
+            }
+        })
+    }
+}
+
+impl ReadHash {
+    fn update(&mut self, bytes: &[u8]) {
+        self.prefix.update(bytes);
+        self.head.update(bytes);
+    }
+}
+
+/// A pg_dump or pg_dumpall header seen, and whether its closing line came.
+#[derive(Default)]
+struct DumpFraming {
+    trailer: Option<&'static [u8]>,
+    seen_trailer: bool,
+}
+
+/// One piece of COPY data read by [`Script::copy_piece`].
+pub(super) enum DataPiece {
+    /// Appended, converted to UTF-8: `row_start`, it begins a row (the line being read); `row_end`, it ends it.
+    Data { row_start: bool, row_end: bool },
+    /// The `\.` line (in `copy_end`).
+    End,
+    /// The input ended.
+    Eof,
+    /// A piece that cannot be converted: the message.
+    Bad(String),
+    /// A NUL byte at this column of the line being read (see [`lines::nul_reason`]); nothing appended.
+    Nul(u64),
+    /// The input could not be read (reported): the exit status.
+    Input(i32),
+}
+
+impl Runner<'_> {
+    /// Reads one line (with its `\n`) into `buf`; returns its length, 0 at the end; or the status to stop with
+    /// (a signal, a read that failed).
+    pub(super) fn read_line(&mut self, buf: &mut Vec<u8>) -> std::result::Result<usize, i32> {
+        if let Some(code) = self.signalled() {
+            return Err(code);
+        }
+        match self.script.read_line(buf) {
+            // The end of the input may be the program feeding it ended by the same Ctrl-C.
+            Ok(0) => self.signalled().map_or(Ok(0), Err),
+            Ok(n) => {
+                self.progress.add(n as u64);
+                Ok(n)
+            }
+            Err(e) => Err(self.read_failed(&e)),
+        }
+    }
+
+    /// The next piece of COPY data (see [`Script::copy_piece`]).
+    pub(super) fn copy_data_piece(&mut self, out: &mut Vec<u8>, table: &str) -> DataPiece {
+        let before = self.script.bytes();
+        let piece = self.script.copy_piece(out, table);
+        let read = self.script.bytes() - before;
+        if read > 0 {
+            self.progress.add(read);
+        }
+        piece.unwrap_or_else(|e| DataPiece::Input(self.read_failed(&e)))
+    }
+
+    /// Skips a block of at most `lines` lines (see [`Script::skip_block`]).
+    pub(super) fn skip_block(&mut self, lines: u64) -> std::result::Result<(usize, bool), i32> {
+        match self.script.skip_block(lines) {
+            Ok((take, partial)) => {
+                self.progress.add(take as u64);
+                Ok((take, partial))
+            }
+            Err(e) => Err(self.read_failed(&e)),
+        }
+    }
+
+    /// The line being read holds a NUL byte at `column` (from 1): the restore stops before it (exit 3), never
+    /// sends it (see [`lines::nul_reason`]). `line` is the one named as where the restore stopped: this line, or
+    /// the COPY whose data it is (none of whose rows were loaded); `what` says what became of it. A resume
+    /// would stop here again, so `--checkpoint` gives no advice to run again.
+    pub(super) fn stop_at_nul(&mut self, line: u64, column: u64, what: &str) -> Flow {
+        self.ending.dead_end = true;
+        let reason = lines::nul_reason(column);
+        let msg = if line == self.script.line() {
+            format!("{reason}; the restore stopped here: {what}")
+        } else {
+            format!("script line {}: {reason}; the restore stopped here: {what}", self.script.line())
+        };
+        self.stop(line, msg, String::new())
+    }
+
+    /// The input could not be read: says so and gives the exit status.
+    pub(super) fn read_failed(&mut self, e: &std::io::Error) -> i32 {
+        if let Some(code) = self.signalled() {
+            return code;
+        }
+        self.progress.finish();
+        eprintln!(
+            "{PROG}: cannot read the input after line {}: {}; the restore is incomplete",
+            self.script.line(),
+            a9s_core::error::describe_io(e)
+        );
+        exit::ERRORS
+    }
+}
