@@ -370,9 +370,8 @@ impl Runner<'_> {
         }
         self.progress.finish();
         eprintln!(
-            "{PROG}: cannot read the input after line {}: {}; the restore is incomplete",
-            self.script.line(),
-            a9s_core::error::describe_io(e)
+            "{PROG}: {}; the restore is incomplete",
+            a9s_core::error::io_message(format_args!("cannot read the input after line {}", self.script.line()), e)
         );
         exit::ERRORS
     }
