@@ -42,3 +42,17 @@ pub enum FeedStop {
     /// A NUL byte at this column of the line being read: the restore stops there (exit 3), as for a SQL line.
     Nul { column: u64 },
 }
+
+impl FeedStop {
+    /// The input ended inside a COPY's data, on either path: psql would end the COPY there and keep what came,
+    /// but a cut stream must not look complete.
+    pub fn truncated(table: &str, line: u64) -> FeedStop {
+        FeedStop::Message {
+            message: format!(
+                "input ended inside the data of COPY {table} (started at line {line}): the dump is truncated; the \
+                 COPY was aborted"
+            ),
+            data_left: false,
+        }
+    }
+}

@@ -221,13 +221,11 @@ impl Runner<'_> {
                     data_left = false;
                 }
                 DataPiece::Eof => {
-                    // psql would end the COPY here and keep what came; a cut stream must not look complete.
                     drop(writer);
-                    let msg = format!(
-                        "input ended inside the data of COPY {table} (started at line {line}): the dump is \
-                         truncated; the COPY was aborted"
-                    );
-                    return stopped(msg, false);
+                    return CopyResult {
+                        outcome: CopyOutcome::Stopped(FeedStop::truncated(table, line)),
+                        data_left: false,
+                    };
                 }
                 DataPiece::Bad(msg) => {
                     drop(writer);

@@ -102,13 +102,7 @@ impl Runner<'_> {
                             ended = true;
                             return chunks.take().map_or(Feed::End, Feed::Chunk);
                         }
-                        DataPiece::Eof => {
-                            let msg = format!(
-                                "input ended inside the data of COPY {table} (started at line {line}): the dump is \
-                                 truncated; the COPY was aborted"
-                            );
-                            return Feed::Stop(FeedStop::Message { message: msg, data_left: false });
-                        }
+                        DataPiece::Eof => return Feed::Stop(FeedStop::truncated(table, line)),
                         DataPiece::Bad(msg) => return Feed::Stop(FeedStop::Message { message: msg, data_left: true }),
                         DataPiece::Nul(column) => return Feed::Stop(FeedStop::Nul { column }),
                         DataPiece::Input(code) => return Feed::Stop(FeedStop::Input(code)),
