@@ -267,7 +267,7 @@ fn the_guide_never_fetches_latest_after_verifying() {
     let lines = example_lines(body);
     let verify = lines.iter().position(|l| l.contains("a9s-pgrestore --list")).expect("a verify step");
     assert!(
-        lines[..verify].iter().any(|l| l.starts_with("id=$(a9s-ls --latest ")),
+        lines[..verify].iter().any(|l| l.starts_with("id=\"$(a9s-ls --latest ")),
         "the id is pinned before: {lines:?}"
     );
     for l in &lines[verify..] {
