@@ -131,9 +131,7 @@ impl<'i> Script<'i> {
     /// noted, converted to UTF-8. A byte that cannot be converted gives the reason, for the statement it
     /// belongs to is then reported, not run.
     pub(super) fn decode(&mut self, line: &mut Vec<u8>) -> Option<String> {
-        if self.line == 1 && line.starts_with(b"\xEF\xBB\xBF") {
-            line.drain(..3);
-        }
+        line.drain(..lines::bom_len(line, self.line));
         self.check_framing(line);
         let (converted, bad) = self.transcode(line);
         if converted {
