@@ -100,8 +100,7 @@ enum Flow {
     Stop(i32),
 }
 
-/// The input's encoding: supported, or a name we cannot transcode (only ASCII lines then pass).
-type InputEncoding = std::result::Result<Encoding, String>;
+use crate::encoding::InputEncoding;
 
 /// A restore under way. Its state is grouped by concern: where a new piece of state goes is named by the
 /// group's doc comment (the script's reading in [`Script`], the script's session settings in
