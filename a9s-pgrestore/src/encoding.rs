@@ -86,6 +86,48 @@ impl Encoding {
     }
 }
 
+/// The input's encoding: one a9s-pgrestore converts, or the name of one it cannot (only ASCII then passes).
+pub type InputEncoding = Result<Encoding, String>;
+
+/// Why text of the input cannot go over the UTF-8 session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Untranslatable {
+    /// The byte at offset `at` of the text has no Unicode equivalent in `encoding`.
+    Byte { byte: u8, at: usize, encoding: Encoding },
+    /// Non-ASCII text in an encoding a9s-pgrestore cannot convert.
+    Unsupported { encoding: String },
+}
+
+impl Untranslatable {
+    /// The reason, worded once for SQL lines and COPY data: `kind` names the text ("text", "data"), and
+    /// `column_base` is the text's offset in its line (a COPY piece may start inside a row).
+    pub fn reason(&self, kind: &str, column_base: u64) -> String {
+        match self {
+            Untranslatable::Byte { byte, at, encoding } => format!(
+                "byte 0x{byte:02X} at column {} has no Unicode equivalent in encoding {}",
+                column_base + *at as u64 + 1,
+                encoding.name()
+            ),
+            Untranslatable::Unsupported { encoding } => {
+                format!("non-ASCII {kind} in encoding {encoding}, which a9s-pgrestore cannot convert")
+            }
+        }
+    }
+}
+
+/// Transcode `text` of the input or refuse it: the one decision, for SQL lines and COPY data alike. `Ok(true)`:
+/// `out` holds the text in UTF-8; `Ok(false)`: the text goes as it is. On [`Untranslatable::Byte`], `out` holds
+/// the text with U+FFFD in place of the bad bytes, so a lexer can stay in step.
+pub fn transcode(enc: &InputEncoding, text: &[u8], out: &mut Vec<u8>) -> Result<bool, Untranslatable> {
+    match enc {
+        Ok(encoding) => {
+            encoding.to_utf8(text, out).map_err(|at| Untranslatable::Byte { byte: text[at], at, encoding: *encoding })
+        }
+        Err(name) if !text.is_ascii() => Err(Untranslatable::Unsupported { encoding: name.clone() }),
+        Err(_) => Ok(false),
+    }
+}
+
 fn latin9(b: u8) -> u32 {
     match b {
         0xA4 => 0x20AC,
@@ -149,5 +191,21 @@ mod tests {
         let all: Vec<u8> = (1..=255u8).collect();
         let s = conv(Encoding::Latin1, &all).unwrap();
         assert_eq!(s.chars().map(|c| c as u32 as u8).collect::<Vec<u8>>(), all);
+    }
+
+    #[test]
+    fn transcode_or_refuse_is_decided_once() {
+        let mut out = Vec::new();
+        assert_eq!(transcode(&Ok(Encoding::Utf8), "é".as_bytes(), &mut out), Ok(false));
+        assert_eq!(transcode(&Ok(Encoding::Latin1), b"\xE9", &mut out), Ok(true));
+        assert_eq!(out, "é".as_bytes());
+        let bad = transcode(&Ok(Encoding::Win1252), b"ab\x81", &mut out).unwrap_err();
+        assert_eq!(out, "ab\u{FFFD}".as_bytes());
+        assert_eq!(bad.reason("text", 0), "byte 0x81 at column 3 has no Unicode equivalent in encoding WIN1252");
+        assert_eq!(bad.reason("data", 10), "byte 0x81 at column 13 has no Unicode equivalent in encoding WIN1252");
+        let euc = Err("EUC_JP".to_string());
+        assert_eq!(transcode(&euc, b"ascii", &mut out), Ok(false));
+        let refused = transcode(&euc, b"\xA4", &mut out).unwrap_err();
+        assert_eq!(refused.reason("data", 0), "non-ASCII data in encoding EUC_JP, which a9s-pgrestore cannot convert");
     }
 }

@@ -9,6 +9,19 @@ use std::io::BufRead;
 /// is never held whole.
 pub const PIECE: usize = 64 << 10;
 
+/// The UTF-8 byte order mark.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// How many bytes at the start of `line`, the script's line `line_no` (from 1), are a BOM to skip: as psql, one
+/// at the very start of the script only, for the restore, the lexer, `--list` and a resume alike.
+pub fn bom_len(line: &[u8], line_no: u64) -> usize {
+    if line_no == 1 && line.starts_with(BOM) {
+        BOM.len()
+    } else {
+        0
+    }
+}
+
 /// What [`read_piece`] read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Piece {
@@ -99,5 +112,13 @@ mod tests {
         assert_eq!(find_nul(b"a\0c"), Some(1));
         let r = nul_reason(3);
         assert!(r.starts_with("a NUL byte (column 3), which"), "{r}");
+    }
+
+    #[test]
+    fn bom_is_skipped_at_the_start_of_line_one_only() {
+        assert_eq!(bom_len(b"\xEF\xBB\xBFSELECT 1;\n", 1), 3);
+        assert_eq!(bom_len(b"\xEF\xBB\xBFSELECT 1;\n", 2), 0);
+        assert_eq!(bom_len(b"SELECT \xEF\xBB\xBF;\n", 1), 0);
+        assert_eq!(bom_len(b"\xEF\xBB", 1), 0);
     }
 }

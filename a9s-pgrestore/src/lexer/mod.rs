@@ -55,7 +55,6 @@ enum State {
     Dollar,
 }
 
-const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// psql 14–18 remember the first 4 identifiers of a statement to recognise CREATE [OR REPLACE] FUNCTION|PROCEDURE.
 const ROUTINE_IDENTS: usize = 4;
 
@@ -315,9 +314,7 @@ impl Lexer {
         let mut i = from;
         if from == 0 {
             self.line_no += 1;
-            if self.line_no == 1 && line.starts_with(BOM) {
-                i = BOM.len();
-            }
+            i = crate::lines::bom_len(line, self.line_no);
         }
         let n = line.len();
         // psql lexes the line without its newline.

@@ -91,6 +91,9 @@ impl Conn for Scripted {
     fn session(&mut self) -> Option<&mut a9s_core::pg::Session> {
         None
     }
+    fn cancel_token(&self) -> Option<tokio_postgres::CancelToken> {
+        None
+    }
 }
 
 struct ScriptedCopy {

@@ -5,6 +5,8 @@
 //! lost connection, so there is no "not connected" case to forget. Being a trait, it is also the seam where
 //! the runner's unit tests put a scripted session in place of a server (`runner/tests.rs`).
 
+use std::sync::Arc;
+
 use a9s_core::pg::error::{io_to_sql, SqlError};
 use a9s_core::pg::Session;
 use a9s_core::Result;
@@ -25,6 +27,8 @@ pub trait Conn {
     fn copy_out(&mut self, sql: &str) -> std::result::Result<u64, SqlError>;
     /// The server's session itself, for the standby check and the cluster steps, which only a server has.
     fn session(&mut self) -> Option<&mut Session>;
+    /// What cancels the session's running statement from another thread (a signal), if it has a server.
+    fn cancel_token(&self) -> Option<tokio_postgres::CancelToken>;
 }
 
 /// The data of a started `COPY … FROM STDIN`; dropped without [`CopySink::finish`], the COPY is aborted.
@@ -34,12 +38,14 @@ pub trait CopySink {
     fn finish(self: Box<Self>) -> std::result::Result<u64, SqlError>;
 }
 
-/// Opens a session to a target, its notices handed to the callback.
-pub type Connector = Box<dyn FnMut(&a9s_core::pg::Target, a9s_core::pg::session::NoticeFn) -> Result<Box<dyn Conn>>>;
+/// Opens a session to a target, its notices handed to the callback: the one way the runner opens sessions, the
+/// main one and those of `--jobs` (from their threads, hence `Send + Sync`).
+pub type Connector =
+    Arc<dyn Fn(&a9s_core::pg::Target, a9s_core::pg::session::NoticeFn) -> Result<Box<dyn Conn + Send>> + Send + Sync>;
 
 /// The connector of a real run.
 pub fn server_connector() -> Connector {
-    Box::new(|target, notices| Ok(Box::new(target.connect_with_notices(notices)?) as Box<dyn Conn>))
+    Arc::new(|target, notices| Ok(Box::new(target.connect_with_notices(notices)?) as Box<dyn Conn + Send>))
 }
 
 impl Conn for Session {
@@ -73,6 +79,9 @@ impl Conn for Session {
     }
     fn session(&mut self) -> Option<&mut Session> {
         Some(self)
+    }
+    fn cancel_token(&self) -> Option<tokio_postgres::CancelToken> {
+        Some(Session::cancel_token(self))
     }
 }
 
@@ -114,6 +123,9 @@ impl Conn for NoSession {
         Err(Self::gone())
     }
     fn session(&mut self) -> Option<&mut Session> {
+        None
+    }
+    fn cancel_token(&self) -> Option<tokio_postgres::CancelToken> {
         None
     }
 }

@@ -179,16 +179,19 @@ impl Runner<'_> {
             return Flow::Go;
         }
         self.pool = None;
-        let target = self.target.clone();
+        let (target, connector) = (self.target.clone(), self.connector.clone());
         let db = quote_conninfo_value(&target.dbname);
         let connect: parallel::Connect = Arc::new(move |line: Arc<AtomicU64>| {
             let db = db.clone();
-            let session = target.connect_with_notices(Arc::new(move |n| {
-                eprintln!("{}", notice_text(&db, line.load(Ordering::Relaxed), n))
-            }))?;
+            let session = connector(
+                &target,
+                Arc::new(move |n| eprintln!("{}", notice_text(&db, line.load(Ordering::Relaxed), n))),
+            )?;
             // A signal cancels what the --jobs sessions run too, or the restore would wait for their index builds.
-            signals::watch_worker(&target, session.cancel_token());
-            Ok(Box::new(session) as Box<dyn Conn + Send>)
+            if let Some(token) = session.cancel_token() {
+                signals::watch_worker(&target, token);
+            }
+            Ok(session)
         });
         match Pool::open(connect, &self.target.dbname, self.opts.jobs) {
             Ok(pool) => {

@@ -100,8 +100,7 @@ enum Flow {
     Stop(i32),
 }
 
-/// The input's encoding: supported, or a name we cannot transcode (only ASCII lines then pass).
-type InputEncoding = std::result::Result<Encoding, String>;
+use crate::encoding::InputEncoding;
 
 /// A restore under way. Its state is grouped by concern: where a new piece of state goes is named by the
 /// group's doc comment (the script's reading in [`Script`], the script's session settings in
@@ -422,20 +421,21 @@ impl<'o> Runner<'o> {
     fn open(&mut self, target: &Target) -> Result<Box<dyn Conn>> {
         *self.notices.db.lock().expect("notice db") = quote_conninfo_value(&target.dbname);
         let (line, db, out) = (self.notices.line.clone(), self.notices.db.clone(), self.progress.printer());
-        (self.connector)(
+        let client = (self.connector)(
             target,
             Arc::new(move |n| {
                 let db = db.lock().map(|d| d.clone()).unwrap_or_default();
                 // Under the progress line's lock: a notice during a long statement does not garble its line.
                 out.line(&notice_text(&db, line.load(Ordering::Relaxed), n));
             }),
-        )
+        )?;
+        Ok(client)
     }
 
     /// Makes `client` the current session: learns its encoding and string syntax, as psql does on connect.
-    fn adopt(&mut self, mut client: Box<dyn Conn>, target: Target) {
-        if let Some(session) = client.session() {
-            signals::watch_session(&target, session.cancel_token());
+    fn adopt(&mut self, client: Box<dyn Conn>, target: Target) {
+        if let Some(token) = client.cancel_token() {
+            signals::watch_session(&target, token);
         }
         // Both are reported by the server at start-up (ParameterStatus).
         let server_encoding = client.parameter("server_encoding").unwrap_or_default().to_string();

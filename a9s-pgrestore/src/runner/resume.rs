@@ -197,8 +197,7 @@ impl Runner<'_> {
                 Ok(_) => {}
                 Err(code) => return Flow::Stop(code),
             }
-            let line = if self.script.line() == 1 { buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buf) } else { &buf };
-            self.script.check_framing(line);
+            self.script.check_framing(&buf[lines::bom_len(&buf, self.script.line())..]);
         }
         let mut partial = false;
         while self.script.line() < to.line {

@@ -7,6 +7,7 @@ use std::io::{BufRead, Read};
 
 use super::*;
 use crate::checkpoint::{HeadHash, Identity, PrefixHash};
+use crate::encoding::{self, Untranslatable};
 use crate::lines;
 
 /// The script being read, and where the reading is.
@@ -131,9 +132,7 @@ impl<'i> Script<'i> {
     /// noted, converted to UTF-8. A byte that cannot be converted gives the reason, for the statement it
     /// belongs to is then reported, not run.
     pub(super) fn decode(&mut self, line: &mut Vec<u8>) -> Option<String> {
-        if self.line == 1 && line.starts_with(b"\xEF\xBB\xBF") {
-            line.drain(..3);
-        }
+        line.drain(..lines::bom_len(line, self.line));
         self.check_framing(line);
         let (converted, bad) = self.transcode(line);
         if converted {
@@ -146,26 +145,11 @@ impl<'i> Script<'i> {
     /// Converts the line to UTF-8 into `self.conv` when the input encoding needs it (true then; false: use the
     /// line as it is), and why it cannot be, if so.
     fn transcode(&mut self, line: &[u8]) -> (bool, Option<String>) {
-        match &self.enc {
-            Ok(enc) => match enc.to_utf8(line, &mut self.conv) {
-                Ok(converted) => (converted, None),
-                Err(at) => {
-                    let reason = format!(
-                        "byte 0x{:02X} at column {} has no Unicode equivalent in encoding {}",
-                        line[at],
-                        at + 1,
-                        enc.name()
-                    );
-                    (true, Some(reason))
-                }
-            },
-            Err(name) => {
-                if !line.is_ascii() {
-                    (false, Some(format!("non-ASCII text in encoding {name}, which a9s-pgrestore cannot convert")))
-                } else {
-                    (false, None)
-                }
-            }
+        match encoding::transcode(&self.enc, line, &mut self.conv) {
+            Ok(converted) => (converted, None),
+            // `self.conv` holds the line with U+FFFD in place of the bad bytes.
+            Err(e @ Untranslatable::Byte { .. }) => (true, Some(e.reason("text", 0))),
+            Err(e) => (false, Some(e.reason("text", 0))),
         }
     }
 
@@ -243,30 +227,15 @@ impl<'i> Script<'i> {
             out.truncate(start);
             return Ok(DataPiece::Nul(self.line_at + at as u64 + 1));
         }
-        let bad = match &self.enc {
-            // Single-byte encodings convert byte by byte: a piece boundary splits nothing.
-            Ok(e) => match e.to_utf8(&out[start..], &mut self.conv) {
-                Ok(false) => None,
-                Ok(true) => {
-                    out.truncate(start);
-                    out.extend_from_slice(&self.conv);
-                    None
-                }
-                Err(at) => Some(format!(
-                    "COPY {table} aborted at line {}: byte 0x{:02X} at column {} has no Unicode equivalent in \
-                     encoding {}",
-                    self.line,
-                    out[start + at],
-                    self.line_at + at as u64 + 1,
-                    e.name()
-                )),
-            },
-            Err(name) if !out[start..].is_ascii() => Some(format!(
-                "COPY {table} aborted at line {}: non-ASCII data in encoding {name}, which a9s-pgrestore cannot \
-                 convert",
-                self.line
-            )),
-            Err(_) => None,
+        // Single-byte encodings convert byte by byte: a piece boundary splits nothing.
+        let bad = match encoding::transcode(&self.enc, &out[start..], &mut self.conv) {
+            Ok(false) => None,
+            Ok(true) => {
+                out.truncate(start);
+                out.extend_from_slice(&self.conv);
+                None
+            }
+            Err(e) => Some(format!("COPY {table} aborted at line {}: {}", self.line, e.reason("data", self.line_at))),
         };
         Ok(match bad {
             None => DataPiece::Data { row_start, row_end: piece.ends_line },

@@ -3,9 +3,8 @@
 //! in what order, what counts as an error, a stop or a lost connection, and what is never sent after a stop.
 //! The same behaviours against the real server and psql are in tests/tests/pgrestore_*.rs.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use a9s_core::pg::error::SqlError;
 use a9s_core::pg::{ConnArgs, Env, Session, Target};
@@ -27,7 +26,7 @@ struct Server {
 
 #[derive(Clone, Default)]
 struct Fake {
-    server: Rc<RefCell<Server>>,
+    server: Arc<Mutex<Server>>,
     params: HashMap<&'static str, &'static str>,
     closed: bool,
 }
@@ -42,7 +41,7 @@ impl Fake {
     }
 
     fn rule(self, contains: &'static str, error: SqlError) -> Fake {
-        self.server.borrow_mut().rules.push((contains, error));
+        self.server().rules.push((contains, error));
         self
     }
 
@@ -50,8 +49,8 @@ impl Fake {
         if self.closed {
             return Err(SqlError::broken("connection closed"));
         }
-        self.server.borrow_mut().sent.push(sql.to_string());
-        let rule = self.server.borrow().rules.iter().find(|(c, _)| sql.contains(c)).map(|(_, e)| e.clone());
+        self.server().sent.push(sql.to_string());
+        let rule = self.server().rules.iter().find(|(c, _)| sql.contains(c)).map(|(_, e)| e.clone());
         if let Some(e) = rule {
             self.closed = e.broken || e.server.as_ref().is_some_and(|s| s.severity == "FATAL");
             return Err(e);
@@ -61,26 +60,30 @@ impl Fake {
             self.params.insert("standard_conforming_strings", "off");
         }
         if sql.contains("BEGIN") {
-            self.server.borrow_mut().in_block = true;
+            self.server().in_block = true;
         }
         if sql.contains("COMMIT") {
-            self.server.borrow_mut().in_block = false;
+            self.server().in_block = false;
         }
         Ok(())
     }
 
+    fn server(&self) -> std::sync::MutexGuard<'_, Server> {
+        self.server.lock().expect("scripted server")
+    }
+
     fn connector(&self) -> Connector {
         let me = self.clone();
-        Box::new(move |target, _notices| {
+        Arc::new(move |target, _notices| {
             let mut fake = me.clone();
             fake.closed = false;
-            fake.server.borrow_mut().sent.push(format!("connect {}", target.dbname));
-            Ok(Box::new(fake) as Box<dyn Conn>)
+            fake.server().sent.push(format!("connect {}", target.dbname));
+            Ok(Box::new(fake) as Box<dyn Conn + Send>)
         })
     }
 
     fn sent(&self) -> Vec<String> {
-        self.server.borrow().sent.clone()
+        self.server().sent.clone()
     }
 }
 
@@ -96,7 +99,7 @@ impl Conn for Fake {
     }
     fn query_column(&mut self, sql: &str) -> std::result::Result<Vec<Option<String>>, SqlError> {
         if sql.contains("statement_timestamp") {
-            let inside = self.server.borrow().in_block;
+            let inside = self.server().in_block;
             return Ok(vec![Some(if inside { "t" } else { "f" }.into())]);
         }
         self.answer(sql)?;
@@ -110,6 +113,9 @@ impl Conn for Fake {
         self.answer(sql).map(|()| 0)
     }
     fn session(&mut self) -> Option<&mut Session> {
+        None
+    }
+    fn cancel_token(&self) -> Option<tokio_postgres::CancelToken> {
         None
     }
 }
@@ -126,7 +132,7 @@ impl CopySink for FakeCopy<'_> {
     }
     fn finish(self: Box<Self>) -> std::result::Result<u64, SqlError> {
         let text = String::from_utf8_lossy(&self.data).into_owned();
-        let mut server = self.fake.server.borrow_mut();
+        let mut server = self.fake.server();
         let mut rows = 0;
         for l in text.lines() {
             server.sent.push(format!("data: {l}"));
