@@ -212,32 +212,36 @@ impl Runner<'_> {
         // Read straight into the chunk, a piece at a time: a row of any size streams through it.
         chunk.reserve((COPY_CHUNK + lines::PIECE).saturating_sub(chunk.len()));
         while data_left {
-            match self.copy_data_piece(&mut chunk, table) {
-                DataPiece::Data { .. } => {}
-                DataPiece::End => {
-                    // psql sends the end marker too: the server checks it (a `\.` ending in CR after rows ending
-                    // in LF is an error there) and ignores anything after it.
-                    chunk.extend_from_slice(self.script.copy_end());
-                    data_left = false;
-                }
-                DataPiece::Eof => {
-                    drop(writer);
-                    return CopyResult {
-                        outcome: CopyOutcome::Stopped(FeedStop::truncated(table, line)),
-                        data_left: false,
-                    };
-                }
-                DataPiece::Bad(msg) => {
-                    drop(writer);
-                    return stopped(msg, true);
-                }
-                DataPiece::Nul(column) => {
-                    // Dropped unfinished: CopyFail, and the server loads none of the rows.
-                    drop(writer);
-                    return CopyResult { outcome: CopyOutcome::Stopped(FeedStop::Nul { column }), data_left: true };
-                }
-                DataPiece::Input(code) => {
-                    return CopyResult { outcome: CopyOutcome::Stopped(FeedStop::Input(code)), data_left: true }
+            if self.copy_data_rows(&mut chunk) {
+                // Whole rows, as many as the input had buffered.
+            } else {
+                match self.copy_data_piece(&mut chunk, table) {
+                    DataPiece::Data { .. } => {}
+                    DataPiece::End => {
+                        // psql sends the end marker too: the server checks it (a `\.` ending in CR after rows ending
+                        // in LF is an error there) and ignores anything after it.
+                        chunk.extend_from_slice(self.script.copy_end());
+                        data_left = false;
+                    }
+                    DataPiece::Eof => {
+                        drop(writer);
+                        return CopyResult {
+                            outcome: CopyOutcome::Stopped(FeedStop::truncated(table, line)),
+                            data_left: false,
+                        };
+                    }
+                    DataPiece::Bad(msg) => {
+                        drop(writer);
+                        return stopped(msg, true);
+                    }
+                    DataPiece::Nul(column) => {
+                        // Dropped unfinished: CopyFail, and the server loads none of the rows.
+                        drop(writer);
+                        return CopyResult { outcome: CopyOutcome::Stopped(FeedStop::Nul { column }), data_left: true };
+                    }
+                    DataPiece::Input(code) => {
+                        return CopyResult { outcome: CopyOutcome::Stopped(FeedStop::Input(code)), data_left: true }
+                    }
                 }
             }
             if chunk.len() >= COPY_CHUNK {
