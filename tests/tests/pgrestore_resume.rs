@@ -498,7 +498,9 @@ fn sigint_cancels_the_jobs_sessions_too() {
     });
     let copying = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY slow%' AND state = 'active'";
     let t0 = std::time::Instant::now();
-    while pg.psql("postgres", copying) != "2" {
+    // At least one worker's COPY: a worker whose first chunk sits in its socket's buffer may take the next
+    // chunk too before the other worker asks, so both are not always busy at once.
+    while pg.psql("postgres", copying) == "0" {
         assert!(
             t0.elapsed().as_secs() < 30,
             "the --jobs sessions did not start their COPY: {}",
