@@ -82,6 +82,27 @@ pub fn describe_io(e: &std::io::Error) -> String {
     }
 }
 
+/// An error and its sources in one line, without std's "(os error N)".
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        let t = x.to_string();
+        if !s.contains(&t) {
+            s += ": ";
+            s += &t;
+        }
+        src = x.source();
+    }
+    while let Some(i) = s.find(" (os error") {
+        match s[i..].find(')') {
+            Some(j) => s.replace_range(i..i + j + 1, ""),
+            None => break,
+        }
+    }
+    s
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::new(io_status(&e, exit::FAILURE), describe_io(&e))

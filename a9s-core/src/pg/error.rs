@@ -175,26 +175,7 @@ pub fn sql_error(what: &str, e: &tokio_postgres::Error) -> Error {
     Error::new(code, format!("{what}: {}", describe(e)))
 }
 
-/// An error and its sources in one line, without std's "(os error N)".
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        let t = x.to_string();
-        if !s.contains(&t) {
-            s += ": ";
-            s += &t;
-        }
-        src = x.source();
-    }
-    while let Some(i) = s.find(" (os error") {
-        match s[i..].find(')') {
-            Some(j) => s.replace_range(i..i + j + 1, ""),
-            None => break,
-        }
-    }
-    s
-}
+pub use crate::error::error_chain;
 
 /// The error of a COPY writer's `io::Error`: the `tokio_postgres::Error` inside it, else the socket broke.
 pub fn io_to_sql(e: std::io::Error) -> SqlError {

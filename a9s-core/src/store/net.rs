@@ -121,23 +121,7 @@ impl Cause {
 /// An error and its sources, each by its `Display` only (never `Debug`), joined by `: ` with repeats left
 /// out, on one bounded line with controls escaped and credentials hidden.
 pub fn chain_text(e: &(dyn StdError + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !t.is_empty() && !s.contains(&t) {
-            s += ": ";
-            s += &t;
-        }
-        cur = c.source();
-    }
-    while let Some(i) = s.find(" (os error") {
-        match s[i..].find(')') {
-            Some(j) => s.replace_range(i..i + j + 1, ""),
-            None => break,
-        }
-    }
-    super::one_line(&s)
+    super::one_line(&crate::error::error_chain(e))
 }
 
 #[cfg(test)]

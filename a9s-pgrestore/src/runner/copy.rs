@@ -212,9 +212,8 @@ impl Runner<'_> {
         // Read straight into the chunk, a piece at a time: a row of any size streams through it.
         chunk.reserve((COPY_CHUNK + lines::PIECE).saturating_sub(chunk.len()));
         while data_left {
-            if self.copy_data_rows(&mut chunk) {
-                // Whole rows, as many as the input had buffered.
-            } else {
+            // Whole rows, as many as the input has buffered; else one piece, which may end the data.
+            if !self.copy_data_rows(&mut chunk) {
                 match self.copy_data_piece(&mut chunk, table) {
                     DataPiece::Data { .. } => {}
                     DataPiece::End => {
